@@ -1,0 +1,238 @@
+// Package crm defines how the service talks to customers' CRMs: the
+// Connector each CRM (HubSpot, Salesforce, Follow Up Boss, the sandbox)
+// implements, a Registry that finds a connector by provider name, and the
+// error classes a connector reports so the workflow knows whether to retry,
+// wait, re-validate or give up on a record.
+//
+// Credentials travel as the provider's own JSON document (for example
+// {"api_key": "..."}), sealed at rest by package credential. A connector
+// never logs them and never puts them into an error message.
+//
+// # Validation checks
+//
+// Validate returns one integration.Check per thing the CRM needs, named with
+// the Check* constants so every provider reads the same in the UI:
+// CheckCredentials (code expired_credentials), CheckScopes (code
+// insufficient_permissions) and CheckAPIAccess (code api_disabled). When an
+// earlier check makes a later one impossible to run (rejected credentials
+// hide the account's scopes), the later one is reported by NotChecked: not
+// OK, with no code and a message beginning "not checked:", because claiming
+// it passed would be untrue and the failing check already carries the
+// reason and remediation.
+//
+// # Later
+//
+// Issues to come extend Connector (or add optional interfaces a connector
+// may implement):
+//   - batch push of leads, returning a result per record (delivered, or
+//     rejected with the CRM's reason) plus an *Error for the batch as a whole;
+//   - error classes, already defined here: ClassAuth and ClassPermission
+//     trigger an immediate validation, ClassRateLimited waits
+//     Error.RetryAfter without counting as a failure, ClassTransient retries
+//     with backoff, ClassRecordRejected marks one record rejected;
+//   - refreshable credentials (OAuth): a connector that can refresh returns
+//     the new credentials document to be re-sealed and stored.
+package crm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/acme/integrations/integration"
+)
+
+// Connector is one CRM provider's implementation.
+type Connector interface {
+	// Provider is the provider name stored with an integration, e.g.
+	// "hubspot" or "sandbox".
+	Provider() string
+
+	// ParseCredentials checks the shape of a credentials document (e.g.
+	// {"api_key": "..."}) before anything is stored. Its error says which
+	// field is wrong and never echoes secret values.
+	ParseCredentials(raw []byte) error
+
+	// Validate runs the provider's checks with the given credentials: token
+	// valid (code expired_credentials), required scopes
+	// (insufficient_permissions), API access enabled (api_disabled). A
+	// non-nil error means validation could not run (network, 5xx, rate
+	// limit), not that checks failed; it is an *Error where the connector can
+	// classify it.
+	Validate(ctx context.Context, raw []byte) ([]integration.Check, error)
+}
+
+// Names of the validation checks every connector reports.
+const (
+	CheckCredentials = "credentials"
+	CheckScopes      = "scopes"
+	CheckAPIAccess   = "api_access"
+)
+
+// NotChecked reports a check that could not run because of the failure
+// named in because, e.g. NotChecked(CheckScopes, "the credentials were
+// rejected").
+func NotChecked(name, because string) integration.Check {
+	return integration.Check{Name: name, OK: false, Message: "not checked: " + because}
+}
+
+// ErrUnknownProvider is wrapped by Registry.Get for a provider it does not
+// know.
+var ErrUnknownProvider = errors.New("unknown CRM provider")
+
+// Registry maps provider names to connectors. It is read-only after
+// NewRegistry, hence safe for concurrent use.
+type Registry struct {
+	connectors map[string]Connector
+}
+
+// NewRegistry returns a registry of connectors. A nil connector, an empty
+// provider name or two connectors for one provider is a wiring mistake and
+// panics.
+func NewRegistry(connectors ...Connector) *Registry {
+	r := &Registry{connectors: make(map[string]Connector, len(connectors))}
+	for _, c := range connectors {
+		if c == nil {
+			panic("crm.NewRegistry: nil connector")
+		}
+		name := c.Provider()
+		if name == "" {
+			panic(fmt.Sprintf("crm.NewRegistry: connector %T has an empty provider name", c))
+		}
+		if _, dup := r.connectors[name]; dup {
+			panic(fmt.Sprintf("crm.NewRegistry: two connectors for provider %q", name))
+		}
+		r.connectors[name] = c
+	}
+	return r
+}
+
+// Get returns the connector for provider; an unknown provider's error lists
+// the known ones.
+func (r *Registry) Get(provider string) (Connector, error) {
+	if c, ok := r.connectors[provider]; ok {
+		return c, nil
+	}
+	if len(r.connectors) == 0 {
+		return nil, fmt.Errorf("%w %q: no CRM providers are configured", ErrUnknownProvider, provider)
+	}
+	return nil, fmt.Errorf("%w %q: use one of %s", ErrUnknownProvider, provider, strings.Join(r.Providers(), ", "))
+}
+
+// Providers returns the known provider names, sorted.
+func (r *Registry) Providers() []string {
+	names := make([]string, 0, len(r.connectors))
+	for name := range r.connectors {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// ErrorClass says how the service reacts to a failed CRM call.
+type ErrorClass string
+
+// The error classes.
+const (
+	// ClassAuth: the CRM rejected the credentials; validate now.
+	ClassAuth ErrorClass = "auth"
+	// ClassPermission: the credentials lack a permission; validate now.
+	ClassPermission ErrorClass = "permission"
+	// ClassRateLimited: try again after Error.RetryAfter; not a failure.
+	ClassRateLimited ErrorClass = "rate_limited"
+	// ClassTransient: 5xx, timeout, network; retry with backoff.
+	ClassTransient ErrorClass = "transient"
+	// ClassRecordRejected: the CRM refused one record (bad data); retrying
+	// the same record will not help.
+	ClassRecordRejected ErrorClass = "record_rejected"
+)
+
+// Error is a classified CRM failure. Err must not contain credentials or
+// lead PII: it ends up in workflow history and logs.
+type Error struct {
+	Class ErrorClass
+	// RetryAfter is the delay the CRM asked for (ClassRateLimited); zero
+	// when it gave none.
+	RetryAfter time.Duration
+	// StatusCode is the HTTP status, zero when there was no response.
+	StatusCode int
+	Err        error
+}
+
+// Error implements error.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("crm ")
+	b.WriteString(string(e.Class))
+	if e.StatusCode != 0 {
+		fmt.Fprintf(&b, " (HTTP %d)", e.StatusCode)
+	}
+	if e.RetryAfter > 0 {
+		fmt.Fprintf(&b, ", retry after %s", e.RetryAfter)
+	}
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// ClassOf returns the class of err: the class of the *Error in its chain,
+// ClassTransient for any other error (an unexplained failure is worth
+// retrying), and "" for nil.
+func ClassOf(err error) ErrorClass {
+	if err == nil {
+		return ""
+	}
+	var crmErr *Error
+	if errors.As(err, &crmErr) {
+		return crmErr.Class
+	}
+	return ClassTransient
+}
+
+// ClassForStatus maps an HTTP error status to its usual class: 401 auth,
+// 403 permission, 429 rate limited, 408 and 5xx transient, any other 4xx
+// record rejected. Connectors whose CRM deviates classify for themselves.
+func ClassForStatus(status int) ErrorClass {
+	switch {
+	case status == http.StatusUnauthorized:
+		return ClassAuth
+	case status == http.StatusForbidden:
+		return ClassPermission
+	case status == http.StatusTooManyRequests:
+		return ClassRateLimited
+	case status == http.StatusRequestTimeout, status >= 500:
+		return ClassTransient
+	default:
+		return ClassRecordRejected
+	}
+}
+
+// ParseRetryAfter reads a Retry-After header value, delay-seconds or an
+// HTTP date relative to now. It returns 0 when the value is absent,
+// unparseable or in the past.
+func ParseRetryAfter(value string, now time.Time) time.Duration {
+	value = strings.TrimSpace(value)
+	if value == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(value); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if at, err := http.ParseTime(value); err == nil && at.After(now) {
+		return at.Sub(now)
+	}
+	return 0
+}

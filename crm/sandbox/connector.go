@@ -1,0 +1,226 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/acme/integrations/crm"
+	"github.com/acme/integrations/integration"
+)
+
+// ProviderName is the provider name of sandbox CRM integrations.
+const ProviderName = "sandbox"
+
+// RequiredScopes returns the scopes the service needs on a sandbox account.
+func RequiredScopes() []string { return []string{ScopeContactsRead, ScopeContactsWrite} }
+
+// credentialsExample is shown in every credentials error.
+const credentialsExample = `{"api_key": "sbx_..."}`
+
+// Remediation texts, shown to the customer next to a failed check.
+const (
+	remediateCredentials = "Re-authorize the integration with a valid API key (integrations authorize ID --credentials-file FILE)"
+	remediateScopes      = "Grant the API key the missing scopes in the CRM, or re-authorize with a key that has them (integrations authorize ID --credentials-file FILE); the integration resumes by itself once validation passes"
+	remediateAPIAccess   = "Turn API access back on in the CRM account's settings; the integration resumes by itself at the next validation"
+)
+
+// credentials is the sandbox credentials document.
+type credentials struct {
+	APIKey string `json:"api_key"`
+}
+
+// Connector is the crm.Connector for the sandbox CRM.
+type Connector struct {
+	baseURL    string
+	httpClient *http.Client
+}
+
+var _ crm.Connector = (*Connector)(nil)
+
+// NewConnector returns a connector for the sandbox CRM API at baseURL (e.g.
+// http://127.0.0.1:8090). A nil httpClient means one with a 10s timeout.
+func NewConnector(baseURL string, httpClient *http.Client) *Connector {
+	if httpClient == nil {
+		httpClient = &http.Client{Timeout: defaultTimeout}
+	}
+	return &Connector{baseURL: strings.TrimRight(baseURL, "/"), httpClient: httpClient}
+}
+
+// Provider returns ProviderName.
+func (c *Connector) Provider() string { return ProviderName }
+
+// ParseCredentials checks that raw is {"api_key": "..."} with a non-empty
+// key and no other fields. Its errors never contain the key.
+func (c *Connector) ParseCredentials(raw []byte) error {
+	_, err := parseCredentials(raw)
+	return err
+}
+
+func parseCredentials(raw []byte) (credentials, error) {
+	var creds credentials
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return creds, fmt.Errorf("sandbox credentials are empty: provide %s", credentialsExample)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&creds); err != nil {
+		return credentials{}, describeDecodeError(err)
+	}
+	if len(bytes.TrimSpace(raw[dec.InputOffset():])) > 0 {
+		return credentials{}, fmt.Errorf("sandbox credentials have data after the JSON object: provide exactly %s", credentialsExample)
+	}
+	switch {
+	case creds.APIKey == "":
+		return credentials{}, fmt.Errorf("sandbox credentials: api_key is missing or empty: provide %s with the key from the sandbox CRM", credentialsExample)
+	case strings.ContainsFunc(creds.APIKey, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		// It goes into an HTTP header, where whitespace and control
+		// characters are invalid; usually a copy-paste accident.
+		return credentials{}, errors.New("sandbox credentials: api_key contains whitespace or control characters: copy the key again without spaces or line breaks")
+	}
+	return creds, nil
+}
+
+// describeDecodeError explains a JSON decoding failure without quoting the
+// document: the standard library's syntax errors quote the offending
+// character, which may belong to the key.
+func describeDecodeError(err error) error {
+	var syntaxErr *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntaxErr):
+		return fmt.Errorf("sandbox credentials are not valid JSON (syntax error at byte %d): provide %s", syntaxErr.Offset, credentialsExample)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("sandbox credentials are not valid JSON (unexpected end): provide %s", credentialsExample)
+	case errors.As(err, &typeErr) && typeErr.Field != "":
+		return fmt.Errorf("sandbox credentials: field %s must be a %s, not a %s: provide %s", typeErr.Field, typeErr.Type, jsonKind(typeErr), credentialsExample)
+	case errors.As(err, &typeErr):
+		return fmt.Errorf("sandbox credentials must be a JSON object, not a %s: provide %s", jsonKind(typeErr), credentialsExample)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		// Field names are not secret, and naming the field catches typos like "apikey".
+		field := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		return fmt.Errorf("sandbox credentials: unknown field %s: provide %s", field, credentialsExample)
+	}
+	return fmt.Errorf("sandbox credentials are not valid JSON: provide %s", credentialsExample)
+}
+
+// jsonKind is the kind of JSON value a type error is about ("number",
+// "array", ...). UnmarshalTypeError.Value can quote the literal of a number
+// ("number -5"), which could be a secret, so only its first word is used.
+func jsonKind(err *json.UnmarshalTypeError) string {
+	kind, _, _ := strings.Cut(err.Value, " ")
+	return kind
+}
+
+// Validate calls GET /api/v1/me with the credentials and reports three
+// checks, in order: crm.CheckCredentials (a 401 fails it with code
+// expired_credentials), crm.CheckScopes (missing RequiredScopes fail it
+// with insufficient_permissions) and crm.CheckAPIAccess (api_enabled false
+// fails it with api_disabled). When the credentials fail, the other two
+// cannot be observed and are reported with crm.NotChecked. Credentials that
+// do not parse (they were checked before storage, so this means a corrupt
+// row) fail the credentials check the same way, asking for re-authorization.
+//
+// A non-nil error, a *crm.Error, means validation could not run: network
+// failure, 5xx, 429 (with its Retry-After) or an unexpected response.
+func (c *Connector) Validate(ctx context.Context, raw []byte) ([]integration.Check, error) {
+	creds, err := parseCredentials(raw)
+	if err != nil {
+		return credentialsFailed("the stored credentials are unusable: " + err.Error()), nil
+	}
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.baseURL+"/api/v1/me", nil)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox validate: invalid sandbox URL %q: %w", c.baseURL, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+creds.APIKey)
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.httpClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox validate: %w", &crm.Error{Class: crm.ClassTransient, Err: err})
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return nil, fmt.Errorf("sandbox validate: %w", &crm.Error{Class: crm.ClassTransient, StatusCode: resp.StatusCode, Err: fmt.Errorf("read response: %w", err)})
+	}
+
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		msg := "the sandbox CRM rejected the API key (HTTP 401)"
+		if apiErr := decodeAPIError(resp.StatusCode, data); apiErr.Code != "" {
+			// A well-formed sandbox error; redact anyway in case it quotes the request.
+			msg += ": " + strings.ReplaceAll(apiErr.Message, creds.APIKey, "[redacted]")
+		}
+		return credentialsFailed(msg), nil
+	case resp.StatusCode != http.StatusOK:
+		// The body is not echoed: an unknown server may reflect the request headers.
+		return nil, fmt.Errorf("sandbox validate: %w", &crm.Error{
+			Class:      crm.ClassForStatus(resp.StatusCode),
+			StatusCode: resp.StatusCode,
+			RetryAfter: crm.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+			Err:        fmt.Errorf("GET %s/api/v1/me answered %s", c.baseURL, resp.Status),
+		})
+	}
+
+	var me Me
+	if err := json.Unmarshal(data, &me); err != nil || me.AccountID == "" {
+		return nil, fmt.Errorf("sandbox validate: %w", &crm.Error{Class: crm.ClassTransient, StatusCode: resp.StatusCode,
+			Err: fmt.Errorf("GET %s/api/v1/me did not answer with an account: is that the sandbox CRM?", c.baseURL)})
+	}
+	return []integration.Check{
+		{Name: crm.CheckCredentials, OK: true, Message: fmt.Sprintf("API key accepted for sandbox account %s", me.AccountID)},
+		scopesCheck(me),
+		apiAccessCheck(me),
+	}, nil
+}
+
+func credentialsFailed(message string) []integration.Check {
+	return []integration.Check{
+		{
+			Name:        crm.CheckCredentials,
+			Code:        integration.ReasonExpiredCredentials,
+			Message:     message,
+			Remediation: remediateCredentials,
+		},
+		crm.NotChecked(crm.CheckScopes, "the credentials were rejected"),
+		crm.NotChecked(crm.CheckAPIAccess, "the credentials were rejected"),
+	}
+}
+
+func scopesCheck(me Me) integration.Check {
+	var missing []string
+	for _, scope := range RequiredScopes() {
+		if !slices.Contains(me.Scopes, scope) {
+			missing = append(missing, scope)
+		}
+	}
+	if len(missing) > 0 {
+		return integration.Check{
+			Name:        crm.CheckScopes,
+			Code:        integration.ReasonInsufficientPermissions,
+			Message:     fmt.Sprintf("the API key lacks scope %s (it has: %s)", strings.Join(missing, ", "), describeScopes(me.Scopes)),
+			Remediation: remediateScopes,
+		}
+	}
+	return integration.Check{Name: crm.CheckScopes, OK: true, Message: "has the required scopes " + strings.Join(RequiredScopes(), ", ")}
+}
+
+func apiAccessCheck(me Me) integration.Check {
+	if !me.APIEnabled {
+		return integration.Check{
+			Name:        crm.CheckAPIAccess,
+			Code:        integration.ReasonAPIDisabled,
+			Message:     fmt.Sprintf("API access is disabled for sandbox account %s", me.AccountID),
+			Remediation: remediateAPIAccess,
+		}
+	}
+	return integration.Check{Name: crm.CheckAPIAccess, OK: true, Message: "API access is enabled"}
+}

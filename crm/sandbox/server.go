@@ -1,0 +1,547 @@
+// Package sandbox is a small simulated CRM for the dev stack and the
+// end-to-end tests, and the crm.Connector that talks to it.
+//
+// The Server speaks two HTTP APIs:
+//
+// The CRM API, what the Connector calls, authenticated with
+// "Authorization: Bearer <api key>":
+//
+//	GET  /api/v1/me                          200 {"account_id","scopes","api_enabled"}; 401 for an unknown or revoked key
+//
+// /api/v1/me answers even when API access is disabled (api_enabled false) so
+// validation can tell that apart from bad credentials. Later endpoints
+// (contact upserts) are registered next to it through authenticated and
+// answer 403 when the account lacks their scope or has API access disabled.
+//
+// The control API, what tests and `integrations sandbox account ...` use to
+// play the CRM customer's part. It has no authentication: the sandbox is a
+// development tool and must never be exposed publicly.
+//
+//	POST /control/accounts                   body {"scopes":[...]} optional → 201 account (default scopes contacts.read, contacts.write)
+//	GET  /control/accounts/{key}             200 account
+//	POST /control/keys/{key}/revoke          200 account; the key stops authenticating
+//	POST /control/keys/{key}/restore         200 account; the key authenticates again
+//	POST /control/keys/{key}/drop-scope      body {"scope":"x"} → 200 account; 409 if the account lacks x
+//	POST /control/keys/{key}/add-scope       body {"scope":"x"} → 200 account; no-op if it has x already
+//	POST /control/keys/{key}/disable-api     200 account; api_enabled false
+//	POST /control/keys/{key}/enable-api      200 account; api_enabled true
+//
+// Revoke, restore, add-scope, disable-api and enable-api are idempotent.
+// Every error, on either API, is JSON {"error": "what went wrong and what to
+// do", "code": "machine_readable"} with a 4xx or 5xx status; an unknown key
+// is 404. No error message ever contains an API key.
+package sandbox
+
+import (
+	"bytes"
+	"cmp"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The scopes an account can hold that the service needs.
+const (
+	ScopeContactsRead  = "contacts.read"
+	ScopeContactsWrite = "contacts.write"
+)
+
+// DefaultScopes returns the scopes a new account gets when the request names
+// none: everything the service needs.
+func DefaultScopes() []string { return []string{ScopeContactsRead, ScopeContactsWrite} }
+
+// Account is a sandbox CRM account, as the control API returns it.
+type Account struct {
+	ID         string    `json:"account_id"`
+	APIKey     string    `json:"api_key"`
+	Scopes     []string  `json:"scopes"`
+	Revoked    bool      `json:"revoked"`
+	APIEnabled bool      `json:"api_enabled"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+func (a Account) clone() Account {
+	a.Scopes = slices.Clone(a.Scopes)
+	return a
+}
+
+// Me is the CRM API's answer to GET /api/v1/me.
+type Me struct {
+	AccountID  string   `json:"account_id"`
+	Scopes     []string `json:"scopes"`
+	APIEnabled bool     `json:"api_enabled"`
+}
+
+// errorBody is the JSON shape of every error response.
+type errorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code,omitempty"`
+}
+
+// requestError is a failed request: the status, code and message of the
+// JSON error response.
+type requestError struct {
+	status  int
+	code    string
+	message string
+}
+
+func (e *requestError) Error() string { return e.message }
+
+func badRequest(format string, args ...any) *requestError {
+	return &requestError{status: http.StatusBadRequest, code: "bad_request", message: fmt.Sprintf(format, args...)}
+}
+
+// errUnknownKey never names the key: error messages end up in logs.
+var errUnknownKey = &requestError{
+	status:  http.StatusNotFound,
+	code:    "unknown_api_key",
+	message: "no sandbox account has that API key: check the key, or create an account with POST /control/accounts",
+}
+
+// stateFile is the JSON document a persistent Server keeps its accounts in.
+type stateFile struct {
+	Accounts []Account `json:"accounts"`
+}
+
+// Server is the simulated CRM. It is safe for concurrent use.
+type Server struct {
+	statePath string
+
+	mu sync.Mutex
+	// accounts is keyed by API key, which is how both APIs address them.
+	accounts map[string]*Account
+}
+
+// NewServer returns a sandbox CRM. With statePath "" it keeps accounts in
+// memory; otherwise it loads them from that JSON file (if present) and
+// rewrites it after every change, so `integrations dev` keeps its sandbox
+// accounts across restarts. The file holds API keys and is written 0600.
+func NewServer(statePath string) (*Server, error) {
+	s := &Server{statePath: statePath, accounts: map[string]*Account{}}
+	if statePath == "" {
+		return s, nil
+	}
+	data, err := os.ReadFile(statePath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read sandbox state: %w", err)
+	}
+	var state stateFile
+	if err := json.Unmarshal(data, &state); err != nil {
+		return nil, fmt.Errorf("sandbox state %s is corrupt (%v): fix it, or delete it to start with no sandbox accounts", statePath, err)
+	}
+	for i := range state.Accounts {
+		a := state.Accounts[i]
+		if a.ID == "" || a.APIKey == "" {
+			return nil, fmt.Errorf("sandbox state %s is corrupt (account %d has no ID or API key): fix it, or delete it to start with no sandbox accounts", statePath, i)
+		}
+		if _, dup := s.accounts[a.APIKey]; dup {
+			return nil, fmt.Errorf("sandbox state %s is corrupt (account %s repeats another account's API key): fix it, or delete it to start with no sandbox accounts", statePath, a.ID)
+		}
+		s.accounts[a.APIKey] = &a
+	}
+	return s, nil
+}
+
+// save writes the state file atomically (temporary file, then rename) so a
+// crash never leaves a half-written file. Callers hold s.mu.
+func (s *Server) save() error {
+	if s.statePath == "" {
+		return nil
+	}
+	state := stateFile{Accounts: make([]Account, 0, len(s.accounts))}
+	for _, a := range s.accounts {
+		state.Accounts = append(state.Accounts, *a)
+	}
+	// A stable order keeps the file diffable.
+	slices.SortFunc(state.Accounts, func(a, b Account) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	data, err := json.MarshalIndent(state, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode sandbox state: %w", err)
+	}
+	dir := filepath.Dir(s.statePath)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("save sandbox state: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, ".sandbox-state-*")
+	if err != nil {
+		return fmt.Errorf("save sandbox state: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save sandbox state: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save sandbox state: %w", err)
+	}
+	// CreateTemp already made the file 0600, which the API keys need.
+	if err := os.Rename(tmp.Name(), s.statePath); err != nil {
+		return fmt.Errorf("save sandbox state: %w", err)
+	}
+	return nil
+}
+
+// createAccount adds an account with the given scopes (nil means
+// DefaultScopes).
+func (s *Server) createAccount(scopes []string) (Account, error) {
+	if scopes == nil {
+		scopes = DefaultScopes()
+	}
+	a := Account{
+		ID:         "acct_" + randomHex(6),
+		APIKey:     "sbx_" + randomHex(16),
+		Scopes:     scopes,
+		APIEnabled: true,
+		CreatedAt:  time.Now().UTC().Truncate(time.Second),
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.accounts[a.APIKey] = &a
+	if err := s.save(); err != nil {
+		delete(s.accounts, a.APIKey)
+		return Account{}, err
+	}
+	return a.clone(), nil
+}
+
+// account returns the account with API key key.
+func (s *Server) account(key string) (Account, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.accounts[key]
+	if !ok {
+		return Account{}, errUnknownKey
+	}
+	return a.clone(), nil
+}
+
+// update applies change to a copy of the account with API key key and keeps
+// the copy only if change succeeds and the state is saved, so a rejected or
+// failed request changes nothing.
+func (s *Server) update(key string, change func(*Account) error) (Account, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	current, ok := s.accounts[key]
+	if !ok {
+		return Account{}, errUnknownKey
+	}
+	updated := current.clone()
+	if err := change(&updated); err != nil {
+		return Account{}, err
+	}
+	s.accounts[key] = &updated
+	if err := s.save(); err != nil {
+		s.accounts[key] = current
+		return Account{}, err
+	}
+	return updated.clone(), nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	// crypto/rand.Read never fails on supported platforms (Go 1.24+).
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Handler returns the HTTP handler serving both APIs.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+
+	// CRM API.
+	mux.HandleFunc("GET /api/v1/me", s.authenticated(s.handleMe))
+
+	// Control API.
+	mux.HandleFunc("POST /control/accounts", s.handleCreateAccount)
+	mux.HandleFunc("GET /control/accounts/{key}", s.handleGetAccount)
+	mux.HandleFunc("POST /control/keys/{key}/revoke", s.handleUpdate(func(a *Account) error {
+		a.Revoked = true
+		return nil
+	}))
+	mux.HandleFunc("POST /control/keys/{key}/restore", s.handleUpdate(func(a *Account) error {
+		a.Revoked = false
+		return nil
+	}))
+	mux.HandleFunc("POST /control/keys/{key}/disable-api", s.handleUpdate(func(a *Account) error {
+		a.APIEnabled = false
+		return nil
+	}))
+	mux.HandleFunc("POST /control/keys/{key}/enable-api", s.handleUpdate(func(a *Account) error {
+		a.APIEnabled = true
+		return nil
+	}))
+	mux.HandleFunc("POST /control/keys/{key}/drop-scope", s.handleScopeChange(dropScope))
+	mux.HandleFunc("POST /control/keys/{key}/add-scope", s.handleScopeChange(addScope))
+
+	return jsonFallback(mux)
+}
+
+// jsonFallback answers requests no route matches (404, or 405 for a known
+// path with the wrong method) in the same JSON error shape as every other
+// error, instead of the mux's plain text.
+func jsonFallback(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// Let the mux decide between 404, 405 and a path-cleaning redirect,
+		// without writing its plain-text body.
+		probe := &statusProbe{header: http.Header{}}
+		mux.ServeHTTP(probe, r)
+		switch probe.status {
+		case http.StatusNotFound:
+			// The path is not echoed: it may hold an API key.
+			writeError(w, &requestError{status: http.StatusNotFound, code: "not_found",
+				message: "no such endpoint: the sandbox serves /api/v1/me and /control/...; see the sandbox package documentation"})
+		case http.StatusMethodNotAllowed:
+			allow := probe.header.Get("Allow")
+			w.Header().Set("Allow", allow)
+			writeError(w, &requestError{status: http.StatusMethodNotAllowed, code: "method_not_allowed",
+				message: fmt.Sprintf("%s is not allowed here: use %s", r.Method, allow)})
+		default:
+			mux.ServeHTTP(w, r)
+		}
+	})
+}
+
+// statusProbe is a ResponseWriter that records the status and headers only.
+type statusProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *statusProbe) Header() http.Header { return p.header }
+func (p *statusProbe) Write(b []byte) (int, error) {
+	if p.status == 0 {
+		p.status = http.StatusOK
+	}
+	return len(b), nil
+}
+func (p *statusProbe) WriteHeader(status int) {
+	if p.status == 0 {
+		p.status = status
+	}
+}
+
+// authenticated resolves the bearer API key of a CRM API request to its
+// account, answering 401 when it is missing, unknown or revoked.
+func (s *Server) authenticated(next func(http.ResponseWriter, *http.Request, Account)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		key, ok := bearerKey(r.Header.Get("Authorization"))
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sandbox"`)
+			writeError(w, &requestError{status: http.StatusUnauthorized, code: "missing_api_key",
+				message: "missing API key: send the header Authorization: Bearer <api key>"})
+			return
+		}
+		a, err := s.account(key)
+		if err != nil || a.Revoked {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sandbox", error="invalid_token"`)
+			writeError(w, &requestError{status: http.StatusUnauthorized, code: "invalid_api_key",
+				message: "the API key is invalid or has been revoked: authorize again with a valid key"})
+			return
+		}
+		next(w, r, a)
+	}
+}
+
+func bearerKey(header string) (string, bool) {
+	scheme, key, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	key = strings.TrimSpace(key)
+	return key, key != ""
+}
+
+func (s *Server) handleMe(w http.ResponseWriter, _ *http.Request, a Account) {
+	writeJSON(w, http.StatusOK, Me{AccountID: a.ID, Scopes: nonNil(a.Scopes), APIEnabled: a.APIEnabled})
+}
+
+// createAccountRequest is the optional body of POST /control/accounts.
+type createAccountRequest struct {
+	// Scopes absent means DefaultScopes; [] means an account with no scopes.
+	Scopes []string `json:"scopes"`
+}
+
+func (s *Server) handleCreateAccount(w http.ResponseWriter, r *http.Request) {
+	var req createAccountRequest
+	if err := decodeBody(r, &req, true, `{"scopes":["contacts.read","contacts.write"]}`); err != nil {
+		writeError(w, err)
+		return
+	}
+	var scopes []string
+	if req.Scopes != nil {
+		scopes = make([]string, 0, len(req.Scopes))
+		for _, scope := range req.Scopes {
+			if err := checkScope(scope); err != nil {
+				writeError(w, err)
+				return
+			}
+			if !slices.Contains(scopes, scope) {
+				scopes = append(scopes, scope)
+			}
+		}
+	}
+	a, err := s.createAccount(scopes)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, a)
+}
+
+func (s *Server) handleGetAccount(w http.ResponseWriter, r *http.Request) {
+	a, err := s.account(r.PathValue("key"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a)
+}
+
+// handleUpdate serves a bodyless control operation on one account.
+func (s *Server) handleUpdate(change func(*Account) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		a, err := s.update(r.PathValue("key"), change)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, a)
+	}
+}
+
+// scopeRequest is the body of drop-scope and add-scope.
+type scopeRequest struct {
+	Scope string `json:"scope"`
+}
+
+// handleScopeChange serves drop-scope and add-scope: the body is checked
+// before the account is looked at, so bad input changes nothing.
+func (s *Server) handleScopeChange(change func(a *Account, scope string) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req scopeRequest
+		if err := decodeBody(r, &req, false, `{"scope":"contacts.write"}`); err != nil {
+			writeError(w, err)
+			return
+		}
+		if err := checkScope(req.Scope); err != nil {
+			writeError(w, err)
+			return
+		}
+		s.handleUpdate(func(a *Account) error { return change(a, req.Scope) })(w, r)
+	}
+}
+
+func dropScope(a *Account, scope string) error {
+	i := slices.Index(a.Scopes, scope)
+	if i < 0 {
+		// Strict rather than idempotent: a typo should not look like success.
+		return &requestError{status: http.StatusConflict, code: "scope_not_held",
+			message: fmt.Sprintf("account %s does not have scope %q (it has: %s); check the spelling", a.ID, scope, describeScopes(a.Scopes))}
+	}
+	a.Scopes = slices.Delete(a.Scopes, i, i+1)
+	return nil
+}
+
+func addScope(a *Account, scope string) error {
+	if !slices.Contains(a.Scopes, scope) {
+		a.Scopes = append(a.Scopes, scope)
+	}
+	return nil
+}
+
+func describeScopes(scopes []string) string {
+	if len(scopes) == 0 {
+		return "no scopes"
+	}
+	return strings.Join(scopes, ", ")
+}
+
+var scopePattern = regexp.MustCompile(`^[A-Za-z0-9_.:/-]{1,100}$`)
+
+func checkScope(scope string) error {
+	if scope == "" {
+		return badRequest(`scope is empty: name one, e.g. {"scope":"contacts.write"}`)
+	}
+	if !scopePattern.MatchString(scope) {
+		return badRequest("scope %q is invalid: use up to 100 letters, digits, '.', '_', ':', '/' or '-', e.g. contacts.write", scope)
+	}
+	return nil
+}
+
+// maxBodyBytes bounds request bodies; control requests are tiny.
+const maxBodyBytes = 64 << 10
+
+// decodeBody decodes a JSON request body into dst, rejecting unknown fields
+// (a misspelt field would otherwise be silently ignored) and trailing data.
+// An empty body is accepted only when optional is true. example is a valid
+// body to show in the error.
+func decodeBody(r *http.Request, dst any, optional bool, example string) error {
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
+	if err != nil {
+		return badRequest("could not read the request body: %v", err)
+	}
+	if len(data) > maxBodyBytes {
+		return &requestError{status: http.StatusRequestEntityTooLarge, code: "body_too_large",
+			message: fmt.Sprintf("request body is larger than %d bytes: send e.g. %s", maxBodyBytes, example)}
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		if optional {
+			return nil
+		}
+		return badRequest("request body is empty: send e.g. %s", example)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return badRequest("request body is not valid: %v; send e.g. %s", err, example)
+	}
+	if len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
+		return badRequest("request body has data after the JSON object: send exactly one object, e.g. %s", example)
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	// The client may be gone; there is nobody left to tell.
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	var reqErr *requestError
+	if !errors.As(err, &reqErr) {
+		reqErr = &requestError{status: http.StatusInternalServerError, code: "internal",
+			message: fmt.Sprintf("the sandbox failed: %v; check the disk holding its state file and retry", err)}
+	}
+	writeJSON(w, reqErr.status, errorBody{Error: reqErr.message, Code: reqErr.code})
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

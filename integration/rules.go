@@ -1,0 +1,392 @@
+package integration
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// EventType names what happened to an integration. User commands use the
+// same names as the CLI verbs and the workflow's signals and updates.
+type EventType string
+
+// The events the rules understand.
+const (
+	EventCreated       EventType = "created"
+	EventLeadReceived  EventType = "lead-received"
+	EventCompleteSetup EventType = "complete-setup"
+	EventAuthorize     EventType = "authorize"
+	EventPause         EventType = "pause"
+	EventResume        EventType = "resume"
+	EventDelete        EventType = "delete"
+	EventValidated     EventType = "validated"
+	EventReminderDue   EventType = "setup-reminder-due"
+	EventAbandonDue    EventType = "setup-abandon-due"
+)
+
+// Commands are the events a person or script sends.
+var Commands = []EventType{EventCompleteSetup, EventAuthorize, EventPause, EventResume, EventDelete}
+
+// Event is one input to the rules.
+type Event struct {
+	Type  EventType `json:"type"`
+	Actor string    `json:"actor,omitempty"`
+	Note  string    `json:"note,omitempty"`
+	// Source is the source value of a received lead.
+	Source string `json:"source,omitempty"`
+	// Checks is the validation result that authorize, resume and validated
+	// carry: the shell validates first, then feeds the outcome here.
+	Checks []Check   `json:"checks,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+// EffectType names a side effect the shell carries out after a transition.
+type EffectType string
+
+// The effects.
+const (
+	// EffectRequestRevision asks the lead partner to fix the source value.
+	EffectRequestRevision EffectType = "request-revision"
+	// EffectNotifyPaused tells the org (email and in-app) that validation paused the integration.
+	EffectNotifyPaused EffectType = "notify-paused"
+	// EffectResolvePaused resolves the open pause notifications.
+	EffectResolvePaused EffectType = "resolve-paused"
+	// EffectSetupReminder reminds the org that setup is still incomplete.
+	EffectSetupReminder EffectType = "setup-reminder"
+	// EffectAbandoned tells support that setup was abandoned.
+	EffectAbandoned EffectType = "setup-abandoned"
+)
+
+// Effect is a side effect of a transition.
+type Effect struct {
+	Type   EffectType `json:"type"`
+	Source string     `json:"source,omitempty"`
+	Reason Reason     `json:"reason,omitempty"`
+	Checks []Check    `json:"checks,omitempty"`
+}
+
+// Change is the record of one state change: a row of integration_events.
+type Change struct {
+	IntegrationID string    `json:"integration_id"`
+	Version       int64     `json:"version"`
+	Event         EventType `json:"event"`
+	FromStatus    Status    `json:"from_status"`
+	FromReason    Reason    `json:"from_reason"`
+	ToStatus      Status    `json:"to_status"`
+	ToReason      Reason    `json:"to_reason"`
+	Actor         string    `json:"actor,omitempty"`
+	Note          string    `json:"note,omitempty"`
+	At            time.Time `json:"at"`
+}
+
+// Transition is the outcome of applying an event.
+type Transition struct {
+	State   State
+	Changed bool
+	Change  Change
+	Effects []Effect
+}
+
+// Rejection is returned when the state does not allow a command. Its
+// message is one line that says why and what to do instead.
+type Rejection struct {
+	Command EventType
+	Message string
+}
+
+func (r *Rejection) Error() string { return r.Message }
+
+// IsRejection reports whether err is (or wraps) a Rejection.
+func IsRejection(err error) bool {
+	var r *Rejection
+	return errors.As(err, &r)
+}
+
+func reject(cmd EventType, format string, args ...any) error {
+	return &Rejection{Command: cmd, Message: fmt.Sprintf(format, args...)}
+}
+
+// Created returns the Change that records the creation of s.
+func Created(s State, actor string) Change {
+	return Change{
+		IntegrationID: s.ID, Version: s.Version, Event: EventCreated,
+		ToStatus: s.Status, ToReason: s.Reason, Actor: actor, At: s.CreatedAt,
+	}
+}
+
+// Apply runs the rules of design §2: it returns the state after ev, whether
+// anything visible changed (then the version is bumped and Change describes
+// it), and the effects to carry out. A *Rejection means the state does not
+// allow ev; nothing changes then. Apply never mutates s.
+func (s State) Apply(ev Event) (Transition, error) {
+	if s.Status == StatusDeleted {
+		return Transition{State: s}, reject(ev.Type, "integration %s is deleted: create a new one", s.ID)
+	}
+	next := s.clone()
+	var effects []Effect
+	var err error
+	switch s.Kind {
+	case KindLead:
+		effects, err = next.applyLead(ev)
+	case KindCRM:
+		effects, err = next.applyCRM(ev)
+	default:
+		err = fmt.Errorf("integration %s has unknown kind %q", s.ID, s.Kind)
+	}
+	if err != nil {
+		return Transition{State: s}, err
+	}
+	if next.sameAs(s) {
+		return Transition{State: s, Effects: effects}, nil
+	}
+	next.Version = s.Version + 1
+	next.UpdatedAt = ev.At
+	return Transition{
+		State:   next,
+		Changed: true,
+		Effects: effects,
+		Change: Change{
+			IntegrationID: s.ID, Version: next.Version, Event: ev.Type,
+			FromStatus: s.Status, FromReason: s.Reason, ToStatus: next.Status, ToReason: next.Reason,
+			Actor: ev.Actor, Note: ev.Note, At: ev.At,
+		},
+	}, nil
+}
+
+// applyShared handles the events both kinds treat alike; handled is false
+// for the rest.
+func (s *State) applyShared(ev Event) (effects []Effect, handled bool) {
+	switch ev.Type {
+	case EventDelete:
+		wasPaused := s.PausedByValidation()
+		s.Status, s.Reason = StatusDeleted, ReasonNone
+		if wasPaused {
+			effects = append(effects, Effect{Type: EffectResolvePaused})
+		}
+		return effects, true
+	case EventReminderDue:
+		if s.Status == StatusSetupIncomplete && !s.ReminderSent {
+			s.ReminderSent = true
+			effects = append(effects, Effect{Type: EffectSetupReminder, Reason: s.Reason})
+		}
+		return effects, true
+	case EventAbandonDue:
+		if s.Status == StatusSetupIncomplete && !s.Abandoned {
+			s.Abandoned = true
+			effects = append(effects, Effect{Type: EffectAbandoned, Reason: s.Reason})
+		}
+		return effects, true
+	}
+	return nil, false
+}
+
+func (s *State) activate(at time.Time) {
+	s.Status, s.Reason = StatusActive, ReasonNone
+	s.Abandoned = false
+}
+
+func (s *State) applyLead(ev Event) ([]Effect, error) {
+	if effects, ok := s.applyShared(ev); ok {
+		return effects, nil
+	}
+	switch ev.Type {
+	case EventLeadReceived:
+		return s.leadReceived(ev), nil
+	case EventCompleteSetup:
+		switch {
+		case s.Status == StatusActive:
+			return nil, reject(ev.Type, "setup of %s is already complete: the integration is active", s.ID)
+		case s.Reason == ReasonAwaitingSetupCompletion:
+			s.markStep(StepSetupCompleted, true, ev.At)
+			s.activate(ev.At)
+			return nil, nil
+		case s.LastReceivedSource == "":
+			return nil, reject(ev.Type, "cannot complete setup of %s: no test lead received yet; ask the partner to send one with source exactly %q", s.ID, s.ExpectedSource)
+		default:
+			return nil, reject(ev.Type, "cannot complete setup of %s: expected source %q but the last test lead had %q; ask the partner to revise the source to exactly %q", s.ID, s.ExpectedSource, s.LastReceivedSource, s.ExpectedSource)
+		}
+	case EventAuthorize, EventPause, EventResume:
+		return nil, reject(ev.Type, "lead integration %s cannot %s: only CRM integrations have credentials and pauses; delete it to stop receiving leads", s.ID, ev.Type)
+	case EventValidated:
+		return nil, nil
+	}
+	return nil, reject(ev.Type, "unknown command %q for lead integration %s", ev.Type, s.ID)
+}
+
+func (s *State) leadReceived(ev Event) []Effect {
+	// Active is sticky: later leads, whatever their source, change nothing.
+	if s.Status != StatusSetupIncomplete {
+		return nil
+	}
+	s.LastReceivedSource = ev.Source
+	// Exact match: byte for byte, case-sensitive, no trimming.
+	if ev.Source == s.ExpectedSource {
+		s.markStep(StepTestLeadReceived, true, ev.At)
+		s.Reason = ReasonAwaitingSetupCompletion
+		return nil
+	}
+	if s.Reason == ReasonAwaitingSetupCompletion {
+		// A matching test lead already arrived; a stray lead does not undo it.
+		return nil
+	}
+	s.Reason = ReasonSourceMismatch
+	if slices.Contains(s.RevisionRequested, ev.Source) || len(s.RevisionRequested) >= maxRevisionRequests {
+		return nil
+	}
+	s.RevisionRequested = append(s.RevisionRequested, ev.Source)
+	return []Effect{{Type: EffectRequestRevision, Source: ev.Source}}
+}
+
+func (s *State) applyCRM(ev Event) ([]Effect, error) {
+	if effects, ok := s.applyShared(ev); ok {
+		return effects, nil
+	}
+	switch ev.Type {
+	case EventAuthorize:
+		return s.authorize(ev), nil
+	case EventCompleteSetup:
+		switch {
+		case s.Status != StatusSetupIncomplete:
+			return nil, reject(ev.Type, "setup of %s is already complete (status %s)", s.ID, s.Status)
+		case s.Reason == ReasonAwaitingFinish:
+			s.markStep(StepFinished, true, ev.At)
+			s.activate(ev.At)
+			return nil, nil
+		case s.Reason == ReasonNeedsInformation:
+			return nil, reject(ev.Type, "cannot finish setup of %s: validation failed (%s); fix it and authorize again", s.ID, describeFailures(s.Validation))
+		default:
+			return nil, reject(ev.Type, "cannot finish setup of %s: it is not authorized yet; run `integrations authorize %s --credentials-file FILE` first", s.ID, s.ID)
+		}
+	case EventPause:
+		switch {
+		case s.Status == StatusSetupIncomplete:
+			return nil, reject(ev.Type, "cannot pause %s: setup is incomplete; finish setup first, or delete it if it is not wanted", s.ID)
+		case s.Status == StatusPaused && s.Reason == ReasonManual:
+			return nil, reject(ev.Type, "%s is already paused", s.ID)
+		}
+		s.Status, s.Reason = StatusPaused, ReasonManual
+		return nil, nil
+	case EventResume:
+		switch {
+		case s.PausedByValidation():
+			return nil, reject(ev.Type, "%s was paused by validation (%s): %s; it resumes by itself once validation passes", s.ID, s.Reason, remediation(s.Validation))
+		case s.Status != StatusPaused:
+			return nil, reject(ev.Type, "%s is not paused (status %s)", s.ID, s.Status)
+		}
+		s.recordValidation(ev)
+		if reason, failed := pauseReason(ev.Checks); failed {
+			s.Reason = reason
+			return []Effect{{Type: EffectNotifyPaused, Reason: reason, Checks: ev.Checks}}, nil
+		}
+		s.activate(ev.At)
+		return nil, nil
+	case EventValidated:
+		return s.validated(ev), nil
+	case EventLeadReceived:
+		return nil, reject(ev.Type, "CRM integration %s does not receive leads from partners", s.ID)
+	}
+	return nil, reject(ev.Type, "unknown command %q for CRM integration %s", ev.Type, s.ID)
+}
+
+func (s *State) authorize(ev Event) []Effect {
+	s.recordValidation(ev)
+	_, failed := pauseReason(ev.Checks)
+	s.markStep(StepAuthorized, !failed, ev.At)
+	if s.Status == StatusSetupIncomplete {
+		if failed {
+			s.Reason = ReasonNeedsInformation
+		} else {
+			s.Reason = ReasonAwaitingFinish
+		}
+		return nil
+	}
+	// Once set up, fresh credentials are judged like any validation.
+	return s.validated(ev)
+}
+
+// validated applies a validation outcome to a set-up CRM integration.
+func (s *State) validated(ev Event) []Effect {
+	s.recordValidation(ev)
+	reason, failed := pauseReason(ev.Checks)
+	switch {
+	case s.Status == StatusSetupIncomplete, s.Status == StatusPaused && s.Reason == ReasonManual:
+		// Recorded only: setup moves on by authorize, and a manual pause
+		// never resumes by itself.
+		return nil
+	case failed && s.Reason != reason:
+		s.Status, s.Reason = StatusPaused, reason
+		return []Effect{{Type: EffectNotifyPaused, Reason: reason, Checks: ev.Checks}}
+	case !failed && s.PausedByValidation():
+		s.activate(ev.At)
+		return []Effect{{Type: EffectResolvePaused}}
+	}
+	return nil
+}
+
+// recordValidation stores the checks of ev; the time moves only when the
+// result differs, so an unchanged hourly validation is not a change.
+func (s *State) recordValidation(ev Event) {
+	if ev.Checks == nil {
+		return
+	}
+	if s.Validation != nil && slices.Equal(s.Validation.Checks, ev.Checks) {
+		return
+	}
+	at := ev.At
+	s.Validation = &Validation{Checks: slices.Clone(ev.Checks), At: &at}
+}
+
+// reasonPriority orders pause reasons: the most fundamental failure wins.
+var reasonPriority = []Reason{ReasonExpiredCredentials, ReasonAPIDisabled, ReasonInsufficientPermissions}
+
+// pauseReason returns the reason a set of checks pauses with, and whether any
+// failed. A failed check with an unknown code counts as insufficient
+// permissions.
+func pauseReason(checks []Check) (Reason, bool) {
+	best := -1
+	for _, c := range checks {
+		if c.OK {
+			continue
+		}
+		i := slices.Index(reasonPriority, c.Code)
+		if i < 0 {
+			i = len(reasonPriority) - 1
+		}
+		if best < 0 || i < best {
+			best = i
+		}
+	}
+	if best < 0 {
+		return ReasonNone, false
+	}
+	return reasonPriority[best], true
+}
+
+func describeFailures(v *Validation) string {
+	if v == nil {
+		return "no validation has run"
+	}
+	var parts []string
+	for _, c := range v.Failed() {
+		parts = append(parts, c.Name+": "+c.Message)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func remediation(v *Validation) string {
+	if v == nil {
+		return "authorize again"
+	}
+	var parts []string
+	for _, c := range v.Failed() {
+		if c.Remediation != "" {
+			parts = append(parts, c.Remediation)
+		}
+	}
+	if len(parts) == 0 {
+		return "authorize again"
+	}
+	return strings.Join(parts, "; ")
+}

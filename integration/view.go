@@ -1,0 +1,60 @@
+package integration
+
+import "time"
+
+// View is the public JSON shape of an integration, shared by the CLI's
+// `--output json` and the HTTP API.
+type View struct {
+	ID             string      `json:"id"`
+	OrgID          string      `json:"org_id"`
+	Kind           Kind        `json:"kind"`
+	Provider       string      `json:"provider"`
+	Name           string      `json:"name,omitempty"`
+	Status         Status      `json:"status"`
+	Reason         Reason      `json:"reason"`
+	Version        int64       `json:"version"`
+	NeedsAttention bool        `json:"needs_attention"`
+	Abandoned      bool        `json:"abandoned"`
+	Setup          SetupView   `json:"setup"`
+	CreatedAt      time.Time   `json:"created_at"`
+	UpdatedAt      time.Time   `json:"updated_at"`
+	ExpectedSource *string     `json:"expected_source,omitempty"`
+	LastSource     *string     `json:"last_received_source,omitempty"`
+	Validation     *Validation `json:"validation,omitempty"`
+}
+
+// SetupView is the setup tracker.
+type SetupView struct {
+	Steps []SetupStep `json:"steps"`
+}
+
+// NewView renders s. Lead integrations carry expected_source and
+// last_received_source (null until a lead arrives); CRM integrations carry
+// validation (with no checks until the first validation).
+func NewView(s State) View {
+	v := View{
+		ID: s.ID, OrgID: s.OrgID, Kind: s.Kind, Provider: s.Provider, Name: s.Name,
+		Status: s.Status, Reason: s.Reason, Version: s.Version,
+		NeedsAttention: s.NeedsAttention, Abandoned: s.Abandoned,
+		Setup:     SetupView{Steps: s.Setup},
+		CreatedAt: s.CreatedAt.UTC(), UpdatedAt: s.UpdatedAt.UTC(),
+	}
+	if v.Setup.Steps == nil {
+		v.Setup.Steps = []SetupStep{}
+	}
+	switch s.Kind {
+	case KindLead:
+		expected := s.ExpectedSource
+		v.ExpectedSource = &expected
+		if s.LastReceivedSource != "" {
+			last := s.LastReceivedSource
+			v.LastSource = &last
+		}
+	case KindCRM:
+		v.Validation = &Validation{Checks: []Check{}}
+		if s.Validation != nil {
+			v.Validation = s.Validation
+		}
+	}
+	return v
+}

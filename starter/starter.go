@@ -1,0 +1,237 @@
+// Package starter holds the client-side operations on integration
+// workflows that the CLI and the HTTP API share: create, commands,
+// authorize, leads, and reads of the projection and of the live workflow.
+// Every command is sent as an update, so it returns once its effect is in
+// the database (read-your-writes) or fails at once with the reason.
+package starter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/acme/integrations/credential"
+	"github.com/acme/integrations/crm"
+	"github.com/acme/integrations/integration"
+	"github.com/acme/integrations/store"
+	"github.com/acme/integrations/workflows"
+)
+
+// ErrNotFound is returned for an ID no integration has.
+var ErrNotFound = errors.New("integration not found")
+
+// ErrInvalidInput marks errors in what the caller gave (an ID, a provider,
+// a credentials document); errors.Is finds it, the message is the cause's.
+var ErrInvalidInput = errors.New("invalid input")
+
+type inputError struct{ err error }
+
+func (e *inputError) Error() string        { return e.err.Error() }
+func (e *inputError) Unwrap() error        { return e.err }
+func (e *inputError) Is(target error) bool { return target == ErrInvalidInput }
+
+func invalid(err error) error { return &inputError{err: err} }
+
+// Starter performs operations on integrations.
+type Starter struct {
+	Temporal   client.Client
+	Store      *store.Store
+	Keyring    *credential.Keyring
+	Connectors *crm.Registry
+	// Config is given to the workflows this starter creates.
+	Config workflows.Config
+	// TaskQueue the workflows run on (workflows.TaskQueue when empty).
+	TaskQueue string
+	// Now is the clock for creation times (time.Now when nil).
+	Now func() time.Time
+}
+
+func (s *Starter) taskQueue() string {
+	if s.TaskQueue != "" {
+		return s.TaskQueue
+	}
+	return workflows.TaskQueue
+}
+
+func (s *Starter) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// Create validates spec, starts the integration's workflow, and returns
+// once its first snapshot is in the database.
+func (s *Starter) Create(ctx context.Context, spec integration.Spec, by string) (integration.State, error) {
+	if spec.Kind == integration.KindCRM {
+		if _, err := s.Connectors.Get(spec.Provider); err != nil {
+			return integration.State{}, invalid(err)
+		}
+	}
+	state, err := integration.New(spec, s.now().Truncate(time.Microsecond))
+	if err != nil {
+		return integration.State{}, invalid(err)
+	}
+	in := workflows.Input{State: state, Config: s.Config, LastChange: integration.Created(state, by)}
+	startOp := s.Temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+		ID:                       integration.WorkflowID(spec.Kind, spec.ID),
+		TaskQueue:                s.taskQueue(),
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		// A deleted integration's ID is not reused: its history and events
+		// stay unambiguous.
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		TypedSearchAttributes: workflows.SearchAttributes(state),
+	}, workflows.WorkflowFor(spec.Kind), in)
+	handle, err := s.Temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: startOp,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateName:   workflows.UpdateDescribe,
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	if err != nil {
+		var exists *serviceerror.WorkflowExecutionAlreadyStarted
+		if errors.As(err, &exists) {
+			return integration.State{}, &integration.Rejection{Command: integration.EventCreated,
+				Message: fmt.Sprintf("an integration with id %s already exists: choose another --id", spec.ID)}
+		}
+		return integration.State{}, fmt.Errorf("create %s: %w", spec.ID, err)
+	}
+	var snap workflows.Snapshot
+	if err := handle.Get(ctx, &snap); err != nil {
+		return integration.State{}, fmt.Errorf("create %s: wait for projection: %w", spec.ID, err)
+	}
+	return snap.State, nil
+}
+
+// Command sends complete-setup, pause, resume or delete to an integration
+// and returns the state once the change is projected.
+func (s *Starter) Command(ctx context.Context, id string, event integration.EventType, by, note string) (integration.State, error) {
+	switch event {
+	case integration.EventCompleteSetup, integration.EventPause, integration.EventResume, integration.EventDelete:
+	default:
+		return integration.State{}, invalid(fmt.Errorf("unknown command %q: use complete-setup, pause, resume or delete", event))
+	}
+	return s.update(ctx, id, event, workflows.Command{By: by, Note: note})
+}
+
+// Authorize checks the credentials document for the integration's
+// provider, stores it encrypted as a new credentials version, and asks the
+// workflow to validate it. The credentials never enter the workflow.
+func (s *Starter) Authorize(ctx context.Context, id string, raw []byte, by string) (integration.State, error) {
+	current, err := s.current(ctx, id)
+	if err != nil {
+		return integration.State{}, err
+	}
+	if current.Kind != integration.KindCRM {
+		return integration.State{}, &integration.Rejection{Command: integration.EventAuthorize,
+			Message: fmt.Sprintf("%s is a lead integration: only CRM integrations take credentials", id)}
+	}
+	connector, err := s.Connectors.Get(current.Provider)
+	if err != nil {
+		return integration.State{}, invalid(err)
+	}
+	if err := connector.ParseCredentials(raw); err != nil {
+		return integration.State{}, invalid(fmt.Errorf("credentials for %s: %w", current.Provider, err))
+	}
+	sealed, err := s.Keyring.Seal(raw, []byte(id))
+	if err != nil {
+		return integration.State{}, fmt.Errorf("authorize %s: seal credentials: %w", id, err)
+	}
+	if _, err := s.Store.SaveCredential(ctx, id, sealed, s.now()); err != nil {
+		return integration.State{}, fmt.Errorf("authorize %s: store credentials: %w", id, err)
+	}
+	return s.update(ctx, id, integration.EventAuthorize, workflows.Command{By: by})
+}
+
+// SendLead tells a lead integration a lead with the given source arrived,
+// and returns the state once its effect is projected.
+func (s *Starter) SendLead(ctx context.Context, id, source string) (integration.State, error) {
+	if source == "" || len(source) > integration.MaxSourceLength {
+		return integration.State{}, invalid(fmt.Errorf("source must be 1-%d bytes", integration.MaxSourceLength))
+	}
+	return s.update(ctx, id, integration.EventLeadReceived, workflows.Command{By: "partner", Source: source})
+}
+
+// Status reads an integration from the projection.
+func (s *Starter) Status(ctx context.Context, id string) (integration.State, error) {
+	return s.current(ctx, id)
+}
+
+// Live queries the integration's workflow for its in-memory snapshot.
+func (s *Starter) Live(ctx context.Context, id string) (workflows.Snapshot, error) {
+	current, err := s.current(ctx, id)
+	if err != nil {
+		return workflows.Snapshot{}, err
+	}
+	if current.Status == integration.StatusDeleted {
+		return workflows.Snapshot{State: current, ProjectedVersion: current.Version}, nil
+	}
+	v, err := s.Temporal.QueryWorkflow(ctx, integration.WorkflowID(current.Kind, id), "", workflows.QueryStatus)
+	if err != nil {
+		return workflows.Snapshot{}, fmt.Errorf("query %s: %w", id, err)
+	}
+	var snap workflows.Snapshot
+	if err := v.Get(&snap); err != nil {
+		return workflows.Snapshot{}, fmt.Errorf("query %s: decode: %w", id, err)
+	}
+	return snap, nil
+}
+
+// current returns the projected state of id, or ErrNotFound.
+func (s *Starter) current(ctx context.Context, id string) (integration.State, error) {
+	if err := integration.ValidateID("integration id", id); err != nil {
+		return integration.State{}, invalid(err)
+	}
+	st, err := s.Store.Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return integration.State{}, fmt.Errorf("%w: no integration has id %s; see `integrations list`", ErrNotFound, id)
+	}
+	if err != nil {
+		return integration.State{}, fmt.Errorf("read %s: %w", id, err)
+	}
+	return st, nil
+}
+
+func (s *Starter) update(ctx context.Context, id string, event integration.EventType, cmd workflows.Command) (integration.State, error) {
+	current, err := s.current(ctx, id)
+	if err != nil {
+		return integration.State{}, err
+	}
+	if current.Status == integration.StatusDeleted {
+		return integration.State{}, &integration.Rejection{Command: event, Message: fmt.Sprintf("integration %s is deleted: create a new one", id)}
+	}
+	handle, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   integration.WorkflowID(current.Kind, id),
+		UpdateName:   string(event),
+		Args:         []any{cmd},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		var snap workflows.Snapshot
+		if err = handle.Get(ctx, &snap); err == nil {
+			return snap.State, nil
+		}
+	}
+	return integration.State{}, commandError(id, event, err)
+}
+
+// commandError turns a workflow's rejection back into an
+// *integration.Rejection, and says the rest plainly.
+func commandError(id string, event integration.EventType, err error) error {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && app.Type() == workflows.RejectionErrorType {
+		return &integration.Rejection{Command: event, Message: app.Message()}
+	}
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return &integration.Rejection{Command: event, Message: fmt.Sprintf("integration %s is no longer running (deleted?): see `integrations status %s`", id, id)}
+	}
+	return fmt.Errorf("%s %s: %w", event, id, err)
+}

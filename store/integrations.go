@@ -1,0 +1,354 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/acme/integrations/integration"
+)
+
+// integrationRow is a row of integrations.
+type integrationRow struct {
+	ID                 string         `db:"id"`
+	Kind               string         `db:"kind"`
+	OrgID              string         `db:"org_id"`
+	Provider           string         `db:"provider"`
+	Name               string         `db:"name"`
+	Status             string         `db:"status"`
+	Reason             string         `db:"reason"`
+	Version            int64          `db:"version"`
+	NeedsAttention     bool           `db:"needs_attention"`
+	Abandoned          bool           `db:"abandoned"`
+	ReminderSent       bool           `db:"reminder_sent"`
+	ExpectedSource     string         `db:"expected_source"`
+	LastReceivedSource string         `db:"last_received_source"`
+	RevisionRequested  string         `db:"revision_requested"`
+	SetupSteps         string         `db:"setup_steps"`
+	Validation         sql.NullString `db:"validation"`
+	CreatedAt          time.Time      `db:"created_at"`
+	UpdatedAt          time.Time      `db:"updated_at"`
+}
+
+// integrationColumns lists the columns of integrations in integrationRow
+// order.
+const integrationColumns = `id, kind, org_id, provider, name, status, reason, version,
+	needs_attention, abandoned, reminder_sent, expected_source, last_received_source,
+	revision_requested, setup_steps, validation, created_at, updated_at`
+
+func toIntegrationRow(st integration.State) (integrationRow, error) {
+	revisions := st.RevisionRequested
+	if revisions == nil {
+		revisions = []string{}
+	}
+	revisionsJSON, err := json.Marshal(revisions)
+	if err != nil {
+		return integrationRow{}, fmt.Errorf("encode revision_requested: %w", err)
+	}
+	steps := make([]integration.SetupStep, len(st.Setup))
+	for i, step := range st.Setup {
+		step.At = dbTimePtr(step.At)
+		steps[i] = step
+	}
+	stepsJSON, err := json.Marshal(steps)
+	if err != nil {
+		return integrationRow{}, fmt.Errorf("encode setup_steps: %w", err)
+	}
+	var validation sql.NullString
+	if st.Validation != nil {
+		v := *st.Validation
+		v.At = dbTimePtr(v.At)
+		b, err := json.Marshal(v)
+		if err != nil {
+			return integrationRow{}, fmt.Errorf("encode validation: %w", err)
+		}
+		validation = sql.NullString{String: string(b), Valid: true}
+	}
+	return integrationRow{
+		ID: st.ID, Kind: string(st.Kind), OrgID: st.OrgID, Provider: st.Provider, Name: st.Name,
+		Status: string(st.Status), Reason: string(st.Reason), Version: st.Version,
+		NeedsAttention: st.NeedsAttention, Abandoned: st.Abandoned, ReminderSent: st.ReminderSent,
+		ExpectedSource: st.ExpectedSource, LastReceivedSource: st.LastReceivedSource,
+		RevisionRequested: string(revisionsJSON), SetupSteps: string(stepsJSON), Validation: validation,
+		CreatedAt: dbTime(st.CreatedAt), UpdatedAt: dbTime(st.UpdatedAt),
+	}, nil
+}
+
+func (r integrationRow) toState() (integration.State, error) {
+	st := integration.State{
+		ID: r.ID, OrgID: r.OrgID, Kind: integration.Kind(r.Kind), Provider: r.Provider, Name: r.Name,
+		Status: integration.Status(r.Status), Reason: integration.Reason(r.Reason), Version: r.Version,
+		ExpectedSource: r.ExpectedSource, LastReceivedSource: r.LastReceivedSource,
+		NeedsAttention: r.NeedsAttention, ReminderSent: r.ReminderSent, Abandoned: r.Abandoned,
+		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+	}
+	if err := json.Unmarshal([]byte(r.RevisionRequested), &st.RevisionRequested); err != nil {
+		return integration.State{}, fmt.Errorf("decode revision_requested of %s: %w", r.ID, err)
+	}
+	if err := json.Unmarshal([]byte(r.SetupSteps), &st.Setup); err != nil {
+		return integration.State{}, fmt.Errorf("decode setup_steps of %s: %w", r.ID, err)
+	}
+	// Empty lists are stored as [] but the domain leaves them nil.
+	if len(st.RevisionRequested) == 0 {
+		st.RevisionRequested = nil
+	}
+	if len(st.Setup) == 0 {
+		st.Setup = nil
+	}
+	for i := range st.Setup {
+		st.Setup[i].At = utcPtr(st.Setup[i].At)
+	}
+	if r.Validation.Valid {
+		var v integration.Validation
+		if err := json.Unmarshal([]byte(r.Validation.String), &v); err != nil {
+			return integration.State{}, fmt.Errorf("decode validation of %s: %w", r.ID, err)
+		}
+		v.At = utcPtr(v.At)
+		st.Validation = &v
+	}
+	return st, nil
+}
+
+// utcPtr puts a decoded time in time.UTC, as column times are.
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	v := t.UTC()
+	return &v
+}
+
+// eventRow is a row of integration_events.
+type eventRow struct {
+	IntegrationID string    `db:"integration_id"`
+	Version       int64     `db:"version"`
+	Event         string    `db:"event"`
+	FromStatus    string    `db:"from_status"`
+	FromReason    string    `db:"from_reason"`
+	ToStatus      string    `db:"to_status"`
+	ToReason      string    `db:"to_reason"`
+	Actor         string    `db:"actor"`
+	Note          string    `db:"note"`
+	OccurredAt    time.Time `db:"occurred_at"`
+}
+
+const eventColumns = `integration_id, version, event, from_status, from_reason, to_status, to_reason, actor, note, occurred_at`
+
+func toEventRow(ch integration.Change) eventRow {
+	return eventRow{
+		IntegrationID: ch.IntegrationID, Version: ch.Version, Event: string(ch.Event),
+		FromStatus: string(ch.FromStatus), FromReason: string(ch.FromReason),
+		ToStatus: string(ch.ToStatus), ToReason: string(ch.ToReason),
+		Actor: ch.Actor, Note: ch.Note, OccurredAt: dbTime(ch.At),
+	}
+}
+
+func (r eventRow) toChange() integration.Change {
+	return integration.Change{
+		IntegrationID: r.IntegrationID, Version: r.Version, Event: integration.EventType(r.Event),
+		FromStatus: integration.Status(r.FromStatus), FromReason: integration.Reason(r.FromReason),
+		ToStatus: integration.Status(r.ToStatus), ToReason: integration.Reason(r.ToReason),
+		Actor: r.Actor, Note: r.Note, At: r.OccurredAt.UTC(),
+	}
+}
+
+// Project writes snapshot st and its change record ch in one transaction.
+// The integrations row is upserted only when the stored version is lower
+// than st.Version, so stale or replayed writes never regress it; the event
+// row is inserted unless one exists for that version. applied reports
+// whether the integrations row was written.
+func (s *Store) Project(ctx context.Context, st integration.State, ch integration.Change) (applied bool, err error) {
+	if err := checkProjection(st, ch); err != nil {
+		return false, err
+	}
+	row, err := toIntegrationRow(st)
+	if err != nil {
+		return false, fmt.Errorf("project %s version %d: %w", st.ID, st.Version, err)
+	}
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+		applied, err = upsertIntegration(ctx, tx, row)
+		if err != nil {
+			return err
+		}
+		return insertEvent(ctx, tx, toEventRow(ch))
+	})
+	if err != nil {
+		return false, fmt.Errorf("project %s version %d: %w", st.ID, st.Version, err)
+	}
+	return applied, nil
+}
+
+// checkProjection rejects a snapshot the table constraints would reject
+// anyway, with a message that says what is wrong.
+func checkProjection(st integration.State, ch integration.Change) error {
+	switch {
+	case st.ID == "":
+		return errors.New("project: state has no integration ID")
+	case st.Version <= 0:
+		return fmt.Errorf("project %s: version %d is not positive", st.ID, st.Version)
+	case st.OrgID == "":
+		return fmt.Errorf("project %s: state has no org ID", st.ID)
+	case ch.IntegrationID != st.ID || ch.Version != st.Version:
+		return fmt.Errorf("project %s version %d: change record is for %s version %d; pass the change that produced this state",
+			st.ID, st.Version, ch.IntegrationID, ch.Version)
+	case ch.Event == "":
+		return fmt.Errorf("project %s version %d: change record has no event", st.ID, st.Version)
+	}
+	if _, err := integration.ParseKind(string(st.Kind)); err != nil {
+		return fmt.Errorf("project %s: %w", st.ID, err)
+	}
+	if _, err := integration.ParseStatus(string(st.Status)); err != nil {
+		return fmt.Errorf("project %s: %w", st.ID, err)
+	}
+	return nil
+}
+
+// upsertIntegration writes row unless the stored row has the same or a
+// higher version, and reports whether it wrote.
+func upsertIntegration(ctx context.Context, ext sqlx.ExtContext, row integrationRow) (bool, error) {
+	const q = `INSERT INTO integrations (` + integrationColumns + `)
+VALUES (:id, :kind, :org_id, :provider, :name, :status, :reason, :version,
+	:needs_attention, :abandoned, :reminder_sent, :expected_source, :last_received_source,
+	:revision_requested, :setup_steps, :validation, :created_at, :updated_at)
+ON CONFLICT (id) DO UPDATE SET
+	kind = excluded.kind,
+	org_id = excluded.org_id,
+	provider = excluded.provider,
+	name = excluded.name,
+	status = excluded.status,
+	reason = excluded.reason,
+	version = excluded.version,
+	needs_attention = excluded.needs_attention,
+	abandoned = excluded.abandoned,
+	reminder_sent = excluded.reminder_sent,
+	expected_source = excluded.expected_source,
+	last_received_source = excluded.last_received_source,
+	revision_requested = excluded.revision_requested,
+	setup_steps = excluded.setup_steps,
+	validation = excluded.validation,
+	updated_at = excluded.updated_at
+WHERE integrations.version < excluded.version`
+	res, err := sqlx.NamedExecContext(ctx, ext, q, row)
+	if err != nil {
+		return false, fmt.Errorf("upsert integrations row: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("upsert integrations row: %w", err)
+	}
+	return n > 0, nil
+}
+
+// insertEvent appends row to integration_events unless its version is
+// already recorded.
+func insertEvent(ctx context.Context, ext sqlx.ExtContext, row eventRow) error {
+	const q = `INSERT INTO integration_events (` + eventColumns + `)
+VALUES (:integration_id, :version, :event, :from_status, :from_reason, :to_status, :to_reason, :actor, :note, :occurred_at)
+ON CONFLICT (integration_id, version) DO NOTHING`
+	if _, err := sqlx.NamedExecContext(ctx, ext, q, row); err != nil {
+		return fmt.Errorf("insert integration_events row: %w", err)
+	}
+	return nil
+}
+
+// Get returns the projected state of integration id; the error wraps
+// ErrNotFound when there is none.
+func (s *Store) Get(ctx context.Context, id string) (integration.State, error) {
+	var row integrationRow
+	q := s.db.Rebind(`SELECT ` + integrationColumns + ` FROM integrations WHERE id = ?`)
+	if err := sqlx.GetContext(ctx, s.db, &row, q, id); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return integration.State{}, fmt.Errorf("integration %q: %w", id, ErrNotFound)
+		}
+		return integration.State{}, fmt.Errorf("get integration %q: %w", id, err)
+	}
+	return row.toState()
+}
+
+// List limits.
+const (
+	DefaultListLimit = 100
+	MaxListLimit     = 1000
+)
+
+// ListFilter selects integrations; zero fields do not filter.
+type ListFilter struct {
+	OrgID  string
+	Kind   integration.Kind
+	Status integration.Status
+	// Limit caps the rows returned: 0 means DefaultListLimit; at most
+	// MaxListLimit.
+	Limit int
+}
+
+// List returns the integrations f selects, ordered by org_id, then id.
+func (s *Store) List(ctx context.Context, f ListFilter) ([]integration.State, error) {
+	limit := f.Limit
+	switch {
+	case limit == 0:
+		limit = DefaultListLimit
+	case limit < 0 || limit > MaxListLimit:
+		return nil, fmt.Errorf("list integrations: limit %d is out of range: give 1-%d, or 0 for %d", f.Limit, MaxListLimit, DefaultListLimit)
+	}
+	var where []string
+	var args []any
+	if f.OrgID != "" {
+		where = append(where, "org_id = ?")
+		args = append(args, f.OrgID)
+	}
+	if f.Kind != "" {
+		if _, err := integration.ParseKind(string(f.Kind)); err != nil {
+			return nil, fmt.Errorf("list integrations: %w", err)
+		}
+		where = append(where, "kind = ?")
+		args = append(args, string(f.Kind))
+	}
+	if f.Status != "" {
+		if _, err := integration.ParseStatus(string(f.Status)); err != nil {
+			return nil, fmt.Errorf("list integrations: %w", err)
+		}
+		where = append(where, "status = ?")
+		args = append(args, string(f.Status))
+	}
+	q := `SELECT ` + integrationColumns + ` FROM integrations`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY org_id, id LIMIT ?`
+	args = append(args, limit)
+
+	var rows []integrationRow
+	if err := sqlx.SelectContext(ctx, s.db, &rows, s.db.Rebind(q), args...); err != nil {
+		return nil, fmt.Errorf("list integrations: %w", err)
+	}
+	states := make([]integration.State, 0, len(rows))
+	for _, row := range rows {
+		st, err := row.toState()
+		if err != nil {
+			return nil, fmt.Errorf("list integrations: %w", err)
+		}
+		states = append(states, st)
+	}
+	return states, nil
+}
+
+// Events returns the recorded changes of integration id, oldest version
+// first; none (and no error) for an unknown integration.
+func (s *Store) Events(ctx context.Context, id string) ([]integration.Change, error) {
+	var rows []eventRow
+	q := s.db.Rebind(`SELECT ` + eventColumns + ` FROM integration_events WHERE integration_id = ? ORDER BY version`)
+	if err := sqlx.SelectContext(ctx, s.db, &rows, q, id); err != nil {
+		return nil, fmt.Errorf("events of integration %q: %w", id, err)
+	}
+	changes := make([]integration.Change, len(rows))
+	for i, row := range rows {
+		changes[i] = row.toChange()
+	}
+	return changes, nil
+}

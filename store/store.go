@@ -1,0 +1,232 @@
+// Package store is the SQL data access of the integrations service: the
+// projection of integration state (integrations, integration_events), CRM
+// credentials and notifications. One Store serves both backends, PostgreSQL
+// (lib/pq) and SQLite (modernc.org/sqlite); queries are written once in SQL
+// both understand, with ? placeholders rebound per driver.
+//
+// Every time the store returns is in UTC and truncated to the microsecond,
+// PostgreSQL's resolution, so both backends give back equal values.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/acme/integrations/schema"
+)
+
+// ErrNotFound is wrapped by the errors of reads that find no row; test for
+// it with errors.Is.
+var ErrNotFound = errors.New("not found")
+
+// sqliteDriver is the database/sql name modernc.org/sqlite registers.
+const sqliteDriver = "sqlite"
+
+// sqliteBusyTimeout is how long (ms) a SQLite write waits for another
+// connection or process holding the write lock, instead of failing at once
+// with "database is locked".
+const sqliteBusyTimeout = 10000
+
+func init() {
+	// sqlx knows modernc's driver name only as "sqlite3"; tell it that
+	// "sqlite" also takes ? placeholders so named queries bind correctly.
+	sqlx.BindDriver(sqliteDriver, sqlx.QUESTION)
+}
+
+// Store reads and writes the service's tables. It is safe for concurrent
+// use, and several processes may open the same database.
+type Store struct {
+	db      *sqlx.DB
+	dialect string
+}
+
+// Open connects to databaseURL and checks the connection:
+//   - postgres://... or postgresql://... opens PostgreSQL with lib/pq;
+//   - sqlite://PATH, sqlite:PATH or a plain file path opens (creating if need
+//     be) a SQLite file in WAL mode with a 10 s busy timeout, foreign keys on
+//     and immediate transactions, so the dev stack and a CLI in another
+//     terminal can share the file. PATH ":memory:" gives a private in-memory
+//     database (one connection), for tests.
+//
+// It does not migrate; call Migrate.
+func Open(ctx context.Context, databaseURL string) (*Store, error) {
+	dialect, dsn, err := parseDatabaseURL(databaseURL)
+	if err != nil {
+		return nil, err
+	}
+	driverName := dialect
+	if dialect == schema.SQLite {
+		driverName = sqliteDriver
+	}
+	db, err := sql.Open(driverName, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open %s database: %w", dialect, err)
+	}
+	if dialect == schema.SQLite && isSQLiteMemory(dsn) {
+		// Each connection to :memory: is a database of its own; keep one.
+		db.SetMaxOpenConns(1)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		if dialect == schema.SQLite {
+			return nil, fmt.Errorf("open SQLite database %s: %w (check that its directory exists and is writable)", sqlitePath(dsn), err)
+		}
+		// The URL may hold a password: name the server, never the URL.
+		return nil, fmt.Errorf("connect to PostgreSQL: %w (check DATABASE_URL and that the server is up)", err)
+	}
+	return &Store{db: sqlx.NewDb(db, driverName), dialect: dialect}, nil
+}
+
+// parseDatabaseURL maps a DATABASE_URL to a dialect and a driver DSN.
+func parseDatabaseURL(databaseURL string) (dialect, dsn string, err error) {
+	var path string
+	switch {
+	case strings.TrimSpace(databaseURL) == "":
+		return "", "", errors.New("no database URL given: set DATABASE_URL to postgres://USER@HOST/DB or a SQLite file path")
+	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
+		return schema.Postgres, databaseURL, nil
+	case strings.HasPrefix(databaseURL, "sqlite://"):
+		path = strings.TrimPrefix(databaseURL, "sqlite://")
+	case strings.HasPrefix(databaseURL, "sqlite:"):
+		path = strings.TrimPrefix(databaseURL, "sqlite:")
+	default:
+		if scheme, _, ok := strings.Cut(databaseURL, "://"); ok {
+			// Only the scheme: the rest may hold credentials.
+			return "", "", fmt.Errorf("unsupported database URL scheme %q: use postgres://USER@HOST/DB, sqlite://PATH or a SQLite file path", scheme)
+		}
+		path = databaseURL
+	}
+	path, userQuery, _ := strings.Cut(path, "?")
+	if path == "" {
+		return "", "", errors.New("SQLite database URL has no file path: use sqlite://PATH, e.g. sqlite://.data/integrations.db")
+	}
+	query, err := url.ParseQuery(userQuery)
+	if err != nil {
+		return "", "", fmt.Errorf("SQLite database URL has bad parameters after '?': %w", err)
+	}
+	// Applied on every connection. busy_timeout makes writers queue instead
+	// of failing; WAL lets readers run beside the writer; immediate
+	// transactions take the write lock at BEGIN, where the busy timeout
+	// applies, rather than failing when a read upgrades to a write. Times
+	// are written as sortable UTC text the driver parses back.
+	query.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", sqliteBusyTimeout))
+	query.Add("_pragma", "journal_mode(WAL)")
+	query.Add("_pragma", "foreign_keys(1)")
+	query.Add("_pragma", "synchronous(NORMAL)")
+	query.Set("_txlock", "immediate")
+	query.Set("_time_format", "sqlite")
+	query.Set("_timezone", "UTC")
+	return schema.SQLite, path + "?" + query.Encode(), nil
+}
+
+func sqlitePath(dsn string) string {
+	path, _, _ := strings.Cut(dsn, "?")
+	return path
+}
+
+func isSQLiteMemory(dsn string) bool {
+	path := sqlitePath(dsn)
+	return path == ":memory:" || strings.Contains(path, "mode=memory")
+}
+
+// Close closes the database connections.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Dialect is "postgres" or "sqlite".
+func (s *Store) Dialect() string { return s.dialect }
+
+// DB is the underlying connection pool, for queries the store does not
+// offer. Write SQL both dialects accept, with ? placeholders and DB().Rebind.
+func (s *Store) DB() *sqlx.DB { return s.db }
+
+// Migrate applies the pending migrations of schema for the store's dialect.
+// It is idempotent, and safe to run from several processes at once on
+// PostgreSQL (an advisory lock serialises them).
+func (s *Store) Migrate(ctx context.Context) error {
+	fsys, err := schema.FS(s.dialect)
+	if err != nil {
+		return err
+	}
+	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
+	gooseDialect := goose.DialectSQLite3
+	if s.dialect == schema.Postgres {
+		gooseDialect = goose.DialectPostgres
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	provider, err := goose.NewProvider(gooseDialect, s.db.DB, fsys, opts...)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	// Not provider.Close: it would close the store's connection pool.
+	_, err = provider.Up(ctx)
+	if err != nil && s.dialect == schema.SQLite {
+		// SQLite has no lock goose can take, so two processes starting
+		// together can race to create the same tables; the loser finds
+		// the work done when it looks again.
+		_, err = provider.Up(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("migrate %s database: %w", s.dialect, err)
+	}
+	return nil
+}
+
+// inTx runs fn in a transaction, committing when it returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// isUniqueViolation reports whether err is a unique or primary key
+// constraint violation on either backend.
+func isUniqueViolation(err error) bool {
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		return pqErr.Code == "23505"
+	}
+	var sqliteErr *sqlite.Error
+	if errors.As(err, &sqliteErr) {
+		code := sqliteErr.Code()
+		return code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// dbTime is how the store writes a time: UTC, at PostgreSQL's microsecond
+// resolution, so both backends hold and return the same instant.
+func dbTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// dbTimePtr is dbTime for optional times.
+func dbTimePtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	v := dbTime(*t)
+	return &v
+}

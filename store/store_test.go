@@ -1,0 +1,795 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/acme/integrations/integration"
+	"github.com/acme/integrations/internal/testenv"
+	"github.com/acme/integrations/store"
+)
+
+// testBundle is what every conformance test works with: a migrated store on
+// one backend.
+type testBundle struct {
+	ctx   context.Context
+	db    testenv.Database
+	store *store.Store
+}
+
+// setup opens and migrates a store on db, closed when t ends.
+func setup(t *testing.T, db testenv.Database) *testBundle {
+	t.Helper()
+	ctx := t.Context()
+	s, err := store.Open(ctx, db.URL)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	require.NoError(t, s.Migrate(ctx))
+	return &testBundle{ctx: ctx, db: db, store: s}
+}
+
+// t0 is a UTC time at microsecond resolution: what the store returns.
+var t0 = time.Date(2025, 3, 4, 5, 6, 7, 123456000, time.UTC)
+
+// newLead returns a new lead integration at version 1.
+func newLead(t *testing.T, id, org string) integration.State {
+	t.Helper()
+	st, err := integration.New(integration.Spec{
+		ID: id, OrgID: org, Kind: integration.KindLead, Provider: "zillow", Name: "Lead " + id, ExpectedSource: "Zillow-Test",
+	}, t0)
+	require.NoError(t, err)
+	return st
+}
+
+// newCRM returns a new CRM integration at version 1.
+func newCRM(t *testing.T, id, org string) integration.State {
+	t.Helper()
+	st, err := integration.New(integration.Spec{
+		ID: id, OrgID: org, Kind: integration.KindCRM, Provider: "hubspot", Name: "CRM " + id,
+	}, t0)
+	require.NoError(t, err)
+	return st
+}
+
+// at returns st as of version v, changed at t0+v seconds, with the change
+// that produced it.
+func at(st integration.State, v int64, status integration.Status, reason integration.Reason) (integration.State, integration.Change) {
+	from := st
+	st.Version = v
+	st.Status, st.Reason = status, reason
+	st.UpdatedAt = t0.Add(time.Duration(v) * time.Second)
+	ch := integration.Change{
+		IntegrationID: st.ID, Version: v, Event: integration.EventPause,
+		FromStatus: from.Status, FromReason: from.Reason, ToStatus: status, ToReason: reason,
+		Actor: "tester", Note: fmt.Sprintf("version %d", v), At: st.UpdatedAt,
+	}
+	if v == 1 {
+		ch = integration.Created(st, "tester")
+	}
+	return st, ch
+}
+
+func project(t *testing.T, b *testBundle, st integration.State, ch integration.Change) bool {
+	t.Helper()
+	applied, err := b.store.Project(b.ctx, st, ch)
+	require.NoError(t, err)
+	return applied
+}
+
+func TestOpen(t *testing.T) {
+	t.Parallel()
+
+	t.Run("RejectsUnknownSchemeWithoutEchoingTheURL", func(t *testing.T) {
+		t.Parallel()
+		_, err := store.Open(t.Context(), "mysql://admin:s3cret@db.example.com/app")
+		require.ErrorContains(t, err, `unsupported database URL scheme "mysql"`)
+		require.NotContains(t, err.Error(), "s3cret")
+	})
+
+	t.Run("RejectsEmptyURL", func(t *testing.T) {
+		t.Parallel()
+		_, err := store.Open(t.Context(), "  ")
+		require.ErrorContains(t, err, "DATABASE_URL")
+	})
+
+	t.Run("RejectsSQLiteURLWithoutPath", func(t *testing.T) {
+		t.Parallel()
+		_, err := store.Open(t.Context(), "sqlite://")
+		require.ErrorContains(t, err, "no file path")
+	})
+
+	t.Run("ReportsMissingSQLiteDirectory", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "missing", "x.db")
+		_, err := store.Open(t.Context(), "sqlite://"+path)
+		require.ErrorContains(t, err, "directory exists")
+	})
+
+	t.Run("SQLiteURLFormsOpenTheSameFile", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "forms.db")
+		b := setup(t, testenv.Database{Name: "sqlite", URL: "sqlite://" + path})
+		st, ch := at(newLead(t, "forms-1", "org-1"), 1, integration.StatusSetupIncomplete, integration.ReasonAwaitingTestLead)
+		require.True(t, project(t, b, st, ch))
+
+		for _, u := range []string{"sqlite:" + path, path} {
+			other, err := store.Open(b.ctx, u)
+			require.NoError(t, err, u)
+			require.Equal(t, "sqlite", other.Dialect())
+			got, err := other.Get(b.ctx, "forms-1")
+			require.NoError(t, err, u)
+			require.Equal(t, st, got)
+			require.NoError(t, other.Close())
+		}
+	})
+
+	t.Run("SQLiteInMemory", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, testenv.Database{Name: "sqlite", URL: "sqlite::memory:"})
+		st, ch := at(newLead(t, "mem-1", "org-1"), 1, integration.StatusSetupIncomplete, integration.ReasonAwaitingTestLead)
+		require.True(t, project(t, b, st, ch))
+		got, err := b.store.Get(b.ctx, "mem-1")
+		require.NoError(t, err)
+		require.Equal(t, st, got)
+	})
+
+	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
+		b := setup(t, db)
+		require.Equal(t, db.Name, b.store.Dialect())
+		require.NoError(t, b.store.DB().PingContext(b.ctx))
+	})
+}
+
+func TestMigrate(t *testing.T) {
+	t.Parallel()
+	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
+		b := setup(t, db) // migrates once
+
+		st, ch := at(newLead(t, "keep-1", "org-1"), 1, integration.StatusSetupIncomplete, integration.ReasonAwaitingTestLead)
+		require.True(t, project(t, b, st, ch))
+
+		// Again, on this handle and on a second one: nothing to do, data kept.
+		require.NoError(t, b.store.Migrate(b.ctx))
+		second, err := store.Open(b.ctx, db.URL)
+		require.NoError(t, err)
+		defer second.Close()
+		require.NoError(t, second.Migrate(b.ctx))
+
+		got, err := b.store.Get(b.ctx, "keep-1")
+		require.NoError(t, err)
+		require.Equal(t, st, got)
+
+		var version int64
+		require.NoError(t, b.store.DB().GetContext(b.ctx, &version, `SELECT MAX(version_id) FROM goose_db_version`))
+		require.Equal(t, int64(1), version)
+
+		for _, table := range []string{"integrations", "integration_events", "crm_credentials", "notifications"} {
+			var n int
+			require.NoError(t, b.store.DB().GetContext(b.ctx, &n, `SELECT COUNT(*) FROM `+table), table)
+		}
+	})
+}
+
+func TestProject(t *testing.T) {
+	t.Parallel()
+	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
+		b := setup(t, db)
+
+		t.Run("InsertsThenHigherVersionUpdates", func(t *testing.T) {
+			t.Parallel()
+			v1, ch1 := at(newCRM(t, "up-1", "org-1"), 1, integration.StatusSetupIncomplete, integration.ReasonAwaitingAuthorization)
+			require.True(t, project(t, b, v1, ch1))
+			got, err := b.store.Get(b.ctx, "up-1")
+			require.NoError(t, err)
+			require.Equal(t, v1, got)
+
+			v2, ch2 := at(v1, 2, integration.StatusActive, integration.ReasonNone)
+			v2.NeedsAttention, v2.ReminderSent, v2.Abandoned = true, true, true
+			v2.Name = "renamed"
+			require.True(t, project(t, b, v2, ch2))
+			got, err = b.store.Get(b.ctx, "up-1")
+			require.NoError(t, err)
+			require.Equal(t, v2, got)
+			require.Equal(t, t0, got.CreatedAt, "created_at stays")
+		})
+
+		t.Run("EqualOrLowerVersionChangesNothing", func(t *testing.T) {
+			t.Parallel()
+			v1, ch1 := at(newCRM(t, "stale-1", "org-1"), 1, integration.StatusSetupIncomplete, integration.ReasonAwaitingAuthorization)
+			v3, ch3 := at(v1, 3, integration.StatusActive, integration.ReasonNone)
+			require.True(t, project(t, b, v1, ch1))
+			require.True(t, project(t, b, v3, ch3))
+
+			// Same version, different content: a replay must not overwrite.
+			same, sameCh := at(v1, 3, integration.StatusPaused, integration.ReasonManual)
+			same.Name = "should not land"
+			require.False(t, project(t, b, same, sameCh))
+			// Lower version arriving late.
+			v2, ch2 := at(v1, 2, integration.StatusPaused, integration.ReasonManual)
+			require.False(t, project(t, b, v2, ch2))
+
+			got, err := b.store.Get(b.ctx, "stale-1")
+			require.NoError(t, err)
+			require.Equal(t, v3, got)
+
+			// The late version's history is still recorded; the replay's is not.
+			events, err := b.store.Events(b.ctx, "stale-1")
+			require.NoError(t, err)
+			require.Equal(t, []integration.Change{ch1, ch2, ch3}, events)
+		})
+
+		t.Run("ReplaysDoNotDuplicateEvents", func(t *testing.T) {
+			t.Parallel()
+			st := newLead(t, "replay-1", "org-1")
+			var want []integration.Change
+			for v := int64(1); v <= 3; v++ {
+				next, ch := at(st, v, integration.StatusSetupIncomplete, integration.ReasonSourceMismatch)
+				require.True(t, project(t, b, next, ch))
+				require.False(t, project(t, b, next, ch), "replay of version %d", v)
+				want = append(want, ch)
+			}
+			events, err := b.store.Events(b.ctx, "replay-1")
+			require.NoError(t, err)
+			require.Equal(t, want, events)
+		})
+
+		t.Run("RejectsBadInputAndWritesNothing", func(t *testing.T) {
+			t.Parallel()
+			good, goodCh := at(newLead(t, "bad-1", "org-1"), 1, integration.StatusSetupIncomplete, integration.ReasonAwaitingTestLead)
+			cases := map[string]struct {
+				mutate func(st *integration.State, ch *integration.Change)
+				want   string
+			}{
+				"ChangeOfOtherVersion": {func(_ *integration.State, ch *integration.Change) { ch.Version = 2 }, "change record is for"},
+				"ChangeOfOtherID":      {func(_ *integration.State, ch *integration.Change) { ch.IntegrationID = "x" }, "change record is for"},
+				"ZeroVersion": {func(st *integration.State, ch *integration.Change) {
+					st.Version, ch.Version = 0, 0
+				}, "not positive"},
+				"UnknownStatus": {func(st *integration.State, _ *integration.Change) { st.Status = "sleeping" }, "unknown status"},
+				"UnknownKind":   {func(st *integration.State, _ *integration.Change) { st.Kind = "fax" }, "unknown kind"},
+				"NoOrg":         {func(st *integration.State, _ *integration.Change) { st.OrgID = "" }, "no org ID"},
+				"NoEvent":       {func(_ *integration.State, ch *integration.Change) { ch.Event = "" }, "no event"},
+			}
+			for name, tc := range cases {
+				st, ch := good, goodCh
+				tc.mutate(&st, &ch)
+				_, err := b.store.Project(b.ctx, st, ch)
+				require.ErrorContains(t, err, tc.want, name)
+			}
+			_, err := b.store.Get(b.ctx, "bad-1")
+			require.ErrorIs(t, err, store.ErrNotFound)
+			events, err := b.store.Events(b.ctx, "bad-1")
+			require.NoError(t, err)
+			require.Empty(t, events)
+		})
+
+		t.Run("ConcurrentWritersKeepTheHighestVersion", func(t *testing.T) {
+			t.Parallel()
+			base := newCRM(t, "race-1", "org-1")
+			const versions = 30
+			var wg sync.WaitGroup
+			errs := make(chan error, versions)
+			// Two writers deliver the versions in opposite orders.
+			for _, descending := range []bool{false, true} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := int64(1); i <= versions; i++ {
+						v := i
+						if descending {
+							v = versions + 1 - i
+						}
+						st, ch := at(base, v, integration.StatusActive, integration.ReasonNone)
+						if _, err := b.store.Project(b.ctx, st, ch); err != nil {
+							errs <- err
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				require.NoError(t, err)
+			}
+			got, err := b.store.Get(b.ctx, "race-1")
+			require.NoError(t, err)
+			require.Equal(t, int64(versions), got.Version)
+			events, err := b.store.Events(b.ctx, "race-1")
+			require.NoError(t, err)
+			require.Len(t, events, versions)
+		})
+	})
+}
+
+func TestGetUnknown(t *testing.T) {
+	t.Parallel()
+	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
+		b := setup(t, db)
+		_, err := b.store.Get(b.ctx, "nope")
+		require.ErrorIs(t, err, store.ErrNotFound)
+		require.ErrorContains(t, err, `"nope"`)
+	})
+}
+
+func TestList(t *testing.T) {
+	t.Parallel()
+	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
+		b := setup(t, db)
+
+		// Inserted out of order to prove List sorts by org, then id.
+		type row struct {
+			id, org string
+			kind    integration.Kind
+			status  integration.Status
+		}
+		rows := []row{
+			{"c-2", "org-b", integration.KindCRM, integration.StatusActive},
+			{"l-1", "org-a", integration.KindLead, integration.StatusSetupIncomplete},
+			{"c-1", "org-a", integration.KindCRM, integration.StatusPaused},
+			{"l-2", "org-b", integration.KindLead, integration.StatusActive},
+			{"c-3", "org-a", integration.KindCRM, integration.StatusActive},
+		}
+		for _, r := range rows {
+			var st integration.State
+			if r.kind == integration.KindLead {
+				st = newLead(t, r.id, r.org)
+			} else {
+				st = newCRM(t, r.id, r.org)
+			}
+			st, ch := at(st, 1, r.status, "")
+			require.True(t, project(t, b, st, ch))
+		}
+		ids := func(f store.ListFilter) []string {
+			t.Helper()
+			states, err := b.store.List(b.ctx, f)
+			require.NoError(t, err)
+			out := []string{}
+			for _, st := range states {
+				out = append(out, st.OrgID+"/"+st.ID)
+			}
+			return out
+		}
+
+		require.Equal(t, []string{"org-a/c-1", "org-a/c-3", "org-a/l-1", "org-b/c-2", "org-b/l-2"}, ids(store.ListFilter{}))
+		require.Equal(t, []string{"org-b/c-2", "org-b/l-2"}, ids(store.ListFilter{OrgID: "org-b"}))
+		require.Equal(t, []string{"org-a/c-1", "org-a/c-3", "org-b/c-2"}, ids(store.ListFilter{Kind: integration.KindCRM}))
+		require.Equal(t, []string{"org-a/c-3", "org-b/c-2", "org-b/l-2"}, ids(store.ListFilter{Status: integration.StatusActive}))
+		require.Equal(t, []string{"org-a/c-3"}, ids(store.ListFilter{OrgID: "org-a", Kind: integration.KindCRM, Status: integration.StatusActive}))
+		require.Equal(t, []string{"org-a/c-1", "org-a/c-3"}, ids(store.ListFilter{Limit: 2}))
+		require.Equal(t, []string{}, ids(store.ListFilter{OrgID: "org-z"}))
+
+		// Whole states come back, not just keys.
+		states, err := b.store.List(b.ctx, store.ListFilter{OrgID: "org-a", Kind: integration.KindLead})
+		require.NoError(t, err)
+		want, _ := at(newLead(t, "l-1", "org-a"), 1, integration.StatusSetupIncomplete, "")
+		require.Equal(t, []integration.State{want}, states)
+
+		for _, f := range []store.ListFilter{{Limit: -1}, {Limit: store.MaxListLimit + 1}} {
+			_, err := b.store.List(b.ctx, f)
+			require.ErrorContains(t, err, "out of range")
+		}
+		_, err = b.store.List(b.ctx, store.ListFilter{Kind: "fax"})
+		require.ErrorContains(t, err, "unknown kind")
+		_, err = b.store.List(b.ctx, store.ListFilter{Status: "sleeping"})
+		require.ErrorContains(t, err, "unknown status")
+	})
+}
+
+func TestListDefaultLimit(t *testing.T) {
+	t.Parallel()
+	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
+		b := setup(t, db)
+		for i := range store.DefaultListLimit + 5 {
+			st, ch := at(newLead(t, fmt.Sprintf("many-%03d", i), "org-1"), 1, integration.StatusSetupIncomplete, "")
+			require.True(t, project(t, b, st, ch))
+		}
+		states, err := b.store.List(b.ctx, store.ListFilter{})
+		require.NoError(t, err)
+		require.Len(t, states, store.DefaultListLimit)
+		require.Equal(t, "many-000", states[0].ID)
+
+		states, err = b.store.List(b.ctx, store.ListFilter{Limit: store.MaxListLimit})
+		require.NoError(t, err)
+		require.Len(t, states, store.DefaultListLimit+5)
+	})
+}
+
+func TestEventsOrderedByVersion(t *testing.T) {
+	t.Parallel()
+	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
+		b := setup(t, db)
+		base := newCRM(t, "order-1", "org-1")
+		other := newCRM(t, "order-2", "org-1")
+		changes := map[int64]integration.Change{}
+		for _, v := range []int64{1, 4, 2, 5, 3} {
+			st, ch := at(base, v, integration.StatusActive, "")
+			project(t, b, st, ch)
+			changes[v] = ch
+			// Another integration's events must not show up.
+			ost, och := at(other, v, integration.StatusActive, "")
+			project(t, b, ost, och)
+		}
+		events, err := b.store.Events(b.ctx, "order-1")
+		require.NoError(t, err)
+		require.Equal(t, []integration.Change{changes[1], changes[2], changes[3], changes[4], changes[5]}, events)
+
+		none, err := b.store.Events(b.ctx, "unknown")
+		require.NoError(t, err)
+		require.Empty(t, none)
+	})
+}
+
+func TestCredentials(t *testing.T) {
+	t.Parallel()
+	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
+		b := setup(t, db)
+
+		t.Run("VersionsAndLatest", func(t *testing.T) {
+			t.Parallel()
+			_, err := b.store.LatestCredential(b.ctx, "cred-1")
+			require.ErrorIs(t, err, store.ErrNotFound)
+
+			for want := 1; want <= 3; want++ {
+				// Bytes that are not valid UTF-8 and contain NUL, as sealed data does.
+				ciphertext := []byte{0x00, 0xff, byte(want), 0xfe, 0x00}
+				v, err := b.store.SaveCredential(b.ctx, "cred-1", ciphertext, t0.Add(time.Duration(want)*time.Minute))
+				require.NoError(t, err)
+				require.Equal(t, want, v)
+
+				latest, err := b.store.LatestCredential(b.ctx, "cred-1")
+				require.NoError(t, err)
+				require.Equal(t, store.Credential{
+					IntegrationID: "cred-1", Version: want, Ciphertext: ciphertext,
+					CreatedAt: t0.Add(time.Duration(want) * time.Minute),
+				}, latest)
+			}
+
+			// Versions count per integration.
+			v, err := b.store.SaveCredential(b.ctx, "cred-2", []byte("sealed"), t0)
+			require.NoError(t, err)
+			require.Equal(t, 1, v)
+		})
+
+		t.Run("ConcurrentSavesGetDistinctVersions", func(t *testing.T) {
+			t.Parallel()
+			const writers = 8
+			versions := make(chan int, writers)
+			errs := make(chan error, writers)
+			var wg sync.WaitGroup
+			for i := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					v, err := b.store.SaveCredential(b.ctx, "cred-race", []byte{byte(i)}, t0)
+					if err != nil {
+						errs <- err
+						return
+					}
+					versions <- v
+				}()
+			}
+			wg.Wait()
+			close(versions)
+			close(errs)
+			for err := range errs {
+				require.NoError(t, err)
+			}
+			var got []int
+			for v := range versions {
+				got = append(got, v)
+			}
+			sort.Ints(got)
+			require.Equal(t, []int{1, 2, 3, 4, 5, 6, 7, 8}, got)
+		})
+
+		t.Run("RejectsBadInput", func(t *testing.T) {
+			t.Parallel()
+			_, err := b.store.SaveCredential(b.ctx, "", []byte("x"), t0)
+			require.ErrorContains(t, err, "no integration ID")
+			_, err = b.store.SaveCredential(b.ctx, "cred-empty", nil, t0)
+			require.ErrorContains(t, err, "ciphertext is empty")
+			_, err = b.store.LatestCredential(b.ctx, "cred-empty")
+			require.ErrorIs(t, err, store.ErrNotFound)
+		})
+	})
+}
+
+func TestNotifications(t *testing.T) {
+	t.Parallel()
+	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
+		b := setup(t, db)
+
+		note := func(integrationID, channel, kind, key string) store.Notification {
+			return store.Notification{
+				IntegrationID: integrationID, OrgID: "org-1", Channel: channel, Kind: kind,
+				Subject: "Subject " + key, Body: "Body " + key, DedupeKey: key, CreatedAt: t0,
+			}
+		}
+
+		t.Run("DedupeAndResolve", func(t *testing.T) {
+			t.Parallel()
+			email := note("n-1", store.ChannelEmail, "paused", "n-1:paused:2:email")
+			inApp := note("n-1", store.ChannelInApp, "paused", "n-1:paused:2:in_app")
+			reminder := note("n-1", store.ChannelEmail, "setup_reminder", "n-1:setup_reminder")
+			otherIntegration := note("n-2", store.ChannelEmail, "paused", "n-2:paused:2:email")
+			for _, n := range []store.Notification{email, inApp, reminder, otherIntegration} {
+				created, err := b.store.AddNotification(b.ctx, n)
+				require.NoError(t, err)
+				require.True(t, created, n.DedupeKey)
+			}
+			dup := email
+			dup.Subject = "a retry must not add or change anything"
+			created, err := b.store.AddNotification(b.ctx, dup)
+			require.NoError(t, err)
+			require.False(t, created)
+
+			resolvedAt := t0.Add(time.Hour)
+			n, err := b.store.ResolveNotifications(b.ctx, "n-1", "paused", resolvedAt)
+			require.NoError(t, err)
+			require.Equal(t, int64(2), n)
+			// Already resolved: nothing more to do.
+			n, err = b.store.ResolveNotifications(b.ctx, "n-1", "paused", resolvedAt.Add(time.Hour))
+			require.NoError(t, err)
+			require.Zero(t, n)
+
+			got, err := b.store.Notifications(b.ctx, "n-1")
+			require.NoError(t, err)
+			require.Len(t, got, 3)
+			for i, want := range []store.Notification{email, inApp, reminder} {
+				require.Positive(t, got[i].ID)
+				want.ID = got[i].ID
+				want.Status = store.NotificationOpen
+				if want.Kind == "paused" {
+					want.Status = store.NotificationResolved
+					want.ResolvedAt = &resolvedAt
+				}
+				require.Equal(t, want, got[i])
+			}
+			require.Less(t, got[0].ID, got[1].ID)
+
+			others, err := b.store.Notifications(b.ctx, "n-2")
+			require.NoError(t, err)
+			require.Len(t, others, 1)
+			require.Equal(t, store.NotificationOpen, others[0].Status, "other integrations are untouched")
+			require.Nil(t, others[0].ResolvedAt)
+		})
+
+		t.Run("ResolveEveryKind", func(t *testing.T) {
+			t.Parallel()
+			for _, kind := range []string{"paused", "setup_reminder"} {
+				_, err := b.store.AddNotification(b.ctx, note("n-3", store.ChannelEmail, kind, "n-3:"+kind))
+				require.NoError(t, err)
+			}
+			n, err := b.store.ResolveNotifications(b.ctx, "n-3", "", t0)
+			require.NoError(t, err)
+			require.Equal(t, int64(2), n)
+		})
+
+		t.Run("RejectsBadInput", func(t *testing.T) {
+			t.Parallel()
+			good := note("n-4", store.ChannelEmail, "paused", "n-4:x")
+			cases := map[string]func(n *store.Notification){
+				"NoDedupeKey":       func(n *store.Notification) { n.DedupeKey = "" },
+				"UnknownChannel":    func(n *store.Notification) { n.Channel = "fax" },
+				"NoOrg":             func(n *store.Notification) { n.OrgID = "" },
+				"NoCreationTime":    func(n *store.Notification) { n.CreatedAt = time.Time{} },
+				"UnknownStatus":     func(n *store.Notification) { n.Status = "snoozed" },
+				"ResolvedWithoutAt": func(n *store.Notification) { n.Status = store.NotificationResolved },
+			}
+			for name, mutate := range cases {
+				n := good
+				mutate(&n)
+				_, err := b.store.AddNotification(b.ctx, n)
+				require.Error(t, err, name)
+			}
+			got, err := b.store.Notifications(b.ctx, "n-4")
+			require.NoError(t, err)
+			require.Empty(t, got)
+			_, err = b.store.ResolveNotifications(b.ctx, "", "paused", t0)
+			require.Error(t, err)
+		})
+	})
+}
+
+func TestTimesRoundTripInUTCToTheMicrosecond(t *testing.T) {
+	t.Parallel()
+	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
+		b := setup(t, db)
+		// Nanoseconds and a non-UTC zone: the store keeps the instant, in
+		// UTC, at PostgreSQL's microsecond resolution on both backends.
+		local := time.Date(2025, 6, 7, 23, 59, 58, 987654321, time.FixedZone("UTC-7", -7*3600))
+		want := time.Date(2025, 6, 8, 6, 59, 58, 987654000, time.UTC)
+
+		st, ch := at(newCRM(t, "time-1", "org-1"), 1, integration.StatusSetupIncomplete, integration.ReasonAwaitingAuthorization)
+		st.CreatedAt, st.UpdatedAt, ch.At = local, local.Add(time.Microsecond), local
+		st.Setup[0].Done, st.Setup[0].At = true, &local
+		st.Validation = &integration.Validation{At: &local, Checks: []integration.Check{{Name: "token", OK: true}}}
+		require.True(t, project(t, b, st, ch))
+
+		got, err := b.store.Get(b.ctx, "time-1")
+		require.NoError(t, err)
+		require.Equal(t, want, got.CreatedAt)
+		require.Same(t, time.UTC, got.CreatedAt.Location())
+		require.Equal(t, want.Add(time.Microsecond), got.UpdatedAt)
+		require.Equal(t, want, *got.Setup[0].At)
+		require.Same(t, time.UTC, got.Setup[0].At.Location())
+		require.Equal(t, want, *got.Validation.At)
+
+		events, err := b.store.Events(b.ctx, "time-1")
+		require.NoError(t, err)
+		require.Len(t, events, 1)
+		require.Equal(t, want, events[0].At)
+
+		_, err = b.store.SaveCredential(b.ctx, "time-1", []byte("sealed"), local)
+		require.NoError(t, err)
+		cred, err := b.store.LatestCredential(b.ctx, "time-1")
+		require.NoError(t, err)
+		require.Equal(t, want, cred.CreatedAt)
+
+		_, err = b.store.AddNotification(b.ctx, store.Notification{
+			IntegrationID: "time-1", OrgID: "org-1", Channel: store.ChannelEmail, Kind: "paused",
+			Subject: "s", DedupeKey: "time-1:paused", CreatedAt: local,
+		})
+		require.NoError(t, err)
+		_, err = b.store.ResolveNotifications(b.ctx, "time-1", "paused", local.Add(time.Second))
+		require.NoError(t, err)
+		notes, err := b.store.Notifications(b.ctx, "time-1")
+		require.NoError(t, err)
+		require.Len(t, notes, 1)
+		require.Equal(t, want, notes[0].CreatedAt)
+		require.Equal(t, want.Add(time.Second), *notes[0].ResolvedAt)
+
+		// Stored times compare as times in SQL too (SQLite holds them as text).
+		var later int
+		require.NoError(t, b.store.DB().GetContext(b.ctx, &later, b.store.DB().Rebind(
+			`SELECT COUNT(*) FROM integrations WHERE updated_at > ? AND updated_at < ?`),
+			want, want.Add(2*time.Microsecond)))
+		require.Equal(t, 1, later)
+	})
+}
+
+func TestJSONColumnsRoundTrip(t *testing.T) {
+	t.Parallel()
+	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
+		b := setup(t, db)
+
+		t.Run("CRMValidationAndSetupSteps", func(t *testing.T) {
+			t.Parallel()
+			done := t0.Add(time.Minute)
+			st, ch := at(newCRM(t, "json-crm", "org-1"), 2, integration.StatusPaused, integration.ReasonInsufficientPermissions)
+			st.Setup[0].Done, st.Setup[0].At = true, &done
+			st.Validation = &integration.Validation{
+				At: &done,
+				Checks: []integration.Check{
+					{Name: "token", OK: true},
+					{Name: "scopes", OK: false, Code: integration.ReasonInsufficientPermissions,
+						Message: `missing "crm.objects.contacts.write"`, Remediation: "Re-authorize with the contacts write scope — ünïcödé too."},
+				},
+			}
+			require.True(t, project(t, b, st, ch))
+			got, err := b.store.Get(b.ctx, "json-crm")
+			require.NoError(t, err)
+			require.Equal(t, st, got)
+			require.Len(t, got.Validation.Failed(), 1)
+		})
+
+		t.Run("LeadRevisionRequests", func(t *testing.T) {
+			t.Parallel()
+			st, ch := at(newLead(t, "json-lead", "org-1"), 2, integration.StatusSetupIncomplete, integration.ReasonSourceMismatch)
+			st.LastReceivedSource = "zillow-test "
+			st.RevisionRequested = []string{"zillow-test", "zillow-test ", `quote"and\backslash`}
+			require.True(t, project(t, b, st, ch))
+			got, err := b.store.Get(b.ctx, "json-lead")
+			require.NoError(t, err)
+			require.Equal(t, st, got)
+			require.Nil(t, got.Validation)
+		})
+
+		t.Run("EmptyListsComeBackNil", func(t *testing.T) {
+			t.Parallel()
+			st, ch := at(newLead(t, "json-empty", "org-1"), 1, integration.StatusSetupIncomplete, "")
+			st.Setup, st.RevisionRequested = []integration.SetupStep{}, []string{}
+			require.True(t, project(t, b, st, ch))
+			got, err := b.store.Get(b.ctx, "json-empty")
+			require.NoError(t, err)
+			require.Nil(t, got.Setup)
+			require.Nil(t, got.RevisionRequested)
+		})
+	})
+}
+
+// TestSQLiteSharedFileConcurrentWriters checks what the dev stack and a CLI
+// in a second terminal do: two handles on one SQLite file writing at once
+// must queue, not fail with "database is locked".
+func TestSQLiteSharedFileConcurrentWriters(t *testing.T) {
+	t.Parallel()
+	url := testenv.SQLiteURL(t)
+	first := setup(t, testenv.Database{Name: "sqlite", URL: url})
+	second := setup(t, testenv.Database{Name: "sqlite", URL: url})
+
+	const writes = 50
+	var wg sync.WaitGroup
+	errs := make(chan error, 4*writes)
+	for i, b := range []*testBundle{first, second} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			base := newCRM(t, fmt.Sprintf("shared-%d", i), "org-1")
+			for v := int64(1); v <= writes; v++ {
+				st, ch := at(base, v, integration.StatusActive, "")
+				if _, err := b.store.Project(b.ctx, st, ch); err != nil {
+					errs <- err
+				}
+				// Both handles also race on one integration.
+				shared, sharedCh := at(newCRM(t, "shared-both", "org-1"), v, integration.StatusActive, "")
+				if _, err := b.store.Project(b.ctx, shared, sharedCh); err != nil {
+					errs <- err
+				}
+				if _, err := b.store.SaveCredential(b.ctx, "shared-both", []byte{byte(v)}, t0); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	var failures []string
+	for err := range errs {
+		failures = append(failures, err.Error())
+	}
+	require.Empty(t, failures, strings.Join(failures, "\n"))
+
+	for _, id := range []string{"shared-0", "shared-1", "shared-both"} {
+		got, err := second.store.Get(second.ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, int64(writes), got.Version, id)
+		events, err := first.store.Events(first.ctx, id)
+		require.NoError(t, err)
+		require.Len(t, events, writes, id)
+	}
+	cred, err := first.store.LatestCredential(first.ctx, "shared-both")
+	require.NoError(t, err)
+	require.Equal(t, 2*writes, cred.Version)
+}
+
+// TestConcurrentMigrate starts several processes' worth of handles on a
+// fresh database at once, as a dev stack and a worker starting together do.
+func TestConcurrentMigrate(t *testing.T) {
+	t.Parallel()
+	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
+		const handles = 4
+		stores := make([]*store.Store, handles)
+		for i := range stores {
+			s, err := store.Open(t.Context(), db.URL)
+			require.NoError(t, err)
+			t.Cleanup(func() { require.NoError(t, s.Close()) })
+			stores[i] = s
+		}
+		errs := make(chan error, handles)
+		var wg sync.WaitGroup
+		for _, s := range stores {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- s.Migrate(t.Context())
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.NoError(t, err)
+		}
+		var applied int
+		require.NoError(t, stores[0].DB().GetContext(t.Context(), &applied,
+			`SELECT COUNT(*) FROM goose_db_version WHERE version_id > 0`))
+		require.Equal(t, 1, applied, "each migration is recorded once")
+	})
+}

@@ -1,0 +1,457 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/acme/integrations/activities"
+	"github.com/acme/integrations/integration"
+)
+
+// acts is only a typed handle on the activity methods; the worker registers
+// a wired instance.
+var acts *activities.Activities
+
+// LeadIntegration owns the lifecycle of one lead integration
+// (workflow ID lead:<id>).
+func LeadIntegration(ctx workflow.Context, in Input) (integration.State, error) {
+	return newRunner(in).run(ctx)
+}
+
+// CRMIntegration owns the lifecycle of one CRM integration
+// (workflow ID crm:<id>).
+func CRMIntegration(ctx workflow.Context, in Input) (integration.State, error) {
+	return newRunner(in).run(ctx)
+}
+
+// message is a command waiting for the main loop. Handlers only record
+// messages; the loop processes them one at a time, in arrival order.
+type message struct {
+	seq    int
+	event  integration.EventType
+	cmd    Command
+	update bool
+}
+
+// outcome is what a processed update returns to its caller.
+type outcome struct {
+	snapshot Snapshot
+	err      error
+}
+
+// runner is the one state struct of a run.
+type runner struct {
+	in       Input
+	queue    []message
+	nextSeq  int
+	outcomes map[int]outcome
+	// signals are the signal channels, kept to drain before continue-as-new.
+	signals []workflow.ReceiveChannel
+}
+
+func newRunner(in Input) *runner {
+	in.Config = in.Config.WithDefaults()
+	return &runner{in: in, outcomes: map[int]outcome{}}
+}
+
+func (r *runner) snapshot() Snapshot {
+	s := Snapshot{State: r.in.State, ProjectedVersion: r.in.ProjectedVersion, PendingMessages: len(r.queue), Run: r.in.Run}
+	if r.in.State.ValidatesPeriodically() && !r.in.NextValidationAt.IsZero() {
+		t := r.in.NextValidationAt
+		s.NextValidationAt = &t
+	}
+	return s
+}
+
+func (r *runner) run(ctx workflow.Context) (integration.State, error) {
+	logger := workflow.GetLogger(ctx)
+	if err := r.register(ctx); err != nil {
+		return r.in.State, err
+	}
+	if err := r.upsertSearchAttributes(ctx); err != nil {
+		return r.in.State, err
+	}
+	for {
+		if err := r.projectIfBehind(ctx); err != nil {
+			return r.in.State, err
+		}
+		if len(r.queue) > 0 {
+			msg := r.queue[0]
+			r.queue = r.queue[1:]
+			if err := r.process(ctx, msg); err != nil {
+				return r.in.State, err
+			}
+			continue
+		}
+		if r.in.State.Status == integration.StatusDeleted {
+			if r.idle(ctx) {
+				logger.Info("integration deleted; workflow ends", "integration", r.in.State.ID, "version", r.in.State.Version)
+				return r.in.State, nil
+			}
+			continue
+		}
+		if r.shouldContinueAsNew(ctx) {
+			if r.idle(ctx) {
+				next := r.in
+				next.Run++
+				logger.Info("continuing as new", "integration", r.in.State.ID, "version", r.in.State.Version, "run", next.Run)
+				return r.in.State, workflow.NewContinueAsNewError(ctx, WorkflowFor(r.in.State.Kind), next)
+			}
+			continue
+		}
+		if err := r.wait(ctx); err != nil {
+			return r.in.State, err
+		}
+	}
+}
+
+// register installs the signal channels, update handlers and the query.
+func (r *runner) register(ctx workflow.Context) error {
+	for _, name := range Messages {
+		event := integration.EventType(name)
+		ch := workflow.GetSignalChannel(ctx, name)
+		r.signals = append(r.signals, ch)
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			for {
+				var cmd Command
+				ch.Receive(ctx, &cmd)
+				r.enqueue(event, cmd, false)
+			}
+		})
+		err := workflow.SetUpdateHandlerWithOptions(ctx, name,
+			func(ctx workflow.Context, cmd Command) (Snapshot, error) {
+				seq := r.enqueue(event, cmd, true)
+				if err := workflow.Await(ctx, func() bool { _, done := r.outcomes[seq]; return done }); err != nil {
+					return Snapshot{}, err
+				}
+				out := r.outcomes[seq]
+				delete(r.outcomes, seq)
+				return out.snapshot, out.err
+			},
+			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, cmd Command) error {
+				return r.admit(event, cmd)
+			}},
+		)
+		if err != nil {
+			return fmt.Errorf("register update %s: %w", name, err)
+		}
+	}
+	err := workflow.SetUpdateHandler(ctx, UpdateDescribe, func(ctx workflow.Context) (Snapshot, error) {
+		err := workflow.Await(ctx, func() bool {
+			return len(r.queue) == 0 && r.in.ProjectedVersion >= r.in.State.Version
+		})
+		return r.snapshot(), err
+	})
+	if err != nil {
+		return fmt.Errorf("register update %s: %w", UpdateDescribe, err)
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Snapshot, error) { return r.snapshot(), nil }); err != nil {
+		return fmt.Errorf("register query %s: %w", QueryStatus, err)
+	}
+	return nil
+}
+
+func (r *runner) enqueue(event integration.EventType, cmd Command, update bool) int {
+	r.nextSeq++
+	r.queue = append(r.queue, message{seq: r.nextSeq, event: event, cmd: cmd, update: update})
+	return r.nextSeq
+}
+
+// admit is the update validator: it rejects a command the state will not
+// allow once the messages queued before it are applied. Validation results
+// are not known yet, so it assumes they pass; the main loop has the final
+// word.
+func (r *runner) admit(event integration.EventType, cmd Command) error {
+	state := r.in.State
+	for _, m := range r.queue {
+		if t, err := state.Apply(r.eventFor(m, time.Time{}, nil)); err == nil {
+			state = t.State
+		}
+	}
+	_, err := state.Apply(r.eventFor(message{event: event, cmd: cmd}, time.Time{}, nil))
+	return rejection(err)
+}
+
+func (r *runner) eventFor(m message, at time.Time, checks []integration.Check) integration.Event {
+	return integration.Event{Type: m.event, Actor: m.cmd.By, Note: m.cmd.Note, Source: m.cmd.Source, Checks: checks, At: at}
+}
+
+// needsValidation reports whether applying m needs a fresh validation first.
+func (r *runner) needsValidation(m message) bool {
+	return r.in.State.Kind == integration.KindCRM && (m.event == integration.EventAuthorize || m.event == integration.EventResume)
+}
+
+// process applies one message: validate first where the rules need the
+// outcome, apply, then project and carry out the effects.
+func (r *runner) process(ctx workflow.Context, m message) error {
+	logger := workflow.GetLogger(ctx)
+	var checks []integration.Check
+	var err error
+	if r.needsValidation(m) {
+		// Ask the rules first, so a command the state rejects is not
+		// validated against the CRM for nothing.
+		if _, err = r.in.State.Apply(r.eventFor(m, workflow.Now(ctx), nil)); err == nil {
+			checks, err = r.validate(ctx)
+			if err != nil {
+				err = fmt.Errorf("cannot %s %s: the CRM could not be reached to validate the credentials; try again later: %w", m.event, r.in.State.ID, err)
+			}
+		}
+	}
+	var t integration.Transition
+	if err == nil {
+		t, err = r.in.State.Apply(r.eventFor(m, workflow.Now(ctx), checks))
+	}
+	if err == nil {
+		err = r.commit(ctx, t)
+		if isCanceled(err) {
+			return err
+		}
+	}
+	if err != nil && !m.update {
+		// A rejected signal has no caller to tell; the reason goes to the
+		// worker log (it holds no secrets or lead data).
+		logger.Warn("signal not applied", "integration", r.in.State.ID, "command", m.event, "reason", err.Error())
+	}
+	if m.update {
+		r.outcomes[m.seq] = outcome{snapshot: r.snapshot(), err: rejection(err)}
+	}
+	return nil
+}
+
+// commit makes a transition the current state, projects it and carries out
+// its effects.
+func (r *runner) commit(ctx workflow.Context, t integration.Transition) error {
+	if t.Changed {
+		wasPeriodic := r.in.State.ValidatesPeriodically()
+		r.in.State = t.State
+		r.in.LastChange = t.Change
+		if !wasPeriodic && t.State.ValidatesPeriodically() {
+			r.in.NextValidationAt = workflow.Now(ctx).Add(r.in.Config.ValidationInterval)
+		}
+		if err := r.projectIfBehind(ctx); err != nil {
+			return err
+		}
+		if err := r.upsertSearchAttributes(ctx); err != nil {
+			return err
+		}
+	}
+	for _, e := range t.Effects {
+		actx := workflow.WithActivityOptions(ctx, durableActivity)
+		if err := workflow.ExecuteActivity(actx, acts.Notify, activities.NotifyInput{State: r.in.State, Effect: e}).Get(ctx, nil); err != nil {
+			return fmt.Errorf("carry out %s for %s: %w", e.Type, r.in.State.ID, err)
+		}
+	}
+	return nil
+}
+
+// projectIfBehind writes the current state to the database unless it is
+// there already. The activity retries until the database takes it, so a
+// change is never lost.
+func (r *runner) projectIfBehind(ctx workflow.Context) error {
+	if r.in.ProjectedVersion >= r.in.State.Version {
+		return nil
+	}
+	actx := workflow.WithActivityOptions(ctx, durableActivity)
+	in := activities.ProjectInput{State: r.in.State, Change: r.in.LastChange}
+	if err := workflow.ExecuteActivity(actx, acts.Project, in).Get(ctx, nil); err != nil {
+		return fmt.Errorf("project %s version %d: %w", r.in.State.ID, r.in.State.Version, err)
+	}
+	r.in.ProjectedVersion = r.in.State.Version
+	return nil
+}
+
+func (r *runner) validate(ctx workflow.Context) ([]integration.Check, error) {
+	actx := workflow.WithActivityOptions(ctx, validationActivity)
+	var checks []integration.Check
+	in := activities.ValidateInput{IntegrationID: r.in.State.ID, Provider: r.in.State.Provider}
+	err := workflow.ExecuteActivity(actx, acts.Validate, in).Get(ctx, &checks)
+	return checks, err
+}
+
+// upsertSearchAttributes brings the run's search attributes in line with
+// the state, only when they differ, so unchanged values add no events.
+func (r *runner) upsertSearchAttributes(ctx workflow.Context) error {
+	want := SearchAttributes(r.in.State)
+	have := workflow.GetTypedSearchAttributes(ctx)
+	var updates []temporal.SearchAttributeUpdate
+	for _, key := range []temporal.SearchAttributeKeyKeyword{AttrKind, AttrStatus, AttrReason, AttrOrg, AttrProvider} {
+		w, _ := want.GetKeyword(key)
+		if h, ok := have.GetKeyword(key); !ok || h != w {
+			updates = append(updates, key.ValueSet(w))
+		}
+	}
+	w, _ := want.GetBool(AttrNeedsAttention)
+	if h, ok := have.GetBool(AttrNeedsAttention); !ok || h != w {
+		updates = append(updates, AttrNeedsAttention.ValueSet(w))
+	}
+	if len(updates) == 0 {
+		return nil
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
+		return fmt.Errorf("upsert search attributes of %s: %w", r.in.State.ID, err)
+	}
+	return nil
+}
+
+// wait blocks until a message arrives or the next timer is due, then runs
+// the timers that are due.
+func (r *runner) wait(ctx workflow.Context) error {
+	due, ok := r.nextDeadline()
+	hasMessage := func() bool { return len(r.queue) > 0 }
+	if !ok {
+		return workflow.Await(ctx, hasMessage)
+	}
+	if d := due.Sub(workflow.Now(ctx)); d > 0 {
+		arrived, err := workflow.AwaitWithTimeout(ctx, d, hasMessage)
+		if err != nil || arrived {
+			return err
+		}
+	}
+	return r.fireTimers(ctx)
+}
+
+// nextDeadline is the earliest timer of the current state.
+func (r *runner) nextDeadline() (time.Time, bool) {
+	var deadlines []time.Time
+	s, cfg := r.in.State, r.in.Config
+	if s.Status == integration.StatusSetupIncomplete {
+		if !s.ReminderSent {
+			deadlines = append(deadlines, s.CreatedAt.Add(cfg.ReminderAfter))
+		}
+		if !s.Abandoned {
+			deadlines = append(deadlines, s.CreatedAt.Add(cfg.AbandonAfter))
+		}
+	}
+	if s.ValidatesPeriodically() && !r.in.NextValidationAt.IsZero() {
+		deadlines = append(deadlines, r.in.NextValidationAt)
+	}
+	if len(deadlines) == 0 {
+		return time.Time{}, false
+	}
+	earliest := deadlines[0]
+	for _, d := range deadlines[1:] {
+		if d.Before(earliest) {
+			earliest = d
+		}
+	}
+	return earliest, true
+}
+
+func (r *runner) fireTimers(ctx workflow.Context) error {
+	now := workflow.Now(ctx)
+	s, cfg := r.in.State, r.in.Config
+	var events []integration.Event
+	if s.Status == integration.StatusSetupIncomplete {
+		if !s.ReminderSent && !now.Before(s.CreatedAt.Add(cfg.ReminderAfter)) {
+			events = append(events, integration.Event{Type: integration.EventReminderDue, Actor: "system", At: now})
+		}
+		if !s.Abandoned && !now.Before(s.CreatedAt.Add(cfg.AbandonAfter)) {
+			events = append(events, integration.Event{Type: integration.EventAbandonDue, Actor: "system", At: now})
+		}
+	}
+	if s.ValidatesPeriodically() && !now.Before(r.in.NextValidationAt) {
+		r.in.NextValidationAt = now.Add(cfg.ValidationInterval)
+		checks, err := r.validate(ctx)
+		if err != nil {
+			if isCanceled(err) {
+				return err
+			}
+			// The CRM being unreachable says nothing about the credentials:
+			// keep the status and try at the next interval.
+			workflow.GetLogger(ctx).Warn("periodic validation could not run", "integration", s.ID, "error", err.Error())
+		} else {
+			events = append(events, integration.Event{Type: integration.EventValidated, Actor: "system", Checks: checks, At: workflow.Now(ctx)})
+		}
+	}
+	for _, ev := range events {
+		t, err := r.in.State.Apply(ev)
+		if err != nil {
+			workflow.GetLogger(ctx).Warn("timer event not applied", "integration", s.ID, "event", ev.Type, "reason", err.Error())
+			continue
+		}
+		if err := r.commit(ctx, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// shouldContinueAsNew reports whether history is long enough to start a
+// fresh run.
+func (r *runner) shouldContinueAsNew(ctx workflow.Context) bool {
+	info := workflow.GetInfo(ctx)
+	if info.GetContinueAsNewSuggested() {
+		return true
+	}
+	max := r.in.Config.MaxHistoryEvents
+	return max > 0 && info.GetCurrentHistoryLength() >= max
+}
+
+// idle drains the signal channels into the queue and waits for running
+// update handlers; it reports true only when nothing is left to process, so
+// the run can end without losing a message.
+func (r *runner) idle(ctx workflow.Context) bool {
+	r.drainSignals()
+	if len(r.queue) > 0 {
+		return false
+	}
+	_ = workflow.Await(ctx, func() bool { return len(r.queue) > 0 || workflow.AllHandlersFinished(ctx) })
+	r.drainSignals()
+	return len(r.queue) == 0
+}
+
+func (r *runner) drainSignals() {
+	for i, ch := range r.signals {
+		for {
+			var cmd Command
+			if !ch.ReceiveAsync(&cmd) {
+				break
+			}
+			r.enqueue(integration.EventType(Messages[i]), cmd, false)
+		}
+	}
+}
+
+var durableActivity = workflow.ActivityOptions{
+	StartToCloseTimeout: 30 * time.Second,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    time.Minute,
+		// Zero: retry until it succeeds; projections and notifications
+		// must not be lost.
+		MaximumAttempts: 0,
+	},
+}
+
+var validationActivity = workflow.ActivityOptions{
+	StartToCloseTimeout: 30 * time.Second,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    10 * time.Second,
+		MaximumAttempts:    3,
+	},
+}
+
+// rejection turns a rules error into the application error clients
+// recognise; other errors pass through.
+func rejection(err error) error {
+	if err == nil {
+		return nil
+	}
+	var rej *integration.Rejection
+	if errors.As(err, &rej) {
+		return temporal.NewNonRetryableApplicationError(rej.Message, RejectionErrorType, nil)
+	}
+	return err
+}
+
+func isCanceled(err error) bool {
+	var canceled *temporal.CanceledError
+	return errors.As(err, &canceled)
+}
