@@ -81,6 +81,11 @@ func (a *Activities) Validate(ctx context.Context, in ValidateInput) ([]integrat
 	if err != nil {
 		return nil, fmt.Errorf("validate %s with %s: %w", in.IntegrationID, in.Provider, err)
 	}
+	if len(checks) == 0 {
+		// No checks would read as "all passed": refuse instead.
+		return nil, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("validate %s: the %s connector returned no checks", in.IntegrationID, in.Provider), "NoChecks", nil)
+	}
 	return checks, nil
 }
 

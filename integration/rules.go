@@ -160,9 +160,9 @@ func (s State) Apply(ev Event) (Transition, error) {
 func (s *State) applyShared(ev Event) (effects []Effect, handled bool) {
 	switch ev.Type {
 	case EventDelete:
-		wasPaused := s.PausedByValidation()
 		s.Status, s.Reason = StatusDeleted, ReasonNone
-		if wasPaused {
+		if s.Kind == KindCRM {
+			// Whatever was open about this integration is moot now.
 			effects = append(effects, Effect{Type: EffectResolvePaused})
 		}
 		return effects, true
@@ -182,7 +182,7 @@ func (s *State) applyShared(ev Event) (effects []Effect, handled bool) {
 	return nil, false
 }
 
-func (s *State) activate(at time.Time) {
+func (s *State) activate() {
 	s.Status, s.Reason = StatusActive, ReasonNone
 	s.Abandoned = false
 }
@@ -193,6 +193,9 @@ func (s *State) applyLead(ev Event) ([]Effect, error) {
 	}
 	switch ev.Type {
 	case EventLeadReceived:
+		if ev.Source == "" || len(ev.Source) > MaxSourceLength {
+			return nil, reject(ev.Type, "lead source must be 1-%d bytes; ask the partner to send a source value within that", MaxSourceLength)
+		}
 		return s.leadReceived(ev), nil
 	case EventCompleteSetup:
 		switch {
@@ -200,9 +203,9 @@ func (s *State) applyLead(ev Event) ([]Effect, error) {
 			return nil, reject(ev.Type, "setup of %s is already complete: the integration is active", s.ID)
 		case s.Reason == ReasonAwaitingSetupCompletion:
 			s.markStep(StepSetupCompleted, true, ev.At)
-			s.activate(ev.At)
+			s.activate()
 			return nil, nil
-		case s.LastReceivedSource == "":
+		case s.Reason == ReasonAwaitingTestLead:
 			return nil, reject(ev.Type, "cannot complete setup of %s: no test lead received yet; ask the partner to send one with source exactly %q", s.ID, s.ExpectedSource)
 		default:
 			return nil, reject(ev.Type, "cannot complete setup of %s: expected source %q but the last test lead had %q; ask the partner to revise the source to exactly %q", s.ID, s.ExpectedSource, s.LastReceivedSource, s.ExpectedSource)
@@ -252,7 +255,7 @@ func (s *State) applyCRM(ev Event) ([]Effect, error) {
 			return nil, reject(ev.Type, "setup of %s is already complete (status %s)", s.ID, s.Status)
 		case s.Reason == ReasonAwaitingFinish:
 			s.markStep(StepFinished, true, ev.At)
-			s.activate(ev.At)
+			s.activate()
 			return nil, nil
 		case s.Reason == ReasonNeedsInformation:
 			return nil, reject(ev.Type, "cannot finish setup of %s: validation failed (%s); fix it and authorize again", s.ID, describeFailures(s.Validation))
@@ -275,15 +278,15 @@ func (s *State) applyCRM(ev Event) ([]Effect, error) {
 		case s.Status != StatusPaused:
 			return nil, reject(ev.Type, "%s is not paused (status %s)", s.ID, s.Status)
 		}
-		s.recordValidation(ev)
+		recovered := s.recordValidation(ev)
 		if reason, failed := pauseReason(ev.Checks); failed {
 			s.Reason = reason
 			return []Effect{{Type: EffectNotifyPaused, Reason: reason, Checks: ev.Checks}}, nil
 		}
-		s.activate(ev.At)
-		return nil, nil
+		s.activate()
+		return resolveIf(recovered), nil
 	case EventValidated:
-		return s.validated(ev), nil
+		return s.judge(ev, s.recordValidation(ev)), nil
 	case EventLeadReceived:
 		return nil, reject(ev.Type, "CRM integration %s does not receive leads from partners", s.ID)
 	}
@@ -291,7 +294,7 @@ func (s *State) applyCRM(ev Event) ([]Effect, error) {
 }
 
 func (s *State) authorize(ev Event) []Effect {
-	s.recordValidation(ev)
+	recovered := s.recordValidation(ev)
 	_, failed := pauseReason(ev.Checks)
 	s.markStep(StepAuthorized, !failed, ev.At)
 	if s.Status == StatusSetupIncomplete {
@@ -303,39 +306,50 @@ func (s *State) authorize(ev Event) []Effect {
 		return nil
 	}
 	// Once set up, fresh credentials are judged like any validation.
-	return s.validated(ev)
+	return s.judge(ev, recovered)
 }
 
-// validated applies a validation outcome to a set-up CRM integration.
-func (s *State) validated(ev Event) []Effect {
-	s.recordValidation(ev)
+// judge applies a recorded validation outcome to a CRM integration;
+// recovered says the previous validation had failed and this one passed.
+func (s *State) judge(ev Event, recovered bool) []Effect {
 	reason, failed := pauseReason(ev.Checks)
 	switch {
 	case s.Status == StatusSetupIncomplete, s.Status == StatusPaused && s.Reason == ReasonManual:
-		// Recorded only: setup moves on by authorize, and a manual pause
-		// never resumes by itself.
-		return nil
-	case failed && s.Reason != reason:
+		// Setup moves on by authorize, and a manual pause never resumes by
+		// itself; a problem that is fixed is no longer worth a notice.
+		return resolveIf(recovered)
+	case failed && !(s.Status == StatusPaused && s.Reason == reason):
 		s.Status, s.Reason = StatusPaused, reason
 		return []Effect{{Type: EffectNotifyPaused, Reason: reason, Checks: ev.Checks}}
 	case !failed && s.PausedByValidation():
-		s.activate(ev.At)
+		s.activate()
 		return []Effect{{Type: EffectResolvePaused}}
 	}
-	return nil
+	return resolveIf(recovered)
 }
 
-// recordValidation stores the checks of ev; the time moves only when the
-// result differs, so an unchanged hourly validation is not a change.
-func (s *State) recordValidation(ev Event) {
+// recordValidation stores the checks of ev and reports whether they pass
+// where the previous ones failed. The time moves only when the result
+// differs, so an unchanged hourly validation is not a change.
+func (s *State) recordValidation(ev Event) (recovered bool) {
 	if ev.Checks == nil {
-		return
+		return false
 	}
+	_, failed := pauseReason(ev.Checks)
+	recovered = !failed && s.Validation != nil && len(s.Validation.Failed()) > 0
 	if s.Validation != nil && slices.Equal(s.Validation.Checks, ev.Checks) {
-		return
+		return recovered
 	}
 	at := ev.At
 	s.Validation = &Validation{Checks: slices.Clone(ev.Checks), At: &at}
+	return recovered
+}
+
+func resolveIf(recovered bool) []Effect {
+	if recovered {
+		return []Effect{{Type: EffectResolvePaused}}
+	}
+	return nil
 }
 
 // reasonPriority orders pause reasons: the most fundamental failure wins.

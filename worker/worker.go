@@ -1,5 +1,5 @@
 // Package worker builds a Temporal worker with the integration workflows and
-// their activities registered on the integrations task queue.
+// their activities registered.
 package worker
 
 import (
@@ -17,6 +17,8 @@ func New(c client.Client, taskQueue string, a *activities.Activities, opts sdkwo
 	if taskQueue == "" {
 		taskQueue = workflows.TaskQueue
 	}
+	// Signal order across command names depends on this interceptor.
+	opts.Interceptors = append(opts.Interceptors, &workflows.SignalOrder{})
 	w := sdkworker.New(c, taskQueue, opts)
 	Register(w, a)
 	return w

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -49,8 +50,11 @@ type runner struct {
 	queue    []message
 	nextSeq  int
 	outcomes map[int]outcome
-	// signals are the signal channels, kept to drain before continue-as-new.
+	// signals are the command signal channels, in Messages order.
 	signals []workflow.ReceiveChannel
+	// arrivals is the order signals arrived in, from the SignalOrder
+	// interceptor (nil without it: then channels drain in Messages order).
+	arrivals *arrivals
 }
 
 func newRunner(in Input) *runner {
@@ -79,6 +83,7 @@ func (r *runner) run(ctx workflow.Context) (integration.State, error) {
 		if err := r.projectIfBehind(ctx); err != nil {
 			return r.in.State, err
 		}
+		r.drainSignals()
 		if len(r.queue) > 0 {
 			msg := r.queue[0]
 			r.queue = r.queue[1:]
@@ -111,19 +116,14 @@ func (r *runner) run(ctx workflow.Context) (integration.State, error) {
 
 // register installs the signal channels, update handlers and the query.
 func (r *runner) register(ctx workflow.Context) error {
+	r.arrivals = arrivalsFrom(ctx)
 	for _, name := range Messages {
 		event := integration.EventType(name)
-		ch := workflow.GetSignalChannel(ctx, name)
-		r.signals = append(r.signals, ch)
-		workflow.Go(ctx, func(ctx workflow.Context) {
-			for {
-				var cmd Command
-				ch.Receive(ctx, &cmd)
-				r.enqueue(event, cmd, false)
-			}
-		})
+		r.signals = append(r.signals, workflow.GetSignalChannel(ctx, name))
 		err := workflow.SetUpdateHandlerWithOptions(ctx, name,
 			func(ctx workflow.Context, cmd Command) (Snapshot, error) {
+				// Signals delivered before this update go first.
+				r.drainSignals()
 				seq := r.enqueue(event, cmd, true)
 				if err := workflow.Await(ctx, func() bool { _, done := r.outcomes[seq]; return done }); err != nil {
 					return Snapshot{}, err
@@ -141,6 +141,7 @@ func (r *runner) register(ctx workflow.Context) error {
 		}
 	}
 	err := workflow.SetUpdateHandler(ctx, UpdateDescribe, func(ctx workflow.Context) (Snapshot, error) {
+		r.drainSignals()
 		err := workflow.Await(ctx, func() bool {
 			return len(r.queue) == 0 && r.in.ProjectedVersion >= r.in.State.Version
 		})
@@ -166,6 +167,11 @@ func (r *runner) enqueue(event integration.EventType, cmd Command, update bool) 
 // are not known yet, so it assumes they pass; the main loop has the final
 // word.
 func (r *runner) admit(event integration.EventType, cmd Command) error {
+	if r.signalsPending() {
+		// Signals ahead of this update are not decoded yet (a validator
+		// may not receive them); let the main loop judge in order.
+		return nil
+	}
 	state := r.in.State
 	for _, m := range r.queue {
 		if t, err := state.Apply(r.eventFor(m, time.Time{}, nil)); err == nil {
@@ -194,7 +200,7 @@ func (r *runner) process(ctx workflow.Context, m message) error {
 	if r.needsValidation(m) {
 		// Ask the rules first, so a command the state rejects is not
 		// validated against the CRM for nothing.
-		if _, err = r.in.State.Apply(r.eventFor(m, workflow.Now(ctx), nil)); err == nil {
+		if _, err = r.in.State.Apply(r.eventFor(m, now(ctx), nil)); err == nil {
 			checks, err = r.validate(ctx)
 			if err != nil {
 				err = fmt.Errorf("cannot %s %s: the CRM could not be reached to validate the credentials; try again later: %w", m.event, r.in.State.ID, err)
@@ -203,7 +209,7 @@ func (r *runner) process(ctx workflow.Context, m message) error {
 	}
 	var t integration.Transition
 	if err == nil {
-		t, err = r.in.State.Apply(r.eventFor(m, workflow.Now(ctx), checks))
+		t, err = r.in.State.Apply(r.eventFor(m, now(ctx), checks))
 	}
 	if err == nil {
 		err = r.commit(ctx, t)
@@ -230,7 +236,7 @@ func (r *runner) commit(ctx workflow.Context, t integration.Transition) error {
 		r.in.State = t.State
 		r.in.LastChange = t.Change
 		if !wasPeriodic && t.State.ValidatesPeriodically() {
-			r.in.NextValidationAt = workflow.Now(ctx).Add(r.in.Config.ValidationInterval)
+			r.in.NextValidationAt = now(ctx).Add(r.in.Config.ValidationInterval)
 		}
 		if err := r.projectIfBehind(ctx); err != nil {
 			return err
@@ -301,11 +307,11 @@ func (r *runner) upsertSearchAttributes(ctx workflow.Context) error {
 // the timers that are due.
 func (r *runner) wait(ctx workflow.Context) error {
 	due, ok := r.nextDeadline()
-	hasMessage := func() bool { return len(r.queue) > 0 }
+	hasMessage := func() bool { return len(r.queue) > 0 || r.signalsPending() }
 	if !ok {
 		return workflow.Await(ctx, hasMessage)
 	}
-	if d := due.Sub(workflow.Now(ctx)); d > 0 {
+	if d := due.Sub(now(ctx)); d > 0 {
 		arrived, err := workflow.AwaitWithTimeout(ctx, d, hasMessage)
 		if err != nil || arrived {
 			return err
@@ -342,19 +348,19 @@ func (r *runner) nextDeadline() (time.Time, bool) {
 }
 
 func (r *runner) fireTimers(ctx workflow.Context) error {
-	now := workflow.Now(ctx)
+	at := now(ctx)
 	s, cfg := r.in.State, r.in.Config
 	var events []integration.Event
 	if s.Status == integration.StatusSetupIncomplete {
-		if !s.ReminderSent && !now.Before(s.CreatedAt.Add(cfg.ReminderAfter)) {
-			events = append(events, integration.Event{Type: integration.EventReminderDue, Actor: "system", At: now})
+		if !s.ReminderSent && !at.Before(s.CreatedAt.Add(cfg.ReminderAfter)) {
+			events = append(events, integration.Event{Type: integration.EventReminderDue, Actor: "system", At: at})
 		}
-		if !s.Abandoned && !now.Before(s.CreatedAt.Add(cfg.AbandonAfter)) {
-			events = append(events, integration.Event{Type: integration.EventAbandonDue, Actor: "system", At: now})
+		if !s.Abandoned && !at.Before(s.CreatedAt.Add(cfg.AbandonAfter)) {
+			events = append(events, integration.Event{Type: integration.EventAbandonDue, Actor: "system", At: at})
 		}
 	}
-	if s.ValidatesPeriodically() && !now.Before(r.in.NextValidationAt) {
-		r.in.NextValidationAt = now.Add(cfg.ValidationInterval)
+	if s.ValidatesPeriodically() && !at.Before(r.in.NextValidationAt) {
+		r.in.NextValidationAt = at.Add(cfg.ValidationInterval)
 		checks, err := r.validate(ctx)
 		if err != nil {
 			if isCanceled(err) {
@@ -364,7 +370,7 @@ func (r *runner) fireTimers(ctx workflow.Context) error {
 			// keep the status and try at the next interval.
 			workflow.GetLogger(ctx).Warn("periodic validation could not run", "integration", s.ID, "error", err.Error())
 		} else {
-			events = append(events, integration.Event{Type: integration.EventValidated, Actor: "system", Checks: checks, At: workflow.Now(ctx)})
+			events = append(events, integration.Event{Type: integration.EventValidated, Actor: "system", Checks: checks, At: now(ctx)})
 		}
 	}
 	for _, ev := range events {
@@ -399,12 +405,35 @@ func (r *runner) idle(ctx workflow.Context) bool {
 	if len(r.queue) > 0 {
 		return false
 	}
-	_ = workflow.Await(ctx, func() bool { return len(r.queue) > 0 || workflow.AllHandlersFinished(ctx) })
+	_ = workflow.Await(ctx, func() bool {
+		return len(r.queue) > 0 || r.signalsPending() || workflow.AllHandlersFinished(ctx)
+	})
 	r.drainSignals()
 	return len(r.queue) == 0
 }
 
+// signalsPending reports whether a signal waits in a channel.
+func (r *runner) signalsPending() bool {
+	for _, ch := range r.signals {
+		if ch.Len() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// drainSignals moves every received signal into the queue, in arrival
+// order.
 func (r *runner) drainSignals() {
+	if r.arrivals != nil {
+		for _, name := range r.arrivals.take() {
+			i := slices.Index(Messages, name)
+			var cmd Command
+			if r.signals[i].ReceiveAsync(&cmd) {
+				r.enqueue(integration.EventType(name), cmd, false)
+			}
+		}
+	}
 	for i, ch := range r.signals {
 		for {
 			var cmd Command
@@ -454,4 +483,10 @@ func rejection(err error) error {
 func isCanceled(err error) bool {
 	var canceled *temporal.CanceledError
 	return errors.As(err, &canceled)
+}
+
+// now is the workflow clock at the microsecond precision the databases
+// keep, so a snapshot reads back exactly as the workflow returned it.
+func now(ctx workflow.Context) time.Time {
+	return workflow.Now(ctx).UTC().Truncate(time.Microsecond)
 }

@@ -114,3 +114,9 @@ func TaskQueue(t testing.TB) string {
 
 // ID returns a unique ID with a readable prefix.
 func ID(prefix string) string { return prefix + "-" + randomHex(5) }
+
+// DiscardLogger is an SDK logger that drops everything, for tests that
+// provoke errors on purpose.
+func DiscardLogger() log.Logger {
+	return log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
