@@ -11,7 +11,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/starter"
@@ -30,23 +34,61 @@ const maxBodyBytes = 64 << 10
 //	POST /v1/integrations/{id}/{command}       complete-setup, pause, resume, delete; body {"by","note"}
 //	POST /v1/integrations/{id}/authorize       body {"by", "credentials": {...}}
 func New(s *starter.Starter, logger *slog.Logger) http.Handler {
-	h := &handler{starter: s, logger: logger}
 	mux := http.NewServeMux()
+	h := &handler{starter: s, logger: logger, mux: mux}
 	mux.HandleFunc("GET /healthz", h.health)
 	mux.HandleFunc("GET /v1/integrations", h.list)
 	mux.HandleFunc("GET /v1/integrations/{id}", h.get)
 	mux.HandleFunc("GET /v1/integrations/{id}/events", h.events)
 	mux.HandleFunc("POST /v1/integrations/{id}/authorize", h.authorize)
 	mux.HandleFunc("POST /v1/integrations/{id}/{command}", h.command)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s: see the README's HTTP API section", r.Method, r.URL.Path))
-	})
+	// Everything else lands here, so that it too is answered in JSON (the
+	// mux's own 404 and 405 answers are plain text).
+	mux.HandleFunc("/", h.noRoute)
 	return mux
 }
 
 type handler struct {
 	starter *starter.Starter
 	logger  *slog.Logger
+	// mux is asked which methods a path has, to tell a wrong method from
+	// an unknown path.
+	mux *http.ServeMux
+}
+
+// noRoute answers a request no route takes: 405 with an Allow header when
+// the path exists with another method, else 404.
+func (h *handler) noRoute(w http.ResponseWriter, r *http.Request) {
+	if h.methodNotAllowed(w, r) {
+		return
+	}
+	writeError(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s: see the README's HTTP API section", r.Method, r.URL.Path))
+}
+
+// methodNotAllowed answers 405 if r's path has a route for another method,
+// and reports whether it did.
+func (h *handler) methodNotAllowed(w http.ResponseWriter, r *http.Request) bool {
+	var allowed []string
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		if method == r.Method {
+			continue
+		}
+		probe := &http.Request{Method: method, URL: r.URL, Host: r.Host, Header: http.Header{}}
+		// "/" is the catch-all, and "" a redirect to a cleaned path:
+		// neither is a route of this path.
+		if _, pattern := h.mux.Handler(probe); pattern != "/" && pattern != "" {
+			allowed = append(allowed, method)
+			if method == http.MethodGet {
+				allowed = append(allowed, http.MethodHead)
+			}
+		}
+	}
+	if len(allowed) == 0 {
+		return false
+	}
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s: use %s", r.Method, r.URL.Path, strings.Join(allowed, " or ")))
+	return true
 }
 
 func (h *handler) health(w http.ResponseWriter, r *http.Request) {
@@ -57,32 +99,14 @@ func (h *handler) health(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// listParams are the query parameters GET /v1/integrations takes.
+var listParams = []string{"org", "kind", "status", "limit"}
+
 func (h *handler) list(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	f := store.ListFilter{OrgID: q.Get("org"), Limit: 100}
-	if v := q.Get("kind"); v != "" {
-		k, err := integration.ParseKind(v)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		f.Kind = k
-	}
-	if v := q.Get("status"); v != "" {
-		st, err := integration.ParseStatus(v)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		f.Status = st
-	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			writeError(w, http.StatusBadRequest, "limit must be a whole number from 1 to 1000")
-			return
-		}
-		f.Limit = n
+	f, err := parseListFilter(r.URL.RawQuery)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	states, err := h.starter.Store.List(r.Context(), f)
 	if err != nil {
@@ -94,6 +118,58 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 		views = append(views, integration.NewView(s))
 	}
 	writeJSON(w, http.StatusOK, views)
+}
+
+// parseListFilter reads the list filters. Unknown or repeated parameters
+// are errors rather than ignored: a typo like ?orgs=acme would otherwise
+// list every org's integrations.
+func parseListFilter(rawQuery string) (store.ListFilter, error) {
+	f := store.ListFilter{Limit: store.DefaultListLimit}
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return f, errors.New("malformed query string: percent-encode the parameter values")
+	}
+	names := make([]string, 0, len(q))
+	for name := range q {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if !slices.Contains(listParams, name) {
+			return f, fmt.Errorf("unknown query parameter %q: filter with org, kind, status and limit", name)
+		}
+		if n := len(q[name]); n > 1 {
+			return f, fmt.Errorf("query parameter %q is given %d times: give it once", name, n)
+		}
+	}
+	if v := q.Get("org"); v != "" {
+		if err := integration.ValidateID("org id", v); err != nil {
+			return f, fmt.Errorf("query parameter \"org\": %w", err)
+		}
+		f.OrgID = v
+	}
+	if v := q.Get("kind"); v != "" {
+		k, err := integration.ParseKind(v)
+		if err != nil {
+			return f, fmt.Errorf("query parameter \"kind\": %w", err)
+		}
+		f.Kind = k
+	}
+	if v := q.Get("status"); v != "" {
+		st, err := integration.ParseStatus(v)
+		if err != nil {
+			return f, fmt.Errorf("query parameter \"status\": %w", err)
+		}
+		f.Status = st
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > store.MaxListLimit {
+			return f, fmt.Errorf("query parameter \"limit\" must be a whole number from 1 to %d, not %q", store.MaxListLimit, v)
+		}
+		f.Limit = n
+	}
+	return f, nil
 }
 
 func (h *handler) get(w http.ResponseWriter, r *http.Request) {
@@ -122,22 +198,39 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, changes)
 }
 
+// commandBody is the body of complete-setup, pause, resume and delete.
 type commandBody struct {
-	By          string          `json:"by"`
-	Note        string          `json:"note"`
-	Credentials json.RawMessage `json:"credentials,omitempty"`
+	By   string `json:"by"`
+	Note string `json:"note"`
 }
+
+// commandExample is shown in errors about a command body.
+const commandExample = `{"by": "...", "note": "..."}`
+
+// authorizeBody is the body of authorize. It has no note: the starter
+// records none for an authorization.
+type authorizeBody struct {
+	By          string          `json:"by"`
+	Credentials json.RawMessage `json:"credentials"`
+}
+
+// authorizeExample is shown in errors about an authorize body.
+const authorizeExample = `{"by": "...", "credentials": {"api_key": "..."}}`
 
 func (h *handler) command(w http.ResponseWriter, r *http.Request) {
 	event := integration.EventType(r.PathValue("command"))
 	switch event {
 	case integration.EventCompleteSetup, integration.EventPause, integration.EventResume, integration.EventDelete:
 	default:
+		// POST /v1/integrations/{id}/events lands here too.
+		if h.methodNotAllowed(w, r) {
+			return
+		}
 		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown command %q: use complete-setup, pause, resume, delete or authorize", event))
 		return
 	}
-	body, ok := decode(w, r)
-	if !ok {
+	var body commandBody
+	if !decode(w, r, &body, commandExample) {
 		return
 	}
 	st, err := h.starter.Command(r.Context(), r.PathValue("id"), event, body.By, body.Note)
@@ -149,11 +242,11 @@ func (h *handler) command(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) authorize(w http.ResponseWriter, r *http.Request) {
-	body, ok := decode(w, r)
-	if !ok {
+	var body authorizeBody
+	if !decode(w, r, &body, authorizeExample) {
 		return
 	}
-	if len(body.Credentials) == 0 {
+	if len(body.Credentials) == 0 || string(body.Credentials) == "null" {
 		writeError(w, http.StatusBadRequest, `field "credentials" is required: the provider's credentials document, e.g. {"api_key": "..."}`)
 		return
 	}
@@ -165,24 +258,89 @@ func (h *handler) authorize(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, integration.NewView(st))
 }
 
-// decode reads a JSON command body (an empty body is an empty command).
-func decode(w http.ResponseWriter, r *http.Request) (commandBody, bool) {
-	var body commandBody
+// decode reads a JSON object body into dst (an empty body is an empty
+// object) and answers the error itself when it cannot; example is the
+// body's shape, for the error message.
+func decode(w http.ResponseWriter, r *http.Request, dst any, example string) bool {
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over %d KiB", maxBodyBytes>>10))
-		return body, false
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over %d KiB: send %s", maxBodyBytes>>10, example))
+		} else {
+			writeError(w, http.StatusBadRequest, "could not read the request body: send it again")
+		}
+		return false
 	}
-	if len(raw) == 0 {
-		return body, true
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return true
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		writeError(w, http.StatusBadRequest, "malformed JSON body: "+err.Error())
-		return body, false
+	if err := dec.Decode(dst); err != nil {
+		writeError(w, http.StatusBadRequest, describeBodyError(err, example))
+		return false
 	}
-	return body, true
+	if len(bytes.TrimSpace(raw[dec.InputOffset():])) > 0 {
+		writeError(w, http.StatusBadRequest, "request body has data after the JSON object: send exactly one object, "+example)
+		return false
+	}
+	return true
+}
+
+// describeBodyError explains a JSON decoding error without quoting the
+// body: it may hold credentials, and the decoder's messages can quote
+// values (a number's literal) and name Go types.
+func describeBodyError(err error, example string) string {
+	var syntaxErr *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntaxErr):
+		return fmt.Sprintf("request body is not valid JSON (syntax error at byte %d): send %s", syntaxErr.Offset, example)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "request body is not valid JSON (unexpected end): send " + example
+	case errors.As(err, &typeErr) && typeErr.Field != "":
+		return fmt.Sprintf("field %q must be a %s, not a %s: send %s", typeErr.Field, jsonType(typeErr.Type), jsonKind(typeErr), example)
+	case errors.As(err, &typeErr):
+		return fmt.Sprintf("request body must be a JSON object, not a %s: send %s", jsonKind(typeErr), example)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		// Field names are not secret, and naming one catches typos.
+		field := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		msg := fmt.Sprintf("unknown field %s: send %s", field, example)
+		if field == `"credentials"` {
+			msg += "; credentials go to POST /v1/integrations/{id}/authorize"
+		}
+		return msg
+	}
+	return "request body is not valid JSON: send " + example
+}
+
+// jsonKind is the kind of JSON value a type error is about ("number",
+// "array", ...). Value can carry a number's literal ("number 1e400"), so
+// only its first word is used.
+func jsonKind(err *json.UnmarshalTypeError) string {
+	kind, _, _ := strings.Cut(err.Value, " ")
+	return kind
+}
+
+// jsonType names the JSON type a Go type is decoded from.
+func jsonType(t reflect.Type) string {
+	if t == nil {
+		return "value of another type"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	}
+	return "object"
 }
 
 // fail maps an operation error to a status code.

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/urfave/cli/v2"
 
@@ -28,6 +29,8 @@ const (
 	ExitRejected = 3
 )
 
+var runMu sync.Mutex
+
 // usageError marks an error in how a command was called.
 type usageError struct{ msg string }
 
@@ -40,6 +43,10 @@ func usagef(format string, args ...any) error {
 // Run runs the CLI with args (args[0] is the program name) and returns the
 // process exit code. Errors go to stderr as one line.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	// urfave/cli v2 keeps some flag state in package variables; one run at
+	// a time (a process normally makes just one).
+	runMu.Lock()
+	defer runMu.Unlock()
 	app := newApp(stdout, stderr)
 	err := app.RunContext(ctx, reorderArgs(app, args))
 	if err == nil {
@@ -71,7 +78,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ErrWriter: stderr,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"},
-			&cli.StringFlag{Name: "data-dir", Value: ".data", EnvVars: []string{"INTEGRATIONS_DATA_DIR"}, Usage: "where `dev` keeps its state; other commands find the dev stack's database and addresses here"},
+			&cli.StringFlag{Name: "data-dir", Value: ".data", EnvVars: []string{"INTEGRATIONS_DATA_DIR"}, Usage: "where the dev command keeps its state; other commands find the dev stack's database and addresses here"},
 			&cli.StringFlag{Name: "database-url", EnvVars: []string{"DATABASE_URL"}, Usage: "postgres://... or a SQLite path (default: DATA-DIR/integrations.db)"},
 			&cli.StringFlag{Name: "task-queue", EnvVars: []string{"INTEGRATIONS_TASK_QUEUE"}, Usage: "Temporal task queue of the workflows (default: integrations)"},
 			&cli.StringFlag{Name: "sandbox-url", EnvVars: []string{"INTEGRATIONS_SANDBOX_URL"}, Usage: "base URL of the sandbox CRM (default: the dev stack's)"},
@@ -91,7 +98,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			return cli.ShowAppHelp(c)
 		},
 		Commands: []*cli.Command{
-			devCommand(), workerCommand(), serveCommand(), migrateCommand(),
+			devCommand(), workerCommand(), serveCommand(), migrateCommand(), registerSearchAttributesCommand(),
 			createCommand(), authorizeCommand(),
 			commandCommand(integration.EventCompleteSetup, "finish setup: a lead integration needs a matching test lead, a CRM integration a passing authorization"),
 			commandCommand(integration.EventPause, "pause a CRM integration; it stays paused until resumed"),

@@ -39,7 +39,7 @@ func devCommand() *cli.Command {
 			&cli.IntFlag{Name: "ui-port", Value: 8233, Usage: "Temporal UI port"},
 			&cli.StringFlag{Name: "http-addr", Value: defaultHTTPAddr, Usage: "HTTP API address"},
 			&cli.StringFlag{Name: "sandbox-addr", Value: defaultSandboxAddr, Usage: "sandbox CRM address"},
-			&cli.StringFlag{Name: "temporal-bin", EnvVars: []string{"TEMPORAL_BIN"}, Usage: "temporal CLI binary (default: bin/temporal, built by `make temporal`)"},
+			&cli.StringFlag{Name: "temporal-bin", EnvVars: []string{"TEMPORAL_BIN"}, Usage: "temporal CLI binary (default: bin/temporal, built by make temporal)"},
 		},
 		Action: runDev,
 	}

@@ -2,9 +2,14 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -35,12 +40,40 @@ func sandboxCommand() *cli.Command {
 		Name:  "sandbox",
 		Usage: "drive the sandbox CRM (accounts, keys, scopes)",
 		Subcommands: []*cli.Command{{
+			Name:  "serve",
+			Usage: "run the sandbox CRM on its own (dev runs one for you)",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "addr", Value: defaultSandboxAddr, Usage: "listen address"},
+				&cli.StringFlag{Name: "state-file", Usage: "keep accounts in this JSON file across restarts (default: in memory)"},
+			},
+			Action: func(c *cli.Context) error {
+				ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				srv, err := sandbox.NewServer(c.String("state-file"))
+				if err != nil {
+					return err
+				}
+				logger := slog.New(slog.NewJSONHandler(c.App.ErrWriter, nil))
+				stopHTTP, err := serveHTTP(ctx, c.String("addr"), srv.Handler(), logger)
+				if err != nil {
+					return err
+				}
+				logger.Info("sandbox CRM listening", "addr", c.String("addr"))
+				<-ctx.Done()
+				stopHTTP()
+				return nil
+			},
+		}, {
 			Name:  "account",
 			Usage: "sandbox CRM accounts",
 			Subcommands: []*cli.Command{
 				{
 					Name: "create", Usage: "create an account and print its API key", ArgsUsage: " ",
-					Flags: []cli.Flag{&cli.StringFlag{Name: "scopes", Usage: "comma-separated scopes (default: contacts.read,contacts.write)"}},
+					Flags: []cli.Flag{
+						&cli.StringFlag{Name: "scopes", Usage: "comma-separated scopes (default: contacts.read,contacts.write)"},
+						&cli.StringFlag{Name: "credentials-out", Usage: "also write {\"api_key\": ...} to this file, ready for authorize --credentials-file"},
+						&cli.BoolFlag{Name: "key-only", Usage: "print only the API key"},
+					},
 					Action: func(c *cli.Context) error {
 						if c.NArg() > 0 {
 							return usagef("sandbox account create takes no arguments")
@@ -55,6 +88,16 @@ func sandboxCommand() *cli.Command {
 							a, err := sc.CreateAccount(ctx, scopes)
 							if err != nil {
 								return err
+							}
+							if path := c.String("credentials-out"); path != "" {
+								doc, _ := json.Marshal(map[string]string{"api_key": a.APIKey})
+								if err := os.WriteFile(path, append(doc, '\n'), 0o600); err != nil {
+									return fmt.Errorf("write credentials file: %w", err)
+								}
+							}
+							if c.Bool("key-only") {
+								fmt.Fprintln(c.App.Writer, a.APIKey)
+								return nil
 							}
 							return printAccount(c, a)
 						})

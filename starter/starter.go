@@ -118,6 +118,9 @@ func (s *Starter) Command(ctx context.Context, id string, event integration.Even
 	default:
 		return integration.State{}, invalid(fmt.Errorf("unknown command %q: use complete-setup, pause, resume or delete", event))
 	}
+	if err := checkActor(by, note); err != nil {
+		return integration.State{}, err
+	}
 	return s.update(ctx, id, event, workflows.Command{By: by, Note: note})
 }
 
@@ -132,6 +135,15 @@ func (s *Starter) Authorize(ctx context.Context, id string, raw []byte, by strin
 	if current.Kind != integration.KindCRM {
 		return integration.State{}, &integration.Rejection{Command: integration.EventAuthorize,
 			Message: fmt.Sprintf("%s is a lead integration: only CRM integrations take credentials", id)}
+	}
+	if current.Status == integration.StatusDeleted {
+		// Refuse before storing anything: a deleted integration keeps no
+		// new secrets.
+		return integration.State{}, &integration.Rejection{Command: integration.EventAuthorize,
+			Message: fmt.Sprintf("integration %s is deleted: create a new one", id)}
+	}
+	if err := checkActor(by, ""); err != nil {
+		return integration.State{}, err
 	}
 	connector, err := s.Connectors.Get(current.Provider)
 	if err != nil {
@@ -220,6 +232,23 @@ func (s *Starter) update(ctx context.Context, id string, event integration.Event
 		}
 	}
 	return integration.State{}, commandError(id, event, err)
+}
+
+// Limits on who/why, which travel through workflow history and the event
+// table.
+const (
+	maxActorBytes = 100
+	maxNoteBytes  = 1000
+)
+
+func checkActor(by, note string) error {
+	if len(by) > maxActorBytes {
+		return invalid(fmt.Errorf("--by/\"by\" is %d bytes: keep it within %d", len(by), maxActorBytes))
+	}
+	if len(note) > maxNoteBytes {
+		return invalid(fmt.Errorf("--note/\"note\" is %d bytes: keep it within %d", len(note), maxNoteBytes))
+	}
+	return nil
 }
 
 // commandError turns a workflow's rejection back into an

@@ -31,10 +31,6 @@ func (r credentialRow) toCredential() Credential {
 	return Credential{IntegrationID: r.IntegrationID, Version: r.Version, Ciphertext: r.Ciphertext, CreatedAt: r.CreatedAt.UTC()}
 }
 
-// saveCredentialAttempts bounds the retries of SaveCredential when
-// concurrent saves for one integration pick the same next version.
-const saveCredentialAttempts = 5
-
 // SaveCredential stores ciphertext as the next version (1, 2, ...) of the
 // integration's credentials and returns that version. Concurrent saves get
 // distinct versions.
@@ -45,22 +41,24 @@ func (s *Store) SaveCredential(ctx context.Context, integrationID string, cipher
 	if len(ciphertext) == 0 {
 		return 0, fmt.Errorf("save credentials of %s: ciphertext is empty; seal the credentials first", integrationID)
 	}
-	// One statement picks and claims the next version. On PostgreSQL two
-	// concurrent saves can both read the same MAX; the loser hits the
-	// primary key and tries again with the new MAX. (SQLite serialises
-	// writers, so there it succeeds the first time.)
-	q := s.db.Rebind(`INSERT INTO crm_credentials (integration_id, version, ciphertext, created_at)
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+		// Concurrent saves for one integration would read the same MAX on
+		// PostgreSQL; a transaction-scoped advisory lock per integration
+		// serialises them. (SQLite serialises writers already.)
+		if s.dialect == "postgres" {
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('crm_credentials:' || $1))`, integrationID); err != nil {
+				return err
+			}
+		}
+		q := tx.Rebind(`INSERT INTO crm_credentials (integration_id, version, ciphertext, created_at)
 VALUES (?, (SELECT COALESCE(MAX(version), 0) + 1 FROM crm_credentials WHERE integration_id = ?), ?, ?)
 RETURNING version`)
-	for attempt := 1; ; attempt++ {
-		err = sqlx.GetContext(ctx, s.db, &version, q, integrationID, integrationID, ciphertext, dbTime(at))
-		if err == nil {
-			return version, nil
-		}
-		if !isUniqueViolation(err) || attempt == saveCredentialAttempts {
-			return 0, fmt.Errorf("save credentials of %s: %w", integrationID, err)
-		}
+		return sqlx.GetContext(ctx, tx, &version, q, integrationID, integrationID, ciphertext, dbTime(at))
+	})
+	if err != nil {
+		return 0, fmt.Errorf("save credentials of %s: %w", integrationID, err)
 	}
+	return version, nil
 }
 
 // LatestCredential returns the newest credentials of the integration; the

@@ -47,6 +47,7 @@ type outcome struct {
 // runner is the one state struct of a run.
 type runner struct {
 	in       Input
+	cfg      Config
 	queue    []message
 	nextSeq  int
 	outcomes map[int]outcome
@@ -58,8 +59,9 @@ type runner struct {
 }
 
 func newRunner(in Input) *runner {
-	in.Config = in.Config.WithDefaults()
-	return &runner{in: in, outcomes: map[int]outcome{}}
+	// Defaults are applied per run, not written into the input, so a new
+	// default reaches running workflows at their next continue-as-new.
+	return &runner{in: in, cfg: in.Config.WithDefaults(), outcomes: map[int]outcome{}}
 }
 
 func (r *runner) snapshot() Snapshot {
@@ -236,7 +238,7 @@ func (r *runner) commit(ctx workflow.Context, t integration.Transition) error {
 		r.in.State = t.State
 		r.in.LastChange = t.Change
 		if !wasPeriodic && t.State.ValidatesPeriodically() {
-			r.in.NextValidationAt = now(ctx).Add(r.in.Config.ValidationInterval)
+			r.in.NextValidationAt = now(ctx).Add(r.cfg.ValidationInterval)
 		}
 		if err := r.projectIfBehind(ctx); err != nil {
 			return err
@@ -323,7 +325,7 @@ func (r *runner) wait(ctx workflow.Context) error {
 // nextDeadline is the earliest timer of the current state.
 func (r *runner) nextDeadline() (time.Time, bool) {
 	var deadlines []time.Time
-	s, cfg := r.in.State, r.in.Config
+	s, cfg := r.in.State, r.cfg
 	if s.Status == integration.StatusSetupIncomplete {
 		if !s.ReminderSent {
 			deadlines = append(deadlines, s.CreatedAt.Add(cfg.ReminderAfter))
@@ -349,7 +351,7 @@ func (r *runner) nextDeadline() (time.Time, bool) {
 
 func (r *runner) fireTimers(ctx workflow.Context) error {
 	at := now(ctx)
-	s, cfg := r.in.State, r.in.Config
+	s, cfg := r.in.State, r.cfg
 	var events []integration.Event
 	if s.Status == integration.StatusSetupIncomplete {
 		if !s.ReminderSent && !at.Before(s.CreatedAt.Add(cfg.ReminderAfter)) {
@@ -393,7 +395,7 @@ func (r *runner) shouldContinueAsNew(ctx workflow.Context) bool {
 	if info.GetContinueAsNewSuggested() {
 		return true
 	}
-	max := r.in.Config.MaxHistoryEvents
+	max := r.cfg.MaxHistoryEvents
 	return max > 0 && info.GetCurrentHistoryLength() >= max
 }
 
