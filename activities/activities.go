@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -138,6 +139,19 @@ func (a *Activities) Notify(ctx context.Context, in NotifyInput) error {
 		n.Body = fmt.Sprintf("Setup has been incomplete (%s) since %s. It is flagged, not deleted.", s.Reason, s.CreatedAt.Format("2006-01-02"))
 		n.DedupeKey = s.ID + ":setup_abandoned"
 		notes = append(notes, n)
+	case integration.EffectNeedsAttention:
+		n := base
+		n.Channel, n.Kind = "support", "needs_attention"
+		n.Subject = fmt.Sprintf("Integration %s of org %s keeps failing to sync", s.ID, s.OrgID)
+		n.Body = fmt.Sprintf("%d consecutive failed syncs since %s; last error: %s. Retries go on; this clears with the next success.",
+			s.ConsecutiveFailures, formatTime(s.FailingSince), s.LastSyncError)
+		n.DedupeKey = fmt.Sprintf("%s:needs_attention:%d", s.ID, s.Version)
+		notes = append(notes, n)
+	case integration.EffectAttentionResolved:
+		if _, err := a.Store.ResolveNotifications(ctx, s.ID, "needs_attention", s.UpdatedAt); err != nil {
+			return fmt.Errorf("resolve attention alert of %s: %w", s.ID, err)
+		}
+		return nil
 	default:
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("notify %s: unknown effect %q", s.ID, e.Type), "UnknownEffect", nil)
 	}
@@ -154,6 +168,13 @@ func (a *Activities) logger() *slog.Logger {
 		return a.Logger
 	}
 	return slog.Default()
+}
+
+func formatTime(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 func displayName(s integration.State) string {

@@ -42,6 +42,7 @@ func New(s *starter.Starter, logger *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /v1/integrations/{id}/events", h.events)
 	mux.HandleFunc("POST /v1/integrations/{id}/authorize", h.authorize)
 	mux.HandleFunc("POST /v1/integrations/{id}/{command}", h.command)
+	mux.HandleFunc("POST /v1/lead-integrations/{id}/leads", h.intake)
 	// Everything else lands here, so that it too is answered in JSON (the
 	// mux's own 404 and 405 answers are plain text).
 	mux.HandleFunc("/", h.noRoute)
@@ -173,12 +174,57 @@ func parseListFilter(rawQuery string) (store.ListFilter, error) {
 }
 
 func (h *handler) get(w http.ResponseWriter, r *http.Request) {
-	st, err := h.starter.Status(r.Context(), r.PathValue("id"))
+	v, err := h.starter.View(r.Context(), r.PathValue("id"))
 	if err != nil {
 		h.fail(w, "status", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, integration.NewView(st))
+	writeJSON(w, http.StatusOK, v)
+}
+
+const leadExample = `{"external_id": "partner-lead-1", "source": "...", "name": "...", "email": "...", "phone": "...", "message": "...", "attributes": {}}`
+
+// intake accepts a lead from a partner: 202 when stored (and routed, once
+// the integration is active), 200 for a repeated external_id, stored once.
+func (h *handler) intake(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	st, err := h.starter.Status(r.Context(), id)
+	if err == nil && (st.Kind != integration.KindLead || st.Status == integration.StatusDeleted) {
+		err = fmt.Errorf("%w: no active lead integration has id %s", starter.ErrNotFound, id)
+	}
+	if err != nil {
+		h.fail(w, "intake", err)
+		return
+	}
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || token == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="lead intake"`)
+		writeError(w, http.StatusUnauthorized, "missing intake token: send the header Authorization: Bearer <token> (issued by `integrations create lead` or `rotate-intake-token`)")
+		return
+	}
+	if err := h.starter.CheckIntakeToken(r.Context(), id, token); err != nil {
+		if errors.Is(err, starter.ErrUnauthorized) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="lead intake", error="invalid_token"`)
+			writeError(w, http.StatusUnauthorized, "wrong intake token for this integration: use the current token, or ask for a new one (rotate-intake-token)")
+			return
+		}
+		h.internal(w, "intake", err)
+		return
+	}
+	var lead starter.Lead
+	if !decode(w, r, &lead, leadExample) {
+		return
+	}
+	out, err := h.starter.Intake(r.Context(), id, lead)
+	if err != nil {
+		h.fail(w, "intake", err)
+		return
+	}
+	status := http.StatusAccepted
+	if out.Duplicate {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, out)
 }
 
 func (h *handler) events(w http.ResponseWriter, r *http.Request) {
@@ -238,7 +284,7 @@ func (h *handler) command(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, string(event), err)
 		return
 	}
-	writeJSON(w, http.StatusOK, integration.NewView(st))
+	h.writeView(w, r, st)
 }
 
 func (h *handler) authorize(w http.ResponseWriter, r *http.Request) {
@@ -255,7 +301,7 @@ func (h *handler) authorize(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, "authorize", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, integration.NewView(st))
+	h.writeView(w, r, st)
 }
 
 // decode reads a JSON object body into dst (an empty body is an empty
@@ -370,4 +416,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// writeView answers a command with the integration as GET shows it.
+func (h *handler) writeView(w http.ResponseWriter, r *http.Request, st integration.State) {
+	v, err := h.starter.ViewOf(r.Context(), st)
+	if err != nil {
+		h.internal(w, "view", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
 }

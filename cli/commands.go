@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/acme/integrations/integration"
+	"github.com/acme/integrations/starter"
 	"github.com/acme/integrations/store"
 )
 
@@ -100,12 +101,60 @@ func create(c *cli.Context, spec integration.Spec) error {
 		return usagef("%v", err)
 	}
 	return withSession(c, true, func(ctx context.Context, s *session) error {
+		if spec.Kind == integration.KindLead {
+			st, token, err := s.starter.CreateLead(ctx, spec, c.String("by"))
+			if err != nil {
+				return err
+			}
+			return printWithToken(c, st, token)
+		}
 		st, err := s.starter.Create(ctx, spec, c.String("by"))
 		if err != nil {
 			return err
 		}
 		return printState(c, st)
 	})
+}
+
+// printWithToken prints a lead integration and its new intake token, which
+// is shown this once.
+func printWithToken(c *cli.Context, st integration.State, token string) error {
+	if jsonOutput(c) {
+		return printJSON(c, struct {
+			integration.View
+			IntakeToken string `json:"intake_token"`
+		}{integration.NewView(st), token})
+	}
+	printText(c.App.Writer, st)
+	fmt.Fprintf(c.App.Writer, "  intake:    POST /v1/lead-integrations/%s/leads with header\n", st.ID)
+	fmt.Fprintf(c.App.Writer, "             Authorization: Bearer %s\n", token)
+	fmt.Fprintf(c.App.Writer, "             (the token is shown only now; `integrations rotate-intake-token %s` issues a new one)\n", st.ID)
+	return nil
+}
+
+func rotateTokenCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "rotate-intake-token",
+		Usage:     "issue a new intake token for a lead integration (the old one stops working)",
+		ArgsUsage: "ID",
+		Action: func(c *cli.Context) error {
+			id, err := oneArg(c, "ID")
+			if err != nil {
+				return err
+			}
+			return withSession(c, false, func(ctx context.Context, s *session) error {
+				token, err := s.starter.RotateIntakeToken(ctx, id)
+				if err != nil {
+					return err
+				}
+				if jsonOutput(c) {
+					return printJSON(c, map[string]string{"id": id, "intake_token": token})
+				}
+				fmt.Fprintf(c.App.Writer, "intake token of %s: %s\n(shown only now; the previous token no longer works)\n", id, token)
+				return nil
+			})
+		},
+	}
 }
 
 func authorizeCommand() *cli.Command {
@@ -202,11 +251,20 @@ func statusCommand() *cli.Command {
 			live := c.Bool("live")
 			return withSession(c, live, func(ctx context.Context, s *session) error {
 				if !live {
+					v, err := s.starter.View(ctx, id)
+					if err != nil {
+						return err
+					}
+					if jsonOutput(c) {
+						return printJSON(c, v)
+					}
 					st, err := s.starter.Status(ctx, id)
 					if err != nil {
 						return err
 					}
-					return printState(c, st)
+					printText(c.App.Writer, st)
+					printSync(c.App.Writer, v)
+					return nil
 				}
 				snap, err := s.starter.Live(ctx, id)
 				if err != nil {
@@ -321,30 +379,74 @@ func eventsCommand() *cli.Command {
 func sendLeadCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "send-lead",
-		Usage:     "tell a lead integration that a lead with this source arrived (a test lead)",
+		Usage:     "send a lead to a lead integration, through the same intake as the HTTP API (no token needed here)",
 		ArgsUsage: "ID",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "source", Usage: "the lead's source value (required; compared byte for byte)"},
-			&cli.StringFlag{Name: "external-id", Usage: "the partner's lead ID"},
+			&cli.StringFlag{Name: "external-id", Usage: "the partner's lead ID (default: generated); a repeated one is a duplicate"},
+			&cli.StringFlag{Name: "name", Usage: "contact name"},
+			&cli.StringFlag{Name: "email", Usage: "contact email"},
+			&cli.StringFlag{Name: "phone", Usage: "contact phone"},
+			&cli.StringFlag{Name: "message", Usage: "the lead's message"},
 		},
 		Action: func(c *cli.Context) error {
 			id, err := oneArg(c, "ID")
 			if err != nil {
 				return err
 			}
-			// Not requireFlag: an explicitly empty --source is still wrong,
-			// but a source of spaces is a legitimate (mismatching) value.
+			// An explicitly empty --source is wrong, but a source of spaces
+			// is a legitimate (mismatching) value.
 			if !c.IsSet("source") || c.String("source") == "" {
 				return usagef("send-lead needs --source")
 			}
+			lead := starter.Lead{
+				ExternalID: c.String("external-id"), Source: c.String("source"), Name: c.String("name"),
+				Email: c.String("email"), Phone: c.String("phone"), Message: c.String("message"),
+			}
+			if lead.ExternalID == "" {
+				lead.ExternalID = fmt.Sprintf("cli-%d", time.Now().UnixNano())
+			}
 			return withSession(c, true, func(ctx context.Context, s *session) error {
-				st, err := s.starter.SendLead(ctx, id, c.String("source"))
+				out, err := s.starter.Intake(ctx, id, lead)
 				if err != nil {
 					return err
 				}
-				return printState(c, st)
+				if jsonOutput(c) {
+					return printJSON(c, struct {
+						integration.View
+						Lead starter.IntakeOutcome `json:"lead"`
+					}{integration.NewView(out.State), out})
+				}
+				switch {
+				case out.Duplicate:
+					fmt.Fprintf(c.App.Writer, "duplicate of lead %d (external id %q): nothing stored\n", out.LeadID, lead.ExternalID)
+				default:
+					fmt.Fprintf(c.App.Writer, "lead %d accepted, queued for %d CRM integration(s)\n", out.LeadID, out.Routed)
+				}
+				printText(c.App.Writer, out.State)
+				return nil
 			})
 		},
+	}
+}
+
+// printSync shows a CRM integration's delivery health.
+func printSync(w io.Writer, v integration.View) {
+	if v.Sync == nil {
+		return
+	}
+	sv := v.Sync
+	if sv.Pending != nil {
+		fmt.Fprintf(w, "  leads:     %d delivered, %d rejected, %d pending\n", *sv.Delivered, *sv.Rejected, *sv.Pending)
+	}
+	if sv.LastSuccessAt != nil {
+		fmt.Fprintf(w, "  last sync: %s\n", sv.LastSuccessAt.UTC().Format(time.RFC3339))
+	}
+	if sv.ConsecutiveFailures > 0 {
+		fmt.Fprintf(w, "  failing:   %d consecutive failure(s) since %s: %s\n", sv.ConsecutiveFailures, sv.FailingSince.UTC().Format(time.RFC3339), sv.LastError)
+		if sv.NextAttemptAt != nil {
+			fmt.Fprintf(w, "  retry at:  %s\n", sv.NextAttemptAt.UTC().Format(time.RFC3339))
+		}
 	}
 }
 

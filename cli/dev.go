@@ -135,7 +135,9 @@ func runDev(c *cli.Context) error {
 	}
 	defer w.Stop()
 
-	st2 := &starter.Starter{Temporal: tc, Store: st, Keyring: kr, Connectors: acts.Connectors, TaskQueue: taskQueue(c)}
+	nudger := starter.NewNudger(tc, nudgeTick, logger.Warn)
+	go nudger.Run(ctx)
+	st2 := &starter.Starter{Temporal: tc, Store: st, Keyring: kr, Connectors: acts.Connectors, TaskQueue: taskQueue(c), Nudger: nudger}
 	stopHTTP, err := serveHTTP(ctx, c.String("http-addr"), api.New(st2, logger), logger)
 	if err != nil {
 		return fmt.Errorf("HTTP API: %w", err)
@@ -167,6 +169,11 @@ From a second terminal in this directory: integrations list
 	fmt.Fprintln(out, "\nshutting down...")
 	return nil
 }
+
+// nudgeTick is how often coalesced sync nudges go out: the floor of the
+// lead-to-CRM latency, and the most signals a CRM workflow gets per second
+// from one API process is 1/nudgeTick.
+const nudgeTick = 20 * time.Millisecond
 
 // serveHTTP listens on addr and serves h until the returned stop is called.
 func serveHTTP(ctx context.Context, addr string, h http.Handler, logger *slog.Logger) (func(), error) {
@@ -261,6 +268,8 @@ func serveCommand() *cli.Command {
 				return err
 			}
 			defer s.close()
+			s.starter.Nudger = starter.NewNudger(s.starter.Temporal, nudgeTick, logger.Warn)
+			go s.starter.Nudger.Run(ctx)
 			stopHTTP, err := serveHTTP(ctx, c.String("http-addr"), api.New(s.starter, logger), logger)
 			if err != nil {
 				return err

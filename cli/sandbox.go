@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -38,7 +39,7 @@ func sandboxCommand() *cli.Command {
 	}
 	return &cli.Command{
 		Name:  "sandbox",
-		Usage: "drive the sandbox CRM (accounts, keys, scopes)",
+		Usage: "drive the sandbox CRM (accounts, keys, scopes, faults, records)",
 		Subcommands: []*cli.Command{{
 			Name:  "serve",
 			Usage: "run the sandbox CRM on its own (dev runs one for you)",
@@ -131,7 +132,179 @@ func sandboxCommand() *cli.Command {
 					},
 				},
 			},
-		}},
+		}, sandboxFaultCommand(), sandboxRecordsCommand()},
+	}
+}
+
+// sandboxFaultCommand is `sandbox fault KEY [flags]`: it merges the given
+// flags into the account's faults (flags not given keep their value) and
+// prints the result; with no flags it only prints them.
+func sandboxFaultCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "fault",
+		Usage:     "make the sandbox misbehave for one API key's lead pushes (validation is never affected)",
+		ArgsUsage: "KEY",
+		Description: "Flags merge into the key's current faults; flags not given keep their value. With no flags, prints the current faults.\n" +
+			"Examples:\n" +
+			"  integrations sandbox fault KEY --fail-next 5 --status 503   # the next 5 pushes fail with 503\n" +
+			"  integrations sandbox fault KEY --rate-limit-next 3 --retry-after 2s\n" +
+			"  integrations sandbox fault KEY --reject-field email --reject-contains blocked\n" +
+			"  integrations sandbox fault KEY --clear",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "fail-next", DefaultText: "unchanged", Usage: "fail the next N pushes (0 ends a failure run)"},
+			&cli.IntFlag{Name: "status", DefaultText: "unchanged; 503 on a fresh or cleared key", Usage: "HTTP status of failed pushes, 400-599"},
+			&cli.DurationFlag{Name: "latency", DefaultText: "unchanged", Usage: "delay every push by this much, e.g. 200ms (0 for none)"},
+			&cli.IntFlag{Name: "rate-limit-next", DefaultText: "unchanged", Usage: "answer the next N pushes with 429 (used up before --fail-next)"},
+			&cli.DurationFlag{Name: "retry-after", DefaultText: "unchanged; 1s on a fresh or cleared key", Usage: "Retry-After of a 429 in whole seconds, e.g. 2s (0 sends no header)"},
+			&cli.StringFlag{Name: "reject-field", Usage: "reject records whose FIELD (source, name, email, phone, message) contains --reject-contains; \"\" removes the rule"},
+			&cli.StringFlag{Name: "reject-contains", Usage: "text (case-sensitive) that makes --reject-field reject a record"},
+			&cli.BoolFlag{Name: "clear", Usage: "remove every fault first (other flags then apply on a clean slate)"},
+		},
+		Action: func(c *cli.Context) error {
+			key, err := oneArg(c, "KEY")
+			if err != nil {
+				return err
+			}
+			update, changes, err := faultsUpdateFromFlags(c)
+			if err != nil {
+				return err
+			}
+			return withSandbox(c, func(ctx context.Context, sc *sandbox.Client) error {
+				if c.Bool("clear") {
+					if err := sc.ClearFaults(ctx, key); err != nil {
+						return err
+					}
+				}
+				var f sandbox.Faults
+				if changes {
+					f, err = sc.UpdateFaults(ctx, key, update)
+				} else {
+					f, err = sc.Faults(ctx, key)
+				}
+				if err != nil {
+					return err
+				}
+				return printFaults(c, f)
+			})
+		},
+	}
+}
+
+// faultsUpdateFromFlags turns the fault flags given into a FaultsUpdate;
+// changes is false when no fault flag was given. Flag values are checked
+// here so that mistakes are usage errors; the sandbox checks them again.
+func faultsUpdateFromFlags(c *cli.Context) (u sandbox.FaultsUpdate, changes bool, err error) {
+	count := func(name string) (*int, error) {
+		if !c.IsSet(name) {
+			return nil, nil
+		}
+		v := c.Int(name)
+		if v < 0 {
+			return nil, usagef("--%s must be 0 or more, not %d", name, v)
+		}
+		changes = true
+		return &v, nil
+	}
+	if u.FailNext, err = count("fail-next"); err != nil {
+		return u, false, err
+	}
+	if u.RateLimitNext, err = count("rate-limit-next"); err != nil {
+		return u, false, err
+	}
+	if c.IsSet("status") {
+		v := c.Int("status")
+		if v < 400 || v > 599 {
+			return u, false, usagef("--status must be an HTTP error status from 400 to 599, e.g. 503, not %d", v)
+		}
+		u.FailStatus, changes = &v, true
+	}
+	if c.IsSet("latency") {
+		d := c.Duration("latency")
+		if d < 0 || d%time.Millisecond != 0 {
+			return u, false, usagef("--latency must be 0 or more whole milliseconds, e.g. 200ms, not %s", d)
+		}
+		ms := int(d / time.Millisecond)
+		u.LatencyMS, changes = &ms, true
+	}
+	if c.IsSet("retry-after") {
+		d := c.Duration("retry-after")
+		if d < 0 || d%time.Second != 0 {
+			return u, false, usagef("--retry-after must be 0 or more whole seconds, e.g. 2s, not %s (Retry-After has no fractions)", d)
+		}
+		secs := int(d / time.Second)
+		u.RetryAfterSeconds, changes = &secs, true
+	}
+	if c.IsSet("reject-field") {
+		v := c.String("reject-field")
+		if v != "" && !slices.Contains(sandbox.RejectFields(), v) {
+			return u, false, usagef("--reject-field must be one of %s (or \"\" to remove the rule), not %q", strings.Join(sandbox.RejectFields(), ", "), v)
+		}
+		u.RejectField, changes = &v, true
+	}
+	if c.IsSet("reject-contains") {
+		v := c.String("reject-contains")
+		if v == "" {
+			return u, false, usagef("--reject-contains is empty: give the text that marks a record to reject, or remove the rule with --reject-field \"\"")
+		}
+		u.RejectContains, changes = &v, true
+	}
+	if u.RejectField != nil && *u.RejectField != "" && u.RejectContains == nil {
+		return u, false, usagef("--reject-field %s needs --reject-contains TEXT", *u.RejectField)
+	}
+	return u, changes, nil
+}
+
+func printFaults(c *cli.Context, f sandbox.Faults) error {
+	if jsonOutput(c) {
+		return printJSON(c, f)
+	}
+	w := c.App.Writer
+	fmt.Fprintf(w, "fail_next:       %d\n", f.FailNext)
+	fmt.Fprintf(w, "fail_status:     %d\n", f.FailStatus)
+	fmt.Fprintf(w, "latency:         %s\n", time.Duration(f.LatencyMS)*time.Millisecond)
+	fmt.Fprintf(w, "rate_limit_next: %d\n", f.RateLimitNext)
+	fmt.Fprintf(w, "retry_after:     %s\n", time.Duration(f.RetryAfterSeconds)*time.Second)
+	rule := "none"
+	if f.RejectField != "" {
+		rule = fmt.Sprintf("%s contains %q", f.RejectField, f.RejectContains)
+	}
+	fmt.Fprintf(w, "reject_rule:     %s\n", rule)
+	return nil
+}
+
+// sandboxRecordsCommand is `sandbox records KEY`: how many leads the
+// account holds and how often they were upserted, for exactly-once checks.
+func sandboxRecordsCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "records",
+		Usage:     "count the records an API key's account holds (--output json adds upserts per lead)",
+		ArgsUsage: "KEY",
+		Action: func(c *cli.Context) error {
+			key, err := oneArg(c, "KEY")
+			if err != nil {
+				return err
+			}
+			return withSandbox(c, func(ctx context.Context, sc *sandbox.Client) error {
+				st, err := sc.Records(ctx, key)
+				if err != nil {
+					return err
+				}
+				if jsonOutput(c) {
+					return printJSON(c, st)
+				}
+				repeated := 0
+				for _, n := range st.ByKey {
+					if n > 1 {
+						repeated++
+					}
+				}
+				w := c.App.Writer
+				fmt.Fprintf(w, "records:                 %d\n", st.Records)
+				fmt.Fprintf(w, "upserts:                 %d\n", st.Upserts)
+				fmt.Fprintf(w, "upserted_more_than_once: %d\n", repeated)
+				return nil
+			})
+		},
 	}
 }
 

@@ -20,18 +20,31 @@
 // it passed would be untrue and the failing check already carries the
 // reason and remediation.
 //
-// # Later
+// # Delivering leads
 //
-// Issues to come extend Connector (or add optional interfaces a connector
-// may implement):
-//   - batch push of leads, returning a result per record (delivered, or
-//     rejected with the CRM's reason) plus an *Error for the batch as a whole;
-//   - error classes, already defined here: ClassAuth and ClassPermission
-//     trigger an immediate validation, ClassRateLimited waits
-//     Error.RetryAfter without counting as a failure, ClassTransient retries
-//     with backoff, ClassRecordRejected marks one record rejected;
-//   - refreshable credentials (OAuth): a connector that can refresh returns
-//     the new credentials document to be re-sealed and stored.
+// Push delivers a batch of at most BatchLimit records and returns one
+// RecordResult per record, in the order given: delivered (with the CRM's ID
+// for it) or rejected (with the CRM's reason; retrying the same record will
+// not help). Deliveries are idempotent on Record.Key, our lead ID: pushing a
+// record again updates the CRM's record for that key and never creates a
+// second one, so a batch whose outcome is unknown (timeout, crash) is simply
+// pushed again.
+//
+// A failure of the call as a whole is an *Error whose class tells the
+// workflow what to do: ClassAuth and ClassPermission trigger an immediate
+// validation, ClassRateLimited waits Error.RetryAfter without counting as a
+// failure, ClassTransient retries with backoff. ClassRecordRejected is never
+// a whole-call class: a refused record is a RecordResult.
+//
+// Neither errors nor RecordResult.Reason ever contain credentials or lead
+// PII (name, email, phone, message, attributes): they end up in workflow
+// history, logs and the status shown to customers. They name records by Key,
+// and say counts and status codes.
+//
+// # Refreshable credentials
+//
+// A connector for a CRM whose access tokens expire (OAuth) also implements
+// Refresher; the caller re-seals and stores the document it returns.
 package crm
 
 import (
@@ -65,6 +78,97 @@ type Connector interface {
 	// limit), not that checks failed; it is an *Error where the connector can
 	// classify it.
 	Validate(ctx context.Context, raw []byte) ([]integration.Check, error)
+
+	// BatchLimit is the most records one Push accepts; callers split
+	// larger backlogs into batches of at most this size.
+	BatchLimit() int
+
+	// Push delivers records to the CRM with the given credentials and
+	// returns one result per record, in the same order. Zero records make
+	// no call and return no results. More than BatchLimit records is a
+	// caller bug, answered with an error wrapping ErrBatchTooLarge before
+	// any call. Any other error means the call as a whole failed, and is an
+	// *Error of class ClassAuth, ClassPermission, ClassRateLimited (with
+	// RetryAfter) or ClassTransient; then no result is returned and the
+	// whole batch may be pushed again, since deliveries are idempotent on
+	// Record.Key.
+	Push(ctx context.Context, raw []byte, records []Record) ([]RecordResult, error)
+}
+
+// Refresher is implemented by connectors whose credentials can be refreshed,
+// such as OAuth access tokens that expire while the refresh token stays
+// valid. The caller refreshes when Push or Validate fails with ClassAuth (or
+// ahead of a known expiry), seals and stores the returned document in place
+// of the old one, and retries with it. Refresh must not return the same
+// document unchanged as success. A Refresh error of class ClassAuth means the
+// grant itself is gone (revoked, expired refresh token): the caller then
+// validates, which reports expired_credentials and asks the customer to
+// re-authorize. Like every connector error it never contains the tokens.
+type Refresher interface {
+	Refresh(ctx context.Context, raw []byte) (newRaw []byte, err error)
+}
+
+// Record is one lead as a CRM receives it. Key is our lead ID: deliveries
+// are idempotent on it. Every other field is lead PII and must never appear
+// in an error or a log line.
+type Record struct {
+	Key        string         `json:"key"`
+	Source     string         `json:"source"`
+	Name       string         `json:"name,omitempty"`
+	Email      string         `json:"email,omitempty"`
+	Phone      string         `json:"phone,omitempty"`
+	Message    string         `json:"message,omitempty"`
+	Attributes map[string]any `json:"attributes,omitempty"`
+}
+
+// RecordStatus is the outcome of delivering one record.
+type RecordStatus string
+
+// The record outcomes.
+const (
+	// RecordDelivered: the CRM holds the record (created or updated).
+	RecordDelivered RecordStatus = "delivered"
+	// RecordRejected: the CRM refused the record on its own merits (e.g.
+	// an invalid email); pushing it again will not help.
+	RecordRejected RecordStatus = "rejected"
+)
+
+// RecordResult is the outcome of one record of a Push.
+type RecordResult struct {
+	// Key is the Record.Key this result is for.
+	Key    string       `json:"key"`
+	Status RecordStatus `json:"status"`
+	// CRMID is the CRM's own ID of the record (RecordDelivered), when it
+	// gives one.
+	CRMID string `json:"crm_id,omitempty"`
+	// Reason is the CRM's reason for a RecordRejected, e.g. "invalid
+	// email"; it names the problem, never the offending value.
+	Reason string `json:"reason,omitempty"`
+}
+
+// ErrBatchTooLarge is wrapped by Push when it is given more records than
+// the connector's BatchLimit.
+var ErrBatchTooLarge = errors.New("batch exceeds the connector's limit")
+
+// CheckResults checks that results answer records one to one, in order, with
+// a known status, so a connector can refuse a malformed CRM response instead
+// of misattributing outcomes. Its error names counts, positions and keys
+// only.
+func CheckResults(records []Record, results []RecordResult) error {
+	if len(results) != len(records) {
+		return fmt.Errorf("%d results for %d records", len(results), len(records))
+	}
+	for i, res := range results {
+		if res.Key != records[i].Key {
+			return fmt.Errorf("result %d is for key %q, not the record's key %q", i, res.Key, records[i].Key)
+		}
+		switch res.Status {
+		case RecordDelivered, RecordRejected:
+		default:
+			return fmt.Errorf("result %d (key %q) has unknown status %q", i, res.Key, res.Status)
+		}
+	}
+	return nil
 }
 
 // Names of the validation checks every connector reports.
@@ -148,7 +252,8 @@ const (
 	// ClassTransient: 5xx, timeout, network; retry with backoff.
 	ClassTransient ErrorClass = "transient"
 	// ClassRecordRejected: the CRM refused one record (bad data); retrying
-	// the same record will not help.
+	// the same record will not help. Push reports such records as
+	// RecordRejected results, never as this class of whole-call error.
 	ClassRecordRejected ErrorClass = "record_rejected"
 )
 

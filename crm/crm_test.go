@@ -2,6 +2,7 @@ package crm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -19,6 +20,10 @@ type fakeConnector struct{ name string }
 func (f fakeConnector) Provider() string                  { return f.name }
 func (f fakeConnector) ParseCredentials(raw []byte) error { return nil }
 func (f fakeConnector) Validate(context.Context, []byte) ([]integration.Check, error) {
+	return nil, nil
+}
+func (f fakeConnector) BatchLimit() int { return 1 }
+func (f fakeConnector) Push(context.Context, []byte, []Record) ([]RecordResult, error) {
 	return nil, nil
 }
 
@@ -123,4 +128,44 @@ func TestParseRetryAfter(t *testing.T) {
 	require.Zero(t, ParseRetryAfter("soon", now))
 	require.Zero(t, ParseRetryAfter("-5", now))
 	require.Zero(t, ParseRetryAfter(now.Add(-time.Minute).Format(http.TimeFormat), now))
+}
+
+func TestCheckResults(t *testing.T) {
+	t.Parallel()
+	records := []Record{{Key: "lead_1", Email: "ann@example.com"}, {Key: "lead_2", Name: "Bob Secret"}}
+	delivered := RecordResult{Key: "lead_1", Status: RecordDelivered, CRMID: "c1"}
+	rejected := RecordResult{Key: "lead_2", Status: RecordRejected, Reason: "invalid email"}
+
+	require.NoError(t, CheckResults(records, []RecordResult{delivered, rejected}))
+	require.NoError(t, CheckResults(nil, nil))
+
+	for name, tc := range map[string]struct {
+		results []RecordResult
+		want    string
+	}{
+		"too few":        {[]RecordResult{delivered}, "1 results for 2 records"},
+		"too many":       {[]RecordResult{delivered, rejected, rejected}, "3 results for 2 records"},
+		"out of order":   {[]RecordResult{rejected, delivered}, `result 0 is for key "lead_2", not the record's key "lead_1"`},
+		"unknown status": {[]RecordResult{delivered, {Key: "lead_2", Status: "queued"}}, `result 1 (key "lead_2") has unknown status "queued"`},
+	} {
+		err := CheckResults(records, tc.results)
+		require.EqualError(t, err, tc.want, name)
+		// Keys and counts only: never the records' contents.
+		require.NotContains(t, err.Error(), "example.com", name)
+		require.NotContains(t, err.Error(), "Secret", name)
+	}
+}
+
+func TestRecordJSON(t *testing.T) {
+	t.Parallel()
+
+	// Connectors may send a Record as is; the field names are the wire
+	// names a CRM sees, and empty optional fields are left out.
+	data, err := json.Marshal(Record{Key: "lead_1", Source: "zillow", Email: "a@example.com", Attributes: map[string]any{"budget": 300}})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"key":"lead_1","source":"zillow","email":"a@example.com","attributes":{"budget":300}}`, string(data))
+
+	data, err = json.Marshal(RecordResult{Key: "lead_1", Status: RecordRejected, Reason: "invalid email"})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"key":"lead_1","status":"rejected","reason":"invalid email"}`, string(data))
 }

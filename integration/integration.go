@@ -73,6 +73,9 @@ const (
 	ReasonNeedsInformation      Reason = "needs_information"
 	ReasonAwaitingFinish        Reason = "awaiting_finish"
 
+	// Failed syncs.
+	ReasonSyncError Reason = "sync_error"
+
 	// Pauses.
 	ReasonManual                  Reason = "manual"
 	ReasonExpiredCredentials      Reason = "expired_credentials"

@@ -24,6 +24,8 @@ const (
 	EventValidated     EventType = "validated"
 	EventReminderDue   EventType = "setup-reminder-due"
 	EventAbandonDue    EventType = "setup-abandon-due"
+	EventSyncSucceeded EventType = "sync-succeeded"
+	EventSyncFailed    EventType = "sync-failed"
 )
 
 // Commands are the events a person or script sends.
@@ -38,9 +40,30 @@ type Event struct {
 	Source string `json:"source,omitempty"`
 	// Checks is the validation result that authorize, resume and validated
 	// carry: the shell validates first, then feeds the outcome here.
-	Checks []Check   `json:"checks,omitempty"`
-	At     time.Time `json:"at"`
+	Checks []Check `json:"checks,omitempty"`
+	// Error describes a failed sync (sync-failed): status code and class,
+	// never lead data.
+	Error string `json:"error,omitempty"`
+	// NextAttempt is when a failed sync is retried (sync-failed).
+	NextAttempt *time.Time `json:"next_attempt,omitempty"`
+	// Attention is the threshold after which a persisting failed sync
+	// needs attention (sync-failed).
+	Attention AttentionThreshold `json:"attention,omitempty"`
+	At        time.Time          `json:"at"`
 }
+
+// AttentionThreshold says when failing syncs need a human: at least
+// Failures consecutive failures over at least After.
+type AttentionThreshold struct {
+	Failures int           `json:"failures,omitempty"`
+	After    time.Duration `json:"after,omitempty"`
+}
+
+// Default attention threshold (design §2).
+const (
+	DefaultAttentionFailures = 5
+	DefaultAttentionAfter    = 6 * time.Hour
+)
 
 // EffectType names a side effect the shell carries out after a transition.
 type EffectType string
@@ -57,6 +80,10 @@ const (
 	EffectSetupReminder EffectType = "setup-reminder"
 	// EffectAbandoned tells support that setup was abandoned.
 	EffectAbandoned EffectType = "setup-abandoned"
+	// EffectNeedsAttention raises one support alert for a persisting failed sync.
+	EffectNeedsAttention EffectType = "needs-attention"
+	// EffectAttentionResolved resolves that alert after the next success.
+	EffectAttentionResolved EffectType = "attention-resolved"
 )
 
 // Effect is a side effect of a transition.
@@ -287,6 +314,10 @@ func (s *State) applyCRM(ev Event) ([]Effect, error) {
 		return resolveIf(recovered), nil
 	case EventValidated:
 		return s.judge(ev, s.recordValidation(ev)), nil
+	case EventSyncSucceeded:
+		return s.syncSucceeded(), nil
+	case EventSyncFailed:
+		return s.syncFailed(ev), nil
 	case EventLeadReceived:
 		return nil, reject(ev.Type, "CRM integration %s does not receive leads from partners", s.ID)
 	}
@@ -307,6 +338,52 @@ func (s *State) authorize(ev Event) []Effect {
 	}
 	// Once set up, fresh credentials are judged like any validation.
 	return s.judge(ev, recovered)
+}
+
+// syncSucceeded clears a failing sync: active again, counters reset, and
+// the support alert resolved.
+func (s *State) syncSucceeded() []Effect {
+	if !s.Syncs() {
+		return nil
+	}
+	var effects []Effect
+	if s.NeedsAttention {
+		effects = append(effects, Effect{Type: EffectAttentionResolved})
+	}
+	s.Status, s.Reason = StatusActive, ReasonNone
+	s.ConsecutiveFailures, s.FailingSince, s.LastSyncError, s.NextAttemptAt = 0, nil, "", nil
+	s.NeedsAttention = false
+	return effects
+}
+
+// syncFailed records a transient sync failure: failed_sync with the error
+// and the next attempt; a failure persisting past the threshold needs
+// attention, alerted once.
+func (s *State) syncFailed(ev Event) []Effect {
+	if !s.Syncs() {
+		// Paused or set up meanwhile: the failure no longer says anything.
+		return nil
+	}
+	s.Status, s.Reason = StatusFailedSync, ReasonSyncError
+	s.ConsecutiveFailures++
+	if s.FailingSince == nil {
+		at := ev.At
+		s.FailingSince = &at
+	}
+	s.LastSyncError = ev.Error
+	s.NextAttemptAt = ev.NextAttempt
+	threshold := ev.Attention
+	if threshold.Failures <= 0 {
+		threshold.Failures = DefaultAttentionFailures
+	}
+	if threshold.After <= 0 {
+		threshold.After = DefaultAttentionAfter
+	}
+	if !s.NeedsAttention && s.ConsecutiveFailures >= threshold.Failures && ev.At.Sub(*s.FailingSince) >= threshold.After {
+		s.NeedsAttention = true
+		return []Effect{{Type: EffectNeedsAttention, Reason: s.Reason}}
+	}
+	return nil
 }
 
 // judge applies a recorded validation outcome to a CRM integration;

@@ -39,6 +39,13 @@ type State struct {
 	// CRM integrations.
 	Validation *Validation `json:"validation,omitempty"`
 
+	// CRM sync health (design §2, sync rows). The error text names the
+	// failure (status code, class), never lead data.
+	ConsecutiveFailures int        `json:"consecutive_failures"`
+	FailingSince        *time.Time `json:"failing_since,omitempty"`
+	LastSyncError       string     `json:"last_sync_error,omitempty"`
+	NextAttemptAt       *time.Time `json:"next_attempt_at,omitempty"`
+
 	NeedsAttention bool `json:"needs_attention"`
 	ReminderSent   bool `json:"reminder_sent"`
 	Abandoned      bool `json:"abandoned"`
@@ -111,6 +118,12 @@ func (s State) PausedByValidation() bool {
 	return s.Status == StatusPaused && s.Reason.PausedByValidation()
 }
 
+// Syncs reports whether leads are delivered in this state: active or
+// failing, never while paused, in setup or deleted.
+func (s State) Syncs() bool {
+	return s.Kind == KindCRM && (s.Status == StatusActive || s.Status == StatusFailedSync)
+}
+
 // ValidatesPeriodically reports whether the periodic validation timer runs
 // in this state: once set up, unless deleted.
 func (s State) ValidatesPeriodically() bool {
@@ -142,6 +155,8 @@ func (s State) sameAs(o State) bool {
 		s.ExpectedSource == o.ExpectedSource && s.LastReceivedSource == o.LastReceivedSource &&
 		slices.Equal(s.RevisionRequested, o.RevisionRequested) &&
 		sameValidation(s.Validation, o.Validation) &&
+		s.ConsecutiveFailures == o.ConsecutiveFailures && sameTime(s.FailingSince, o.FailingSince) &&
+		s.LastSyncError == o.LastSyncError && sameTime(s.NextAttemptAt, o.NextAttemptAt) &&
 		s.NeedsAttention == o.NeedsAttention && s.ReminderSent == o.ReminderSent && s.Abandoned == o.Abandoned &&
 		s.CreatedAt.Equal(o.CreatedAt)
 }

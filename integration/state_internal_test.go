@@ -18,8 +18,9 @@ func TestSameAsCoversEveryField(t *testing.T) {
 		ID: "a", OrgID: "o", Kind: KindCRM, Provider: "p", Name: "n", Status: StatusActive, Reason: ReasonNone,
 		Version: 3, Setup: []SetupStep{{Name: StepAuthorized, Done: true, At: &at}},
 		ExpectedSource: "x", LastReceivedSource: "y", RevisionRequested: []string{"z"},
-		Validation: &Validation{Checks: []Check{{Name: "c", OK: true}}, At: &at},
-		CreatedAt:  at, UpdatedAt: at,
+		Validation:          &Validation{Checks: []Check{{Name: "c", OK: true}}, At: &at},
+		ConsecutiveFailures: 2, FailingSince: &at, LastSyncError: "e", NextAttemptAt: &at,
+		CreatedAt: at, UpdatedAt: at,
 	}
 	ignored := map[string]bool{"Version": true, "UpdatedAt": true}
 	typ := reflect.TypeOf(base)
@@ -33,7 +34,7 @@ func TestSameAsCoversEveryField(t *testing.T) {
 				f.SetString(f.String() + "!")
 			case reflect.Bool:
 				f.SetBool(!f.Bool())
-			case reflect.Int64:
+			case reflect.Int, reflect.Int64:
 				f.SetInt(f.Int() + 1)
 			case reflect.Slice:
 				f.Set(reflect.Zero(f.Type()))

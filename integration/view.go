@@ -21,6 +21,30 @@ type View struct {
 	ExpectedSource *string     `json:"expected_source,omitempty"`
 	LastSource     *string     `json:"last_received_source,omitempty"`
 	Validation     *Validation `json:"validation,omitempty"`
+	Sync           *SyncView   `json:"sync,omitempty"`
+}
+
+// SyncView is the delivery health of a CRM integration. The counts come
+// from the deliveries table (SetDeliveries); they are absent in lists.
+type SyncView struct {
+	ConsecutiveFailures int        `json:"consecutive_failures"`
+	FailingSince        *time.Time `json:"failing_since"`
+	LastError           string     `json:"last_error"`
+	NextAttemptAt       *time.Time `json:"next_attempt_at"`
+	LastSuccessAt       *time.Time `json:"last_success_at,omitempty"`
+	Pending             *int64     `json:"pending,omitempty"`
+	Delivered           *int64     `json:"delivered,omitempty"`
+	Rejected            *int64     `json:"rejected,omitempty"`
+}
+
+// SetDeliveries adds the delivery counts and the last successful delivery
+// to a CRM integration's view.
+func (v *View) SetDeliveries(pending, delivered, rejected int64, lastSuccess *time.Time) {
+	if v.Sync == nil {
+		return
+	}
+	v.Sync.Pending, v.Sync.Delivered, v.Sync.Rejected = &pending, &delivered, &rejected
+	v.Sync.LastSuccessAt = lastSuccess
 }
 
 // SetupView is the setup tracker.
@@ -54,6 +78,10 @@ func NewView(s State) View {
 		v.Validation = &Validation{Checks: []Check{}}
 		if s.Validation != nil {
 			v.Validation = s.Validation
+		}
+		v.Sync = &SyncView{
+			ConsecutiveFailures: s.ConsecutiveFailures, FailingSince: s.FailingSince,
+			LastError: s.LastSyncError, NextAttemptAt: s.NextAttemptAt,
 		}
 	}
 	return v

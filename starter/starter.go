@@ -48,6 +48,8 @@ type Starter struct {
 	Config workflows.Config
 	// TaskQueue the workflows run on (workflows.TaskQueue when empty).
 	TaskQueue string
+	// Nudger coalesces sync nudges after intake; nil signals directly.
+	Nudger *Nudger
 	// Now is the clock for creation times (time.Now when nil).
 	Now func() time.Time
 }
@@ -263,4 +265,28 @@ func commandError(id string, event integration.EventType, err error) error {
 		return &integration.Rejection{Command: event, Message: fmt.Sprintf("integration %s is no longer running (deleted?): see `integrations status %s`", id, id)}
 	}
 	return fmt.Errorf("%s %s: %w", event, id, err)
+}
+
+// View reads an integration from the projection as the API and the CLI
+// show it: for a CRM integration, with its delivery counts.
+func (s *Starter) View(ctx context.Context, id string) (integration.View, error) {
+	st, err := s.current(ctx, id)
+	if err != nil {
+		return integration.View{}, err
+	}
+	return s.ViewOf(ctx, st)
+}
+
+// ViewOf renders st with its delivery counts (CRM integrations).
+func (s *Starter) ViewOf(ctx context.Context, st integration.State) (integration.View, error) {
+	id := st.ID
+	v := integration.NewView(st)
+	if st.Kind == integration.KindCRM {
+		c, err := s.Store.DeliveryCounts(ctx, id)
+		if err != nil {
+			return integration.View{}, fmt.Errorf("delivery counts of %s: %w", id, err)
+		}
+		v.SetDeliveries(c.Pending, c.Delivered, c.Rejected, c.LastDeliveredAt)
+	}
+	return v, nil
 }

@@ -16,31 +16,36 @@ import (
 
 // integrationRow is a row of integrations.
 type integrationRow struct {
-	ID                 string         `db:"id"`
-	Kind               string         `db:"kind"`
-	OrgID              string         `db:"org_id"`
-	Provider           string         `db:"provider"`
-	Name               string         `db:"name"`
-	Status             string         `db:"status"`
-	Reason             string         `db:"reason"`
-	Version            int64          `db:"version"`
-	NeedsAttention     bool           `db:"needs_attention"`
-	Abandoned          bool           `db:"abandoned"`
-	ReminderSent       bool           `db:"reminder_sent"`
-	ExpectedSource     string         `db:"expected_source"`
-	LastReceivedSource string         `db:"last_received_source"`
-	RevisionRequested  string         `db:"revision_requested"`
-	SetupSteps         string         `db:"setup_steps"`
-	Validation         sql.NullString `db:"validation"`
-	CreatedAt          time.Time      `db:"created_at"`
-	UpdatedAt          time.Time      `db:"updated_at"`
+	ID                  string         `db:"id"`
+	Kind                string         `db:"kind"`
+	OrgID               string         `db:"org_id"`
+	Provider            string         `db:"provider"`
+	Name                string         `db:"name"`
+	Status              string         `db:"status"`
+	Reason              string         `db:"reason"`
+	Version             int64          `db:"version"`
+	NeedsAttention      bool           `db:"needs_attention"`
+	Abandoned           bool           `db:"abandoned"`
+	ReminderSent        bool           `db:"reminder_sent"`
+	ExpectedSource      string         `db:"expected_source"`
+	LastReceivedSource  string         `db:"last_received_source"`
+	RevisionRequested   string         `db:"revision_requested"`
+	SetupSteps          string         `db:"setup_steps"`
+	Validation          sql.NullString `db:"validation"`
+	ConsecutiveFailures int            `db:"consecutive_failures"`
+	FailingSince        sql.NullTime   `db:"failing_since"`
+	LastSyncError       string         `db:"last_sync_error"`
+	NextAttemptAt       sql.NullTime   `db:"next_attempt_at"`
+	CreatedAt           time.Time      `db:"created_at"`
+	UpdatedAt           time.Time      `db:"updated_at"`
 }
 
 // integrationColumns lists the columns of integrations in integrationRow
 // order.
 const integrationColumns = `id, kind, org_id, provider, name, status, reason, version,
 	needs_attention, abandoned, reminder_sent, expected_source, last_received_source,
-	revision_requested, setup_steps, validation, created_at, updated_at`
+	revision_requested, setup_steps, validation, consecutive_failures, failing_since,
+	last_sync_error, next_attempt_at, created_at, updated_at`
 
 func toIntegrationRow(st integration.State) (integrationRow, error) {
 	revisions := st.RevisionRequested
@@ -76,6 +81,8 @@ func toIntegrationRow(st integration.State) (integrationRow, error) {
 		NeedsAttention: st.NeedsAttention, Abandoned: st.Abandoned, ReminderSent: st.ReminderSent,
 		ExpectedSource: st.ExpectedSource, LastReceivedSource: st.LastReceivedSource,
 		RevisionRequested: string(revisionsJSON), SetupSteps: string(stepsJSON), Validation: validation,
+		ConsecutiveFailures: st.ConsecutiveFailures, FailingSince: nullTime(st.FailingSince),
+		LastSyncError: st.LastSyncError, NextAttemptAt: nullTime(st.NextAttemptAt),
 		CreatedAt: dbTime(st.CreatedAt), UpdatedAt: dbTime(st.UpdatedAt),
 	}, nil
 }
@@ -86,6 +93,8 @@ func (r integrationRow) toState() (integration.State, error) {
 		Status: integration.Status(r.Status), Reason: integration.Reason(r.Reason), Version: r.Version,
 		ExpectedSource: r.ExpectedSource, LastReceivedSource: r.LastReceivedSource,
 		NeedsAttention: r.NeedsAttention, ReminderSent: r.ReminderSent, Abandoned: r.Abandoned,
+		ConsecutiveFailures: r.ConsecutiveFailures, FailingSince: timePtr(r.FailingSince),
+		LastSyncError: r.LastSyncError, NextAttemptAt: timePtr(r.NextAttemptAt),
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 	}
 	if err := json.Unmarshal([]byte(r.RevisionRequested), &st.RevisionRequested); err != nil {
@@ -215,7 +224,8 @@ func upsertIntegration(ctx context.Context, ext sqlx.ExtContext, row integration
 	const q = `INSERT INTO integrations (` + integrationColumns + `)
 VALUES (:id, :kind, :org_id, :provider, :name, :status, :reason, :version,
 	:needs_attention, :abandoned, :reminder_sent, :expected_source, :last_received_source,
-	:revision_requested, :setup_steps, :validation, :created_at, :updated_at)
+	:revision_requested, :setup_steps, :validation, :consecutive_failures, :failing_since,
+	:last_sync_error, :next_attempt_at, :created_at, :updated_at)
 ON CONFLICT (id) DO UPDATE SET
 	kind = excluded.kind,
 	org_id = excluded.org_id,
@@ -232,6 +242,10 @@ ON CONFLICT (id) DO UPDATE SET
 	revision_requested = excluded.revision_requested,
 	setup_steps = excluded.setup_steps,
 	validation = excluded.validation,
+	consecutive_failures = excluded.consecutive_failures,
+	failing_since = excluded.failing_since,
+	last_sync_error = excluded.last_sync_error,
+	next_attempt_at = excluded.next_attempt_at,
 	updated_at = excluded.updated_at
 WHERE integrations.version < excluded.version`
 	res, err := sqlx.NamedExecContext(ctx, ext, q, row)
@@ -351,4 +365,21 @@ func (s *Store) Events(ctx context.Context, id string) ([]integration.Change, er
 		changes[i] = row.toChange()
 	}
 	return changes, nil
+}
+
+// nullTime is an optional time as the store writes it.
+func nullTime(t *time.Time) sql.NullTime {
+	if t == nil {
+		return sql.NullTime{}
+	}
+	return sql.NullTime{Time: dbTime(*t), Valid: true}
+}
+
+// timePtr is an optional time as the store returns it: UTC.
+func timePtr(t sql.NullTime) *time.Time {
+	if !t.Valid {
+		return nil
+	}
+	u := t.Time.UTC()
+	return &u
 }

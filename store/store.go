@@ -1,8 +1,13 @@
 // Package store is the SQL data access of the integrations service: the
 // projection of integration state (integrations, integration_events), CRM
-// credentials and notifications. One Store serves both backends, PostgreSQL
+// credentials, notifications, and the lead flow: lead payloads (leads), their
+// delivery to each CRM integration (lead_deliveries) and hashed intake tokens
+// (intake_tokens). One Store serves both backends, PostgreSQL
 // (lib/pq) and SQLite (modernc.org/sqlite); queries are written once in SQL
-// both understand, with ? placeholders rebound per driver.
+// both understand, with ? placeholders rebound per driver, except where
+// throughput needs a dialect's own form (lead intake on PostgreSQL is one
+// prepared statement). The conformance tests hold both paths to the same
+// behaviour.
 //
 // Every time the store returns is in UTC and truncated to the microsecond,
 // PostgreSQL's resolution, so both backends give back equal values.
@@ -15,6 +20,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -39,6 +45,11 @@ const sqliteDriver = "sqlite"
 // with "database is locked".
 const sqliteBusyTimeout = 10000
 
+// postgresMaxIdleConns is how many PostgreSQL connections the pool keeps
+// open while idle. database/sql keeps 2, so under concurrent intake most
+// queries would open (and PostgreSQL fork) a new connection.
+const postgresMaxIdleConns = 16
+
 func init() {
 	// sqlx knows modernc's driver name only as "sqlite3"; tell it that
 	// "sqlite" also takes ? placeholders so named queries bind correctly.
@@ -50,6 +61,15 @@ func init() {
 type Store struct {
 	db      *sqlx.DB
 	dialect string
+
+	// stmts holds the hot-path statements, prepared on first use (see
+	// prepared); stmtsMu guards it.
+	stmtsMu sync.Mutex
+	stmts   map[string]*sqlx.Stmt
+
+	// sqliteWriter is a one-slot semaphore that SQLite transactions of this
+	// Store take in turn (see inTx); nil on PostgreSQL.
+	sqliteWriter chan struct{}
 }
 
 // Open connects to databaseURL and checks the connection:
@@ -74,6 +94,9 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s database: %w", dialect, err)
 	}
+	if dialect == schema.Postgres {
+		db.SetMaxIdleConns(postgresMaxIdleConns)
+	}
 	if dialect == schema.SQLite && isSQLiteMemory(dsn) {
 		// Each connection to :memory: is a database of its own; keep one.
 		db.SetMaxOpenConns(1)
@@ -86,7 +109,11 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 		// The URL may hold a password: name the server, never the URL.
 		return nil, fmt.Errorf("connect to PostgreSQL: %w (check DATABASE_URL and that the server is up)", err)
 	}
-	return &Store{db: sqlx.NewDb(db, driverName), dialect: dialect}, nil
+	st := &Store{db: sqlx.NewDb(db, driverName), dialect: dialect, stmts: map[string]*sqlx.Stmt{}}
+	if dialect == schema.SQLite {
+		st.sqliteWriter = make(chan struct{}, 1)
+	}
+	return st, nil
 }
 
 // parseDatabaseURL maps a DATABASE_URL to a dialect and a driver DSN.
@@ -141,8 +168,38 @@ func isSQLiteMemory(dsn string) bool {
 	return path == ":memory:" || strings.Contains(path, "mode=memory")
 }
 
-// Close closes the database connections.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the prepared statements and the database connections.
+func (s *Store) Close() error {
+	s.stmtsMu.Lock()
+	defer s.stmtsMu.Unlock()
+	var errs []error
+	for query, stmt := range s.stmts {
+		errs = append(errs, stmt.Close())
+		delete(s.stmts, query)
+	}
+	errs = append(errs, s.db.Close())
+	return errors.Join(errs...)
+}
+
+// prepared returns query, written with ? placeholders, as a statement
+// prepared on the pool, preparing it on first use. database/sql prepares it
+// again on each connection it runs on and keeps it there, so PostgreSQL
+// parses and plans it once per connection rather than on every call, and a
+// call is one exchange with the server rather than two. For statements on
+// the intake and delivery path, which run hundreds of times a second.
+func (s *Store) prepared(ctx context.Context, query string) (*sqlx.Stmt, error) {
+	s.stmtsMu.Lock()
+	defer s.stmtsMu.Unlock()
+	if stmt, ok := s.stmts[query]; ok {
+		return stmt, nil
+	}
+	stmt, err := s.db.PreparexContext(ctx, s.db.Rebind(query))
+	if err != nil {
+		return nil, fmt.Errorf("prepare statement: %w", err)
+	}
+	s.stmts[query] = stmt
+	return stmt, nil
+}
 
 // Dialect is "postgres" or "sqlite".
 func (s *Store) Dialect() string { return s.dialect }
@@ -187,8 +244,23 @@ func (s *Store) Migrate(ctx context.Context) error {
 	return nil
 }
 
-// inTx runs fn in a transaction, committing when it returns nil.
+// inTx runs fn in a transaction, committing when it returns nil. fn must
+// not call Store methods that start transactions themselves.
+//
+// On SQLite every transaction takes the database's write lock at BEGIN
+// (immediate), so they run one at a time anyway. Within this process they
+// queue on a semaphore instead of on SQLite's busy handler, which polls with
+// sleeps of up to 100 ms and under load lets a waiter lose to newcomers
+// again and again; the busy timeout still arbitrates between processes.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	if s.sqliteWriter != nil {
+		select {
+		case s.sqliteWriter <- struct{}{}:
+			defer func() { <-s.sqliteWriter }()
+		case <-ctx.Done():
+			return fmt.Errorf("begin transaction: %w", ctx.Err())
+		}
+	}
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)

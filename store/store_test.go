@@ -26,7 +26,7 @@ type testBundle struct {
 }
 
 // setup opens and migrates a store on db, closed when t ends.
-func setup(t *testing.T, db testenv.Database) *testBundle {
+func setup(t testing.TB, db testenv.Database) *testBundle {
 	t.Helper()
 	ctx := t.Context()
 	s, err := store.Open(ctx, db.URL)
@@ -36,11 +36,14 @@ func setup(t *testing.T, db testenv.Database) *testBundle {
 	return &testBundle{ctx: ctx, db: db, store: s}
 }
 
+// migrations is how many numbered migrations schema/ holds.
+const migrations = 3
+
 // t0 is a UTC time at microsecond resolution: what the store returns.
 var t0 = time.Date(2025, 3, 4, 5, 6, 7, 123456000, time.UTC)
 
 // newLead returns a new lead integration at version 1.
-func newLead(t *testing.T, id, org string) integration.State {
+func newLead(t testing.TB, id, org string) integration.State {
 	t.Helper()
 	st, err := integration.New(integration.Spec{
 		ID: id, OrgID: org, Kind: integration.KindLead, Provider: "zillow", Name: "Lead " + id, ExpectedSource: "Zillow-Test",
@@ -50,7 +53,7 @@ func newLead(t *testing.T, id, org string) integration.State {
 }
 
 // newCRM returns a new CRM integration at version 1.
-func newCRM(t *testing.T, id, org string) integration.State {
+func newCRM(t testing.TB, id, org string) integration.State {
 	t.Helper()
 	st, err := integration.New(integration.Spec{
 		ID: id, OrgID: org, Kind: integration.KindCRM, Provider: "hubspot", Name: "CRM " + id,
@@ -77,7 +80,7 @@ func at(st integration.State, v int64, status integration.Status, reason integra
 	return st, ch
 }
 
-func project(t *testing.T, b *testBundle, st integration.State, ch integration.Change) bool {
+func project(t testing.TB, b *testBundle, st integration.State, ch integration.Change) bool {
 	t.Helper()
 	applied, err := b.store.Project(b.ctx, st, ch)
 	require.NoError(t, err)
@@ -169,9 +172,9 @@ func TestMigrate(t *testing.T) {
 
 		var version int64
 		require.NoError(t, b.store.DB().GetContext(b.ctx, &version, `SELECT MAX(version_id) FROM goose_db_version`))
-		require.Equal(t, int64(1), version)
+		require.Equal(t, int64(migrations), version)
 
-		for _, table := range []string{"integrations", "integration_events", "crm_credentials", "notifications"} {
+		for _, table := range []string{"integrations", "integration_events", "crm_credentials", "notifications", "leads", "lead_deliveries", "intake_tokens"} {
 			var n int
 			require.NoError(t, b.store.DB().GetContext(b.ctx, &n, `SELECT COUNT(*) FROM `+table), table)
 		}
@@ -790,6 +793,29 @@ func TestConcurrentMigrate(t *testing.T) {
 		var applied int
 		require.NoError(t, stores[0].DB().GetContext(t.Context(), &applied,
 			`SELECT COUNT(*) FROM goose_db_version WHERE version_id > 0`))
-		require.Equal(t, 1, applied, "each migration is recorded once")
+		require.Equal(t, migrations, applied, "each migration is recorded once")
+	})
+}
+
+func TestSyncHealthRoundTrip(t *testing.T) {
+	t.Parallel()
+	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
+		b := setup(t, db)
+		st, ch := at(newCRM(t, "crm-sync", "org"), 2, integration.StatusFailedSync, integration.ReasonSyncError)
+		since, next := t0.Add(time.Minute), t0.Add(2*time.Minute+time.Microsecond)
+		st.ConsecutiveFailures, st.FailingSince, st.LastSyncError, st.NextAttemptAt = 4, &since, "HTTP 503 (transient)", &next
+		st.NeedsAttention = true
+		require.True(t, project(t, b, st, ch))
+		got, err := b.store.Get(b.ctx, st.ID)
+		require.NoError(t, err)
+		require.Equal(t, st, got)
+
+		// Recovery clears them again.
+		ok, ch := at(st, 3, integration.StatusActive, integration.ReasonNone)
+		ok.ConsecutiveFailures, ok.FailingSince, ok.LastSyncError, ok.NextAttemptAt, ok.NeedsAttention = 0, nil, "", nil, false
+		require.True(t, project(t, b, ok, ch))
+		got, err = b.store.Get(b.ctx, st.ID)
+		require.NoError(t, err)
+		require.Equal(t, ok, got)
 	})
 }

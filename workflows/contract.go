@@ -30,6 +30,10 @@ const (
 	Delete        = string(integration.EventDelete)
 	LeadReceived  = string(integration.EventLeadReceived)
 
+	// SignalSync nudges a CRM integration to deliver its pending leads now
+	// (sent after intake; coalesced). Signal only: it has no outcome.
+	SignalSync = "sync"
+
 	// QueryStatus returns the workflow's Snapshot. It is read-only.
 	QueryStatus = "status"
 	// UpdateDescribe waits until every change so far is projected into the
@@ -87,6 +91,16 @@ type Config struct {
 	// MaxHistoryEvents continues as new once history reaches this many
 	// events, besides whenever the server suggests it (0: server only).
 	MaxHistoryEvents int `json:"max_history_events,omitempty"`
+	// SyncInterval is the safety timer: pending leads are looked for at
+	// least this often even without a nudge (default 5m).
+	SyncInterval time.Duration `json:"sync_interval,omitempty"`
+	// SyncBackoffInitial and SyncBackoffMax bound the capped exponential
+	// backoff between attempts of a failing sync (defaults 1s and 5m).
+	SyncBackoffInitial time.Duration `json:"sync_backoff_initial,omitempty"`
+	SyncBackoffMax     time.Duration `json:"sync_backoff_max,omitempty"`
+	// Attention is when a persisting failed sync needs a human (default 5
+	// consecutive failures over 6h).
+	Attention integration.AttentionThreshold `json:"attention,omitempty"`
 }
 
 // Defaults for Config.
@@ -94,6 +108,9 @@ const (
 	DefaultValidationInterval = time.Hour
 	DefaultReminderAfter      = 72 * time.Hour
 	DefaultAbandonAfter       = 30 * 24 * time.Hour
+	DefaultSyncInterval       = 5 * time.Minute
+	DefaultSyncBackoffInitial = time.Second
+	DefaultSyncBackoffMax     = 5 * time.Minute
 )
 
 // WithDefaults fills the zero fields of c.
@@ -106,6 +123,18 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.AbandonAfter <= 0 {
 		c.AbandonAfter = DefaultAbandonAfter
+	}
+	if c.SyncInterval <= 0 {
+		c.SyncInterval = DefaultSyncInterval
+	}
+	if c.SyncBackoffInitial <= 0 {
+		c.SyncBackoffInitial = DefaultSyncBackoffInitial
+	}
+	if c.SyncBackoffMax <= 0 {
+		c.SyncBackoffMax = DefaultSyncBackoffMax
+	}
+	if c.SyncBackoffMax < c.SyncBackoffInitial {
+		c.SyncBackoffMax = c.SyncBackoffInitial
 	}
 	return c
 }
@@ -125,6 +154,15 @@ type Input struct {
 	NextValidationAt time.Time `json:"next_validation_at"`
 	// Run counts continue-as-new generations, for operators.
 	Run int `json:"run"`
+	// SyncRequested says pending leads may be waiting: set by a nudge, by
+	// activation, by a full batch, and after a failure (then gated by
+	// RetryAt).
+	SyncRequested bool `json:"sync_requested,omitempty"`
+	// RetryAt is the earliest next delivery attempt after a failure or a
+	// rate limit.
+	RetryAt time.Time `json:"retry_at"`
+	// NextSyncAt is when the safety timer looks for pending leads.
+	NextSyncAt time.Time `json:"next_sync_at"`
 }
 
 // Snapshot is what the status query and the describe update return: the
@@ -135,6 +173,9 @@ type Snapshot struct {
 	PendingMessages  int               `json:"pending_messages"`
 	NextValidationAt *time.Time        `json:"next_validation_at,omitempty"`
 	Run              int               `json:"run"`
+	SyncRequested    bool              `json:"sync_requested"`
+	RetryAt          *time.Time        `json:"retry_at,omitempty"`
+	NextSyncAt       *time.Time        `json:"next_sync_at,omitempty"`
 }
 
 // RejectionErrorType is the application error type of a command the state

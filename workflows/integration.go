@@ -56,6 +56,12 @@ type runner struct {
 	// arrivals is the order signals arrived in, from the SignalOrder
 	// interceptor (nil without it: then channels drain in Messages order).
 	arrivals *arrivals
+	// nudges is the sync signal channel.
+	nudges workflow.ReceiveChannel
+	// syncs says this run delivers leads: CRM runs started after the lead
+	// flow was released (GetVersion "lead-sync"); older histories replay
+	// without it and gain it at their next continue-as-new.
+	syncs bool
 }
 
 func newRunner(in Input) *runner {
@@ -70,6 +76,17 @@ func (r *runner) snapshot() Snapshot {
 		t := r.in.NextValidationAt
 		s.NextValidationAt = &t
 	}
+	if r.syncing() {
+		s.SyncRequested = r.in.SyncRequested
+		if !r.in.RetryAt.IsZero() {
+			t := r.in.RetryAt
+			s.RetryAt = &t
+		}
+		if !r.in.NextSyncAt.IsZero() {
+			t := r.in.NextSyncAt
+			s.NextSyncAt = &t
+		}
+	}
 	return s
 }
 
@@ -77,6 +94,9 @@ func (r *runner) run(ctx workflow.Context) (integration.State, error) {
 	logger := workflow.GetLogger(ctx)
 	if err := r.register(ctx); err != nil {
 		return r.in.State, err
+	}
+	if r.in.State.Kind == integration.KindCRM {
+		r.syncs = workflow.GetVersion(ctx, "lead-sync", workflow.DefaultVersion, 1) >= 1
 	}
 	if err := r.upsertSearchAttributes(ctx); err != nil {
 		return r.in.State, err
@@ -110,6 +130,16 @@ func (r *runner) run(ctx workflow.Context) (integration.State, error) {
 			}
 			continue
 		}
+		// Commands go first; then one batch of deliveries at a time, so a
+		// pause waits for one batch at most. Continue-as-new is checked
+		// before, so a steady flow of leads cannot keep history growing:
+		// a requested sync is carried into the next run.
+		if r.syncDue(ctx) {
+			if err := r.sync(ctx); err != nil {
+				return r.in.State, err
+			}
+			continue
+		}
 		if err := r.wait(ctx); err != nil {
 			return r.in.State, err
 		}
@@ -119,6 +149,7 @@ func (r *runner) run(ctx workflow.Context) (integration.State, error) {
 // register installs the signal channels, update handlers and the query.
 func (r *runner) register(ctx workflow.Context) error {
 	r.arrivals = arrivalsFrom(ctx)
+	r.nudges = workflow.GetSignalChannel(ctx, SignalSync)
 	for _, name := range Messages {
 		event := integration.EventType(name)
 		r.signals = append(r.signals, workflow.GetSignalChannel(ctx, name))
@@ -234,11 +265,16 @@ func (r *runner) process(ctx workflow.Context, m message) error {
 // its effects.
 func (r *runner) commit(ctx workflow.Context, t integration.Transition) error {
 	if t.Changed {
-		wasPeriodic := r.in.State.ValidatesPeriodically()
+		wasPeriodic, wasSyncing := r.in.State.ValidatesPeriodically(), r.in.State.Syncs()
 		r.in.State = t.State
 		r.in.LastChange = t.Change
 		if !wasPeriodic && t.State.ValidatesPeriodically() {
 			r.in.NextValidationAt = now(ctx).Add(r.cfg.ValidationInterval)
+		}
+		if !wasSyncing && t.State.Syncs() {
+			// Activated or resumed: deliver what waited, at once.
+			r.in.SyncRequested, r.in.RetryAt = true, time.Time{}
+			r.in.NextSyncAt = now(ctx).Add(r.cfg.SyncInterval)
 		}
 		if err := r.projectIfBehind(ctx); err != nil {
 			return err
@@ -309,7 +345,9 @@ func (r *runner) upsertSearchAttributes(ctx workflow.Context) error {
 // the timers that are due.
 func (r *runner) wait(ctx workflow.Context) error {
 	due, ok := r.nextDeadline()
-	hasMessage := func() bool { return len(r.queue) > 0 || r.signalsPending() }
+	hasMessage := func() bool {
+		return len(r.queue) > 0 || r.signalsPending() || (r.nudges.Len() > 0 && r.syncing())
+	}
 	if !ok {
 		return workflow.Await(ctx, hasMessage)
 	}
@@ -336,6 +374,13 @@ func (r *runner) nextDeadline() (time.Time, bool) {
 	}
 	if s.ValidatesPeriodically() && !r.in.NextValidationAt.IsZero() {
 		deadlines = append(deadlines, r.in.NextValidationAt)
+	}
+	if r.syncing() {
+		if r.in.SyncRequested {
+			deadlines = append(deadlines, r.in.RetryAt)
+		} else if !r.in.NextSyncAt.IsZero() {
+			deadlines = append(deadlines, r.in.NextSyncAt)
+		}
 	}
 	if len(deadlines) == 0 {
 		return time.Time{}, false
@@ -408,13 +453,14 @@ func (r *runner) idle(ctx workflow.Context) bool {
 		return false
 	}
 	_ = workflow.Await(ctx, func() bool {
-		return len(r.queue) > 0 || r.signalsPending() || workflow.AllHandlersFinished(ctx)
+		return len(r.queue) > 0 || r.signalsPending() || r.nudges.Len() > 0 || workflow.AllHandlersFinished(ctx)
 	})
 	r.drainSignals()
 	return len(r.queue) == 0
 }
 
-// signalsPending reports whether a signal waits in a channel.
+// signalsPending reports whether a command signal waits in a channel. (A
+// waiting nudge does not hold back an update's validation.)
 func (r *runner) signalsPending() bool {
 	for _, ch := range r.signals {
 		if ch.Len() > 0 {
@@ -422,6 +468,15 @@ func (r *runner) signalsPending() bool {
 		}
 	}
 	return false
+}
+
+// nudged drains the sync signal channel and reports whether it held any.
+func (r *runner) nudged() bool {
+	got := false
+	for r.nudges.ReceiveAsync(nil) {
+		got = true
+	}
+	return got
 }
 
 // drainSignals moves every received signal into the queue, in arrival
@@ -435,6 +490,9 @@ func (r *runner) drainSignals() {
 				r.enqueue(integration.EventType(name), cmd, false)
 			}
 		}
+	}
+	if r.nudged() {
+		r.in.SyncRequested = true
 	}
 	for i, ch := range r.signals {
 		for {
@@ -491,4 +549,98 @@ func isCanceled(err error) bool {
 // keep, so a snapshot reads back exactly as the workflow returned it.
 func now(ctx workflow.Context) time.Time {
 	return workflow.Now(ctx).UTC().Truncate(time.Microsecond)
+}
+
+// syncing reports whether this run delivers leads now.
+func (r *runner) syncing() bool { return r.syncs && r.in.State.Syncs() }
+
+// syncDue reports whether a delivery batch should run now.
+func (r *runner) syncDue(ctx workflow.Context) bool {
+	if !r.syncing() {
+		return false
+	}
+	t := now(ctx)
+	if r.in.SyncRequested {
+		return !t.Before(r.in.RetryAt)
+	}
+	return !r.in.NextSyncAt.IsZero() && !t.Before(r.in.NextSyncAt)
+}
+
+// sync delivers one batch of pending leads and feeds the outcome to the
+// rules: success keeps (or makes) the integration active; a transient
+// failure is failed_sync with a capped exponential backoff, retried
+// forever; a rate limit waits the CRM's delay and is no failure; an auth or
+// permission error validates at once.
+func (r *runner) sync(ctx workflow.Context) error {
+	actx := workflow.WithActivityOptions(ctx, deliveryActivity)
+	in := activities.DeliverInput{IntegrationID: r.in.State.ID, Provider: r.in.State.Provider}
+	var res activities.DeliverResult
+	if err := workflow.ExecuteActivity(actx, acts.Deliver, in).Get(ctx, &res); err != nil {
+		return fmt.Errorf("deliver leads of %s: %w", r.in.State.ID, err)
+	}
+	at := now(ctx)
+	r.in.NextSyncAt = at.Add(r.cfg.SyncInterval)
+	if res.Failure == nil {
+		r.in.SyncRequested, r.in.RetryAt = res.More, time.Time{}
+		return r.apply(ctx, integration.Event{Type: integration.EventSyncSucceeded, Actor: "system", At: at})
+	}
+	switch res.Failure.Class {
+	case activities.FailureRateLimited:
+		// Not a failure: wait as long as the CRM asked, then go on.
+		r.in.SyncRequested, r.in.RetryAt = true, at.Add(max(res.Failure.RetryAfter, time.Second))
+		return nil
+	case activities.FailureAuth, activities.FailurePermission:
+		checks, err := r.validate(ctx)
+		if err == nil {
+			if err := r.apply(ctx, integration.Event{Type: integration.EventValidated, Actor: "system", Checks: checks, At: now(ctx)}); err != nil {
+				return err
+			}
+			if !r.in.State.Syncs() {
+				// Paused by the validation; resuming requests a sync.
+				return nil
+			}
+		} else if isCanceled(err) {
+			return err
+		}
+		// Validation passed (or could not run) although the CRM refused
+		// the delivery: treat it as transient and retry with backoff.
+	}
+	next := at.Add(r.backoff(r.in.State.ConsecutiveFailures + 1))
+	r.in.SyncRequested, r.in.RetryAt = true, next
+	return r.apply(ctx, integration.Event{
+		Type: integration.EventSyncFailed, Actor: "system", Error: res.Failure.Message,
+		NextAttempt: &next, Attention: r.cfg.Attention, At: at,
+	})
+}
+
+// backoff is the delay before attempt n+1 after n consecutive failures:
+// initial * 2^(n-1), capped.
+func (r *runner) backoff(failures int) time.Duration {
+	d := r.cfg.SyncBackoffInitial
+	for i := 1; i < failures && d < r.cfg.SyncBackoffMax; i++ {
+		d *= 2
+	}
+	return min(d, r.cfg.SyncBackoffMax)
+}
+
+// apply runs an internal event through the rules and commits it.
+func (r *runner) apply(ctx workflow.Context, ev integration.Event) error {
+	t, err := r.in.State.Apply(ev)
+	if err != nil {
+		workflow.GetLogger(ctx).Warn("event not applied", "integration", r.in.State.ID, "event", ev.Type, "reason", err.Error())
+		return nil
+	}
+	return r.commit(ctx, t)
+}
+
+var deliveryActivity = workflow.ActivityOptions{
+	StartToCloseTimeout: 2 * time.Minute,
+	RetryPolicy: &temporal.RetryPolicy{
+		// Errors of our own (the database) are retried here; the CRM's
+		// errors come back as a result, for the rules to judge.
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    time.Minute,
+		MaximumAttempts:    0,
+	},
 }

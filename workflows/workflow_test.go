@@ -50,6 +50,10 @@ type testBundle struct {
 	// validateScript answers Validate calls in order (retries included);
 	// calls beyond it pass.
 	validateScript []validateResult
+	// delivered records Deliver calls (with the time they ran);
+	// deliverScript answers them in order, then nothing is pending.
+	delivered     []time.Time
+	deliverScript []activities.DeliverResult
 }
 
 // setup builds a test environment the way worker.New builds a worker: with
@@ -97,6 +101,17 @@ func setupWithInterceptors(t *testing.T, interceptors []interceptor.WorkerInterc
 				return b.validateScript[call].checks, b.validateScript[call].err
 			}
 			return passingChecks(), nil
+		})
+	env.OnActivity(acts.Deliver, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.DeliverInput) (activities.DeliverResult, error) {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			call := len(b.delivered)
+			b.delivered = append(b.delivered, env.Now())
+			if call < len(b.deliverScript) {
+				return b.deliverScript[call], nil
+			}
+			return activities.DeliverResult{}, nil
 		})
 	return b
 }

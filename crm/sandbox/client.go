@@ -17,8 +17,12 @@ import (
 // *http.Client of its own.
 const defaultTimeout = 10 * time.Second
 
-// maxResponseBytes bounds how much of a response is read.
+// maxResponseBytes bounds how much of a CRM API response is read.
 const maxResponseBytes = 1 << 20
+
+// maxControlResponseBytes bounds a control API response; the per-key record
+// counts of a benchmarked account run to megabytes.
+const maxControlResponseBytes = 256 << 20
 
 // APIError is an error response from the sandbox. Message is the sandbox's
 // explanation, which never contains an API key.
@@ -37,7 +41,7 @@ func (e *APIError) Error() string {
 }
 
 // Client calls the sandbox's control API, for tests and the
-// `integrations sandbox account` commands. Errors never contain an API key,
+// `integrations sandbox` commands. Errors never contain an API key,
 // even though the control API carries keys in its paths.
 type Client struct {
 	baseURL    string
@@ -109,10 +113,69 @@ func (c *Client) EnableAPI(ctx context.Context, key string) (Account, error) {
 	return c.keyCall(ctx, "enable sandbox API access", http.MethodPost, "/control/keys/", key, "/enable-api", nil)
 }
 
-// keyCall calls prefix+key+suffix; op describes the operation in errors.
+// Faults returns the faults set on key's account.
+func (c *Client) Faults(ctx context.Context, key string) (Faults, error) {
+	var f Faults
+	err := c.keyDo(ctx, "read sandbox faults", http.MethodGet, key, "/faults", nil, &f, "faults")
+	return f, err
+}
+
+// SetFaults merges the non-zero fields of f into key's faults and returns
+// the result. A zero field leaves the current value alone; to set a value
+// back to zero use UpdateFaults, or ClearFaults to remove every fault.
+func (c *Client) SetFaults(ctx context.Context, key string, f Faults) (Faults, error) {
+	var u FaultsUpdate
+	setInt := func(v int) *int {
+		if v == 0 {
+			return nil
+		}
+		return &v
+	}
+	setString := func(v string) *string {
+		if v == "" {
+			return nil
+		}
+		return &v
+	}
+	u.FailNext, u.FailStatus, u.LatencyMS = setInt(f.FailNext), setInt(f.FailStatus), setInt(f.LatencyMS)
+	u.RateLimitNext, u.RetryAfterSeconds = setInt(f.RateLimitNext), setInt(f.RetryAfterSeconds)
+	u.RejectField, u.RejectContains = setString(f.RejectField), setString(f.RejectContains)
+	return c.UpdateFaults(ctx, key, u)
+}
+
+// UpdateFaults applies u to key's faults (nil fields keep their value) and
+// returns the result. Invalid values change nothing.
+func (c *Client) UpdateFaults(ctx context.Context, key string, u FaultsUpdate) (Faults, error) {
+	var f Faults
+	err := c.keyDo(ctx, "set sandbox faults", http.MethodPost, key, "/faults", u, &f, "faults")
+	return f, err
+}
+
+// ClearFaults removes every fault from key's account.
+func (c *Client) ClearFaults(ctx context.Context, key string) error {
+	return c.keyDo(ctx, "clear sandbox faults", http.MethodDelete, key, "/faults", nil, &Faults{}, "faults")
+}
+
+// Records reports the contacts key's account holds and how often each was
+// upserted.
+func (c *Client) Records(ctx context.Context, key string) (RecordStats, error) {
+	var st RecordStats
+	err := c.keyDo(ctx, "read sandbox records", http.MethodGet, key, "/records", nil, &st, "record counts")
+	return st, err
+}
+
+// Calls returns the last 1000 contacts calls made with key, oldest first.
+func (c *Client) Calls(ctx context.Context, key string) ([]Call, error) {
+	var calls []Call
+	err := c.keyDo(ctx, "read sandbox calls", http.MethodGet, key, "/calls", nil, &calls, "a call log")
+	return calls, err
+}
+
+// keyCall calls prefix+key+suffix and decodes the account it answers with;
+// op describes the operation in errors.
 func (c *Client) keyCall(ctx context.Context, op, method, prefix, key, suffix string, body any) (Account, error) {
 	if strings.TrimSpace(key) == "" {
-		return Account{}, fmt.Errorf("%s: API key is empty: pass the api_key printed by `integrations sandbox account create`", op)
+		return Account{}, fmt.Errorf("%s: %w", op, errEmptyKey)
 	}
 	a, err := c.call(ctx, method, prefix+url.PathEscape(key)+suffix, body)
 	if err != nil {
@@ -121,20 +184,42 @@ func (c *Client) keyCall(ctx context.Context, op, method, prefix, key, suffix st
 	return a, nil
 }
 
+// keyDo calls /control/keys/{key}+suffix and decodes the answer into out,
+// which what names in errors.
+func (c *Client) keyDo(ctx context.Context, op, method, key, suffix string, body, out any, what string) error {
+	if strings.TrimSpace(key) == "" {
+		return fmt.Errorf("%s: %w", op, errEmptyKey)
+	}
+	if err := c.do(ctx, method, "/control/keys/"+url.PathEscape(key)+suffix, body, out, what); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
+}
+
+var errEmptyKey = errors.New("API key is empty: pass the api_key printed by `integrations sandbox account create`")
+
 // call sends one control request and decodes the account it answers with.
 func (c *Client) call(ctx context.Context, method, path string, body any) (Account, error) {
+	var a Account
+	err := c.do(ctx, method, path, body, &a, "an account")
+	return a, err
+}
+
+// do sends one control request and decodes its answer into out; what names
+// the expected answer in errors.
+func (c *Client) do(ctx context.Context, method, path string, body, out any, what string) error {
 	var reader io.Reader
 	if body != nil {
 		data, err := json.Marshal(body)
 		if err != nil {
-			return Account{}, fmt.Errorf("encode request: %w", err)
+			return fmt.Errorf("encode request: %w", err)
 		}
 		reader = bytes.NewReader(data)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, reader)
 	if err != nil {
 		// The URL holds the key; say only what is wrong with the base URL.
-		return Account{}, fmt.Errorf("invalid sandbox URL %q: use e.g. http://127.0.0.1:8090", c.baseURL)
+		return fmt.Errorf("invalid sandbox URL %q: use e.g. http://127.0.0.1:8090", c.baseURL)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -142,21 +227,20 @@ func (c *Client) call(ctx context.Context, method, path string, body any) (Accou
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.httpClient.Do(req)
 	if err != nil {
-		return Account{}, fmt.Errorf("reach sandbox CRM at %s: %w", c.baseURL, withoutURL(err))
+		return fmt.Errorf("reach sandbox CRM at %s: %w", c.baseURL, withoutURL(err))
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxControlResponseBytes))
 	if err != nil {
-		return Account{}, fmt.Errorf("read sandbox response: %w", err)
+		return fmt.Errorf("read sandbox response: %w", err)
 	}
 	if resp.StatusCode >= 300 {
-		return Account{}, decodeAPIError(resp.StatusCode, data)
+		return decodeAPIError(resp.StatusCode, data)
 	}
-	var a Account
-	if err := json.Unmarshal(data, &a); err != nil {
-		return Account{}, fmt.Errorf("sandbox response is not an account (HTTP %d): is %s the sandbox CRM?", resp.StatusCode, c.baseURL)
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("sandbox response is not %s (HTTP %d): is %s the sandbox CRM?", what, resp.StatusCode, c.baseURL)
 	}
-	return a, nil
+	return nil
 }
 
 // withoutURL strips the request URL (which may hold an API key) from a

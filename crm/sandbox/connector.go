@@ -2,12 +2,14 @@ package sandbox
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -46,10 +48,15 @@ type Connector struct {
 var _ crm.Connector = (*Connector)(nil)
 
 // NewConnector returns a connector for the sandbox CRM API at baseURL (e.g.
-// http://127.0.0.1:8090). A nil httpClient means one with a 10s timeout.
+// http://127.0.0.1:8090). A nil httpClient means one with a 10s timeout
+// that keeps up to 64 idle connections to the sandbox: many CRM
+// integrations push at once, and the standard transport's 2 per host would
+// open and close a connection for most calls.
 func NewConnector(baseURL string, httpClient *http.Client) *Connector {
 	if httpClient == nil {
-		httpClient = &http.Client{Timeout: defaultTimeout}
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.MaxIdleConnsPerHost = 64
+		httpClient = &http.Client{Timeout: defaultTimeout, Transport: transport}
 	}
 	return &Connector{baseURL: strings.TrimRight(baseURL, "/"), httpClient: httpClient}
 }
@@ -223,4 +230,119 @@ func apiAccessCheck(me Me) integration.Check {
 		}
 	}
 	return integration.Check{Name: crm.CheckAPIAccess, OK: true, Message: "API access is enabled"}
+}
+
+// BatchLimit returns MaxBatchSize.
+func (c *Connector) BatchLimit() int { return MaxBatchSize }
+
+// Push upserts records as sandbox contacts keyed by Record.Key with POST
+// /api/v1/contacts/batch. Created and updated contacts are
+// crm.RecordDelivered with the sandbox's contact ID; rejected ones are
+// crm.RecordRejected with the sandbox's reason.
+//
+// Whole-call errors are *crm.Error: 401 (or credentials that no longer
+// parse) crm.ClassAuth; 403 (API access disabled, missing contacts.write)
+// crm.ClassPermission; 429 crm.ClassRateLimited with its Retry-After;
+// everything else (network, timeout, 5xx, a 400 for the batch, a malformed
+// response) crm.ClassTransient. They carry status codes, the sandbox's error
+// code, counts and keys, never the API key or the records' contents.
+func (c *Connector) Push(ctx context.Context, raw []byte, records []crm.Record) ([]crm.RecordResult, error) {
+	if len(records) == 0 {
+		return nil, nil
+	}
+	if len(records) > MaxBatchSize {
+		return nil, fmt.Errorf("sandbox push: %d records: %w (at most %d)", len(records), crm.ErrBatchTooLarge, MaxBatchSize)
+	}
+	creds, err := parseCredentials(raw)
+	if err != nil {
+		// Unusable stored credentials need re-authorization, which is what
+		// an auth error leads to (validation reports the details).
+		return nil, fmt.Errorf("sandbox push: %w", &crm.Error{Class: crm.ClassAuth,
+			Err: errors.New("the stored credentials are unusable: validate the integration and re-authorize")})
+	}
+	body, err := json.Marshal(contactsBatch{Contacts: records})
+	if err != nil {
+		// json.Marshal errors may quote the offending value, which is PII.
+		return nil, fmt.Errorf("sandbox push: encode %d records: a record's attributes are not JSON-encodable", len(records))
+	}
+
+	endpoint := c.baseURL + "/api/v1/contacts/batch"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("sandbox push: invalid sandbox URL %q: %w", c.baseURL, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+creds.APIKey)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.httpClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox push of %d records: %w", len(records), &crm.Error{Class: crm.ClassTransient, Err: err})
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return nil, fmt.Errorf("sandbox push of %d records: %w", len(records), &crm.Error{Class: crm.ClassTransient, StatusCode: resp.StatusCode, Err: fmt.Errorf("read response: %w", err)})
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("sandbox push of %d records: %w", len(records), c.pushError(resp, data))
+	}
+
+	var answer contactsResponse
+	if err := json.Unmarshal(data, &answer); err != nil {
+		return nil, fmt.Errorf("sandbox push of %d records: %w", len(records), &crm.Error{Class: crm.ClassTransient, StatusCode: resp.StatusCode,
+			Err: fmt.Errorf("POST %s did not answer with results: is that the sandbox CRM?", endpoint)})
+	}
+	results := make([]crm.RecordResult, len(answer.Results))
+	for i, r := range answer.Results {
+		results[i] = crm.RecordResult{Key: r.Key, CRMID: r.ID}
+		switch r.Status {
+		case contactCreated, contactUpdated:
+			results[i].Status = crm.RecordDelivered
+		case contactRejected:
+			results[i].Status = crm.RecordRejected
+			results[i].Reason = cmp.Or(r.Error, "rejected by the sandbox CRM without a reason")
+			results[i].CRMID = ""
+		default:
+			results[i].Status = crm.RecordStatus(r.Status)
+		}
+	}
+	if err := crm.CheckResults(records, results); err != nil {
+		// Misattributed outcomes would mark the wrong leads delivered.
+		return nil, fmt.Errorf("sandbox push of %d records: %w", len(records), &crm.Error{Class: crm.ClassTransient, StatusCode: resp.StatusCode,
+			Err: fmt.Errorf("the sandbox answered malformed results: %w", err)})
+	}
+	return results, nil
+}
+
+// contactsBatch is the request body the connector sends; crm.Record's JSON
+// field names are the sandbox's contact fields.
+type contactsBatch struct {
+	Contacts []crm.Record `json:"contacts"`
+}
+
+// errorCodePattern is what an error code must look like to be quoted.
+var errorCodePattern = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
+
+// pushError classifies a non-200 answer to a push. Only the error code of a
+// sandbox error response is quoted, and only if it looks like one: the
+// message, or whatever a server that is not the sandbox answered, may echo
+// the request, which holds the key and the leads.
+func (c *Connector) pushError(resp *http.Response, data []byte) *crm.Error {
+	detail := fmt.Sprintf("POST %s/api/v1/contacts/batch answered %s", c.baseURL, resp.Status)
+	var body errorBody
+	if json.Unmarshal(data, &body) == nil && errorCodePattern.MatchString(body.Code) {
+		detail += " (" + body.Code + ")"
+	}
+	class := crm.ClassForStatus(resp.StatusCode)
+	if class == crm.ClassRecordRejected {
+		// A 4xx for the whole batch is a request the sandbox cannot take,
+		// not one bad record; it shows as a sync failure an operator sees.
+		class = crm.ClassTransient
+	}
+	return &crm.Error{
+		Class:      class,
+		StatusCode: resp.StatusCode,
+		RetryAfter: crm.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		Err:        errors.New(detail),
+	}
 }

@@ -1,5 +1,5 @@
-// Package sandbox is a small simulated CRM for the dev stack and the
-// end-to-end tests, and the crm.Connector that talks to it.
+// Package sandbox is a small simulated CRM for the dev stack, the
+// end-to-end tests and the benchmark, and the crm.Connector that talks to it.
 //
 // The Server speaks two HTTP APIs:
 //
@@ -7,29 +7,58 @@
 // "Authorization: Bearer <api key>":
 //
 //	GET  /api/v1/me                          200 {"account_id","scopes","api_enabled"}; 401 for an unknown or revoked key
+//	POST /api/v1/contacts/batch              body {"contacts":[{"key","source","name","email","phone","message","attributes"}]}
+//	                                         → 200 {"results":[{"key","status":"created"|"updated"|"rejected","id","error"}]}
 //
 // /api/v1/me answers even when API access is disabled (api_enabled false) so
-// validation can tell that apart from bad credentials. Later endpoints
-// (contact upserts) are registered next to it through authenticated and
-// answer 403 when the account lacks their scope or has API access disabled.
+// validation can tell that apart from bad credentials.
 //
-// The control API, what tests and `integrations sandbox account ...` use to
-// play the CRM customer's part. It has no authentication: the sandbox is a
-// development tool and must never be exposed publicly.
+// The contacts batch upserts 1 to MaxBatchSize contacts (else 400) by key:
+// a key the account already holds is updated, never created twice, and keeps
+// its id. Results come one per contact, in order. An unknown or revoked key
+// is 401, disabled API access 403 code api_disabled, a key without scope
+// contacts.write 403 code insufficient_scope. A contact is rejected (status
+// "rejected", "error" the reason, nothing stored) when its email is present
+// without an "@" ("invalid email") or when it matches the account's reject
+// rule (see Faults); the reasons never quote the contact's data.
 //
-//	POST /control/accounts                   body {"scopes":[...]} optional → 201 account (default scopes contacts.read, contacts.write)
-//	GET  /control/accounts/{key}             200 account
-//	POST /control/keys/{key}/revoke          200 account; the key stops authenticating
-//	POST /control/keys/{key}/restore         200 account; the key authenticates again
-//	POST /control/keys/{key}/drop-scope      body {"scope":"x"} → 200 account; 409 if the account lacks x
-//	POST /control/keys/{key}/add-scope       body {"scope":"x"} → 200 account; no-op if it has x already
-//	POST /control/keys/{key}/disable-api     200 account; api_enabled false
-//	POST /control/keys/{key}/enable-api      200 account; api_enabled true
+// Contacts, faults and call logs live in memory only and are lost when the
+// sandbox restarts; only accounts are persisted. Writing the state file on
+// every push would cap the sandbox at the disk's sync rate, and the
+// benchmark pushes thousands of records a second through it. Each account
+// has its own lock, so accounts do not slow one another down.
+//
+// The control API, what tests and `integrations sandbox ...` use to play the
+// CRM customer's part (and the CRM's bad days). It has no authentication: the
+// sandbox is a development tool and must never be exposed publicly.
+//
+//	POST   /control/accounts                 body {"scopes":[...]} optional → 201 account (default scopes contacts.read, contacts.write)
+//	GET    /control/accounts/{key}           200 account
+//	POST   /control/keys/{key}/revoke        200 account; the key stops authenticating
+//	POST   /control/keys/{key}/restore       200 account; the key authenticates again
+//	POST   /control/keys/{key}/drop-scope    body {"scope":"x"} → 200 account; 409 if the account lacks x
+//	POST   /control/keys/{key}/add-scope     body {"scope":"x"} → 200 account; no-op if it has x already
+//	POST   /control/keys/{key}/disable-api   200 account; api_enabled false
+//	POST   /control/keys/{key}/enable-api    200 account; api_enabled true
+//	GET    /control/keys/{key}/faults        200 Faults
+//	POST   /control/keys/{key}/faults        body FaultsUpdate, merged into the account's faults → 200 Faults
+//	DELETE /control/keys/{key}/faults        200 DefaultFaults(): no faults
+//	GET    /control/keys/{key}/records       200 RecordStats {"records","upserts","by_key":{key: upserts}}
+//	GET    /control/keys/{key}/calls         200 [Call], the last 1000 contacts calls, oldest first
+//
+// Faults apply to contacts calls only, never to /api/v1/me: validation keeps
+// telling the truth about the credentials during a simulated outage. A
+// contacts call is delayed by latency_ms first (whatever its outcome), then
+// checked for key, API access and scope, then its body is checked, then
+// rate_limit_next (429, Retry-After retry_after_seconds) and after it
+// fail_next (fail_status) each answer one call and count down; only then are
+// the contacts upserted. Every contacts call of a known key, failed or not,
+// is in its call log.
 //
 // Revoke, restore, add-scope, disable-api and enable-api are idempotent.
 // Every error, on either API, is JSON {"error": "what went wrong and what to
 // do", "code": "machine_readable"} with a 4xx or 5xx status; an unknown key
-// is 404. No error message ever contains an API key.
+// is 404. No error message ever contains an API key or a contact's data.
 package sandbox
 
 import (
@@ -123,14 +152,20 @@ type Server struct {
 	mu sync.Mutex
 	// accounts is keyed by API key, which is how both APIs address them.
 	accounts map[string]*Account
+	// books holds each account's contacts, faults and call log, keyed by
+	// API key like accounts. Only the map is guarded by mu; each book has
+	// its own lock so busy accounts do not serialize on one another.
+	books map[string]*contactBook
 }
 
 // NewServer returns a sandbox CRM. With statePath "" it keeps accounts in
 // memory; otherwise it loads them from that JSON file (if present) and
-// rewrites it after every change, so `integrations dev` keeps its sandbox
-// accounts across restarts. The file holds API keys and is written 0600.
+// rewrites it after every account change, so `integrations dev` keeps its
+// sandbox accounts across restarts. The file holds API keys and is written
+// 0600. Contacts, faults and call logs are never written to it: see the
+// package documentation.
 func NewServer(statePath string) (*Server, error) {
-	s := &Server{statePath: statePath, accounts: map[string]*Account{}}
+	s := &Server{statePath: statePath, accounts: map[string]*Account{}, books: map[string]*contactBook{}}
 	if statePath == "" {
 		return s, nil
 	}
@@ -268,6 +303,7 @@ func (s *Server) Handler() http.Handler {
 
 	// CRM API.
 	mux.HandleFunc("GET /api/v1/me", s.authenticated(s.handleMe))
+	mux.HandleFunc("POST /api/v1/contacts/batch", s.handleContactsBatch)
 
 	// Control API.
 	mux.HandleFunc("POST /control/accounts", s.handleCreateAccount)
@@ -290,6 +326,11 @@ func (s *Server) Handler() http.Handler {
 	}))
 	mux.HandleFunc("POST /control/keys/{key}/drop-scope", s.handleScopeChange(dropScope))
 	mux.HandleFunc("POST /control/keys/{key}/add-scope", s.handleScopeChange(addScope))
+	mux.HandleFunc("GET /control/keys/{key}/faults", s.handleGetFaults)
+	mux.HandleFunc("POST /control/keys/{key}/faults", s.handleSetFaults)
+	mux.HandleFunc("DELETE /control/keys/{key}/faults", s.handleClearFaults)
+	mux.HandleFunc("GET /control/keys/{key}/records", s.handleRecords)
+	mux.HandleFunc("GET /control/keys/{key}/calls", s.handleCalls)
 
 	return jsonFallback(mux)
 }
@@ -311,7 +352,7 @@ func jsonFallback(mux *http.ServeMux) http.Handler {
 		case http.StatusNotFound:
 			// The path is not echoed: it may hold an API key.
 			writeError(w, &requestError{status: http.StatusNotFound, code: "not_found",
-				message: "no such endpoint: the sandbox serves /api/v1/me and /control/...; see the sandbox package documentation"})
+				message: "no such endpoint: the sandbox serves /api/v1/me, /api/v1/contacts/batch and /control/...; see the sandbox package documentation"})
 		case http.StatusMethodNotAllowed:
 			allow := probe.header.Get("Allow")
 			w.Header().Set("Allow", allow)
@@ -348,20 +389,28 @@ func (s *Server) authenticated(next func(http.ResponseWriter, *http.Request, Acc
 	return func(w http.ResponseWriter, r *http.Request) {
 		key, ok := bearerKey(r.Header.Get("Authorization"))
 		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="sandbox"`)
-			writeError(w, &requestError{status: http.StatusUnauthorized, code: "missing_api_key",
-				message: "missing API key: send the header Authorization: Bearer <api key>"})
+			writeMissingKey(w)
 			return
 		}
 		a, err := s.account(key)
 		if err != nil || a.Revoked {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="sandbox", error="invalid_token"`)
-			writeError(w, &requestError{status: http.StatusUnauthorized, code: "invalid_api_key",
-				message: "the API key is invalid or has been revoked: authorize again with a valid key"})
+			writeInvalidKey(w)
 			return
 		}
 		next(w, r, a)
 	}
+}
+
+func writeMissingKey(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="sandbox"`)
+	writeError(w, &requestError{status: http.StatusUnauthorized, code: "missing_api_key",
+		message: "missing API key: send the header Authorization: Bearer <api key>"})
+}
+
+func writeInvalidKey(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="sandbox", error="invalid_token"`)
+	writeError(w, &requestError{status: http.StatusUnauthorized, code: "invalid_api_key",
+		message: "the API key is invalid or has been revoked: authorize again with a valid key"})
 }
 
 func bearerKey(header string) (string, bool) {

@@ -99,11 +99,16 @@ func New(t *testing.T, db testenv.Database, opts Options) *Stack {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dataDir, "dev.json"), info, 0o600))
 
+	nudgeCtx, stopNudger := context.WithCancel(context.Background())
+	t.Cleanup(stopNudger)
+	nudger := starter.NewNudger(tc, 20*time.Millisecond, logger.Warn)
+	go nudger.Run(nudgeCtx)
+
 	return &Stack{
 		DB: db, Store: st, Temporal: tc, TaskQueue: queue,
 		Sandbox: sandbox.NewClient(sandboxHTTP.URL, httpClient), SandboxURL: sandboxHTTP.URL,
 		Keyring: kr, DataDir: dataDir, Logs: logs,
-		Starter: &starter.Starter{Temporal: tc, Store: st, Keyring: kr, Connectors: connectors, Config: opts.Config, TaskQueue: queue},
+		Starter: &starter.Starter{Temporal: tc, Store: st, Keyring: kr, Connectors: connectors, Config: opts.Config, TaskQueue: queue, Nudger: nudger},
 	}
 }
 

@@ -1,0 +1,153 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/acme/integrations/crm"
+	"github.com/acme/integrations/store"
+)
+
+// DeliverInput names the CRM integration whose pending leads to deliver.
+type DeliverInput struct {
+	IntegrationID string `json:"integration_id"`
+	Provider      string `json:"provider"`
+}
+
+// FailureClass is how a delivery attempt failed on the CRM's side.
+type FailureClass string
+
+// The failure classes the workflow tells apart.
+const (
+	FailureTransient   FailureClass = "transient"
+	FailureRateLimited FailureClass = "rate_limited"
+	FailureAuth        FailureClass = "auth"
+	FailurePermission  FailureClass = "permission"
+)
+
+// DeliverFailure is a CRM-side failure of a whole batch. Its message holds
+// the status code and class, never lead data or credentials.
+type DeliverFailure struct {
+	Class      FailureClass  `json:"class"`
+	Message    string        `json:"message"`
+	RetryAfter time.Duration `json:"retry_after,omitempty"`
+}
+
+// DeliverResult is the outcome of one batch: counts only, so no lead data
+// enters workflow history.
+type DeliverResult struct {
+	Delivered int `json:"delivered"`
+	Rejected  int `json:"rejected"`
+	// More is true when the batch was full: more leads may be pending.
+	More    bool            `json:"more"`
+	Failure *DeliverFailure `json:"failure,omitempty"`
+}
+
+// Deliver pushes the oldest pending leads of a CRM integration to its CRM in
+// one batch and records each lead's outcome. Delivery is idempotent on the
+// CRM side (the lead ID is the record key), so a retried batch never creates
+// a second record. Failures of the CRM are returned as a result for the
+// workflow to judge; only our own (database) errors are activity errors.
+func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResult, error) {
+	connector, err := a.Connectors.Get(in.Provider)
+	if err != nil {
+		return DeliverResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "UnknownProvider", nil)
+	}
+	limit := connector.BatchLimit()
+	pending, err := a.Store.PendingDeliveries(ctx, in.IntegrationID, limit)
+	if err != nil {
+		return DeliverResult{}, fmt.Errorf("deliver %s: load pending leads: %w", in.IntegrationID, err)
+	}
+	if len(pending) == 0 {
+		return DeliverResult{}, nil
+	}
+	raw, failure, err := a.credentials(ctx, in.IntegrationID)
+	if err != nil || failure != nil {
+		return DeliverResult{Failure: failure}, err
+	}
+	records := make([]crm.Record, len(pending))
+	ids := make([]int64, len(pending))
+	for i, d := range pending {
+		l := d.Lead
+		ids[i] = l.ID
+		records[i] = crm.Record{
+			Key: strconv.FormatInt(l.ID, 10), Source: l.Source, Name: l.Name, Email: l.Email,
+			Phone: l.Phone, Message: l.Message, Attributes: l.Attributes,
+		}
+	}
+	results, err := connector.Push(ctx, raw, records)
+	if err != nil {
+		failure := classify(err)
+		if failure.Class == FailureTransient {
+			if ferr := a.Store.RecordDeliveryFailure(ctx, in.IntegrationID, ids, failure.Message); ferr != nil {
+				return DeliverResult{}, fmt.Errorf("deliver %s: record failure: %w", in.IntegrationID, ferr)
+			}
+		}
+		a.logger().Warn("delivery failed", "integration", in.IntegrationID, "leads", len(records), "class", failure.Class, "error", failure.Message)
+		return DeliverResult{Failure: &failure}, nil
+	}
+	if len(results) != len(records) {
+		failure := DeliverFailure{Class: FailureTransient, Message: fmt.Sprintf("the CRM answered %d results for %d records", len(results), len(records))}
+		return DeliverResult{Failure: &failure}, nil
+	}
+	out := DeliverResult{More: len(pending) == limit}
+	completed := make([]store.DeliveryResult, len(results))
+	for i, r := range results {
+		res := store.DeliveryResult{LeadID: ids[i], CRMRecordID: r.CRMID, Status: "delivered"}
+		if r.Status == crm.RecordRejected {
+			res.Status, res.Reason = "rejected", r.Reason
+			out.Rejected++
+		} else {
+			out.Delivered++
+		}
+		completed[i] = res
+	}
+	if err := a.Store.CompleteDeliveries(ctx, in.IntegrationID, completed, time.Now().UTC()); err != nil {
+		// Retried by Temporal: the CRM upserts by key, so pushing the same
+		// batch again creates nothing new.
+		return DeliverResult{}, fmt.Errorf("deliver %s: record outcomes: %w", in.IntegrationID, err)
+	}
+	return out, nil
+}
+
+// credentials opens the integration's latest credentials; a missing or
+// unreadable one is an auth failure for the workflow to validate.
+func (a *Activities) credentials(ctx context.Context, id string) ([]byte, *DeliverFailure, error) {
+	cred, err := a.Store.LatestCredential(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &DeliverFailure{Class: FailureAuth, Message: "no credentials are stored"}, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("deliver %s: load credentials: %w", id, err)
+	}
+	raw, err := a.Keyring.Open(cred.Ciphertext, []byte(id))
+	if err != nil {
+		return nil, nil, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("deliver %s: cannot decrypt credentials version %d; check the encryption key", id, cred.Version), "CredentialDecrypt", nil)
+	}
+	return raw, nil, nil
+}
+
+// classify maps a connector error to a failure class and a message safe for
+// history (the connector's errors carry no secrets or lead data).
+func classify(err error) DeliverFailure {
+	var ce *crm.Error
+	retryAfter := time.Duration(0)
+	if errors.As(err, &ce) {
+		retryAfter = ce.RetryAfter
+	}
+	switch crm.ClassOf(err) {
+	case crm.ClassRateLimited:
+		return DeliverFailure{Class: FailureRateLimited, Message: err.Error(), RetryAfter: retryAfter}
+	case crm.ClassAuth:
+		return DeliverFailure{Class: FailureAuth, Message: err.Error()}
+	case crm.ClassPermission:
+		return DeliverFailure{Class: FailurePermission, Message: err.Error()}
+	}
+	return DeliverFailure{Class: FailureTransient, Message: err.Error()}
+}

@@ -1,0 +1,318 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/acme/integrations/schema"
+)
+
+// Delivery statuses: a delivery is pending until the CRM accepts the lead
+// (delivered) or refuses it on its own merits (rejected).
+const (
+	DeliveryPending   = "pending"
+	DeliveryDelivered = "delivered"
+	DeliveryRejected  = "rejected"
+)
+
+// MaxPendingLimit caps how many deliveries PendingDeliveries returns at
+// once.
+const MaxPendingLimit = 1000
+
+// MaxDeliveryErrorLength bounds the texts a delivery keeps (bytes): the
+// last error, the CRM's record ID and rejection reason. Longer ones are cut.
+const MaxDeliveryErrorLength = 2000
+
+// completeChunk is how many results one UPDATE completes: 4 parameters
+// each stays far below both backends' parameter limits.
+const completeChunk = 500
+
+// Delivery is a pending delivery of a lead to a CRM integration, with the
+// lead's payload.
+type Delivery struct {
+	Lead Lead
+	// Attempts counts the failed attempts so far.
+	Attempts int
+}
+
+// DeliveryResult is the CRM's answer for one lead of a batch.
+type DeliveryResult struct {
+	LeadID int64
+	// Status is DeliveryDelivered or DeliveryRejected.
+	Status string
+	// CRMRecordID is the CRM's ID of the record (delivered leads).
+	CRMRecordID string
+	// Reason is the CRM's reason for refusing the lead (rejected leads).
+	Reason string
+}
+
+// DeliveryCounts are a CRM integration's deliveries per status.
+type DeliveryCounts struct {
+	Pending, Delivered, Rejected int64
+	// OldestPendingSince is when the pending delivery of the oldest lead
+	// was created; nil when nothing is pending.
+	OldestPendingSince *time.Time
+	// LastDeliveredAt is when a delivery last completed, delivered or
+	// rejected: the last time the CRM answered for a lead, which is a
+	// successful sync either way. Nil before the first.
+	LastDeliveredAt *time.Time
+}
+
+// pendingRow is a pending row of lead_deliveries joined with its lead.
+type pendingRow struct {
+	leadRow
+	Attempts int `db:"attempts"`
+}
+
+// pendingQuery selects a CRM integration's pending deliveries with their
+// leads. The subquery walks lead_deliveries_status_idx in lead order and
+// stops at the limit; the join then looks up just those leads. Joined first
+// and limited after, PostgreSQL merge-joins with a scan of leads from their
+// very first row, which grows with every lead ever received.
+const pendingQuery = `SELECT ` + leadColumns + `, d.attempts
+FROM (
+	SELECT lead_id, attempts FROM lead_deliveries
+	WHERE crm_integration_id = ? AND status = 'pending'
+	ORDER BY lead_id
+	LIMIT ?
+) d JOIN leads l ON l.id = d.lead_id
+ORDER BY d.lead_id`
+
+// PendingDeliveries returns up to limit (1-MaxPendingLimit) pending
+// deliveries of the CRM integration, oldest lead first, with their
+// payloads.
+func (s *Store) PendingDeliveries(ctx context.Context, crmID string, limit int) ([]Delivery, error) {
+	if limit < 1 || limit > MaxPendingLimit {
+		return nil, fmt.Errorf("pending deliveries of %s: limit %d is out of range: give 1-%d", crmID, limit, MaxPendingLimit)
+	}
+	pending, err := s.prepared(ctx, pendingQuery)
+	if err != nil {
+		return nil, fmt.Errorf("pending deliveries of %s: %w", crmID, err)
+	}
+	var rows []pendingRow
+	if err := pending.SelectContext(ctx, &rows, crmID, limit); err != nil {
+		return nil, fmt.Errorf("pending deliveries of %s: %w", crmID, err)
+	}
+	out := make([]Delivery, len(rows))
+	for i, row := range rows {
+		l, err := row.toLead()
+		if err != nil {
+			return nil, fmt.Errorf("pending deliveries of %s: %w", crmID, err)
+		}
+		out[i] = Delivery{Lead: l, Attempts: row.Attempts}
+	}
+	return out, nil
+}
+
+// checkResults says what is wrong in a batch of delivery results.
+func checkResults(results []DeliveryResult) error {
+	seen := make(map[int64]bool, len(results))
+	for _, r := range results {
+		switch r.Status {
+		case DeliveryDelivered, DeliveryRejected:
+		default:
+			return fmt.Errorf("lead %d: unknown delivery result %q: use %s or %s", r.LeadID, r.Status, DeliveryDelivered, DeliveryRejected)
+		}
+		if seen[r.LeadID] {
+			return fmt.Errorf("lead %d has two results: give one per lead", r.LeadID)
+		}
+		seen[r.LeadID] = true
+	}
+	return nil
+}
+
+// CompleteDeliveries marks the CRM integration's pending deliveries of the
+// results' leads delivered or rejected, with the CRM's record ID or
+// reason, completed at at. It is idempotent: deliveries already completed
+// (and leads never routed to the CRM) are left alone, so a retried batch
+// changes nothing. Either every result is recorded or none.
+func (s *Store) CompleteDeliveries(ctx context.Context, crmID string, results []DeliveryResult, at time.Time) error {
+	if crmID == "" {
+		return errors.New("complete deliveries: no CRM integration ID given")
+	}
+	if err := checkResults(results); err != nil {
+		return fmt.Errorf("complete deliveries of %s: %w", crmID, err)
+	}
+	if len(results) == 0 {
+		return nil
+	}
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		for chunk := range slices.Chunk(results, completeChunk) {
+			if err := completeDeliveries(ctx, tx, crmID, chunk, dbTime(at)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("complete deliveries of %s: %w", crmID, err)
+	}
+	return nil
+}
+
+// completeDeliveries records results in one UPDATE joined with a VALUES
+// list, which both dialects accept and name column1, column2, ...
+func completeDeliveries(ctx context.Context, tx *sqlx.Tx, crmID string, results []DeliveryResult, at time.Time) error {
+	var values strings.Builder
+	args := make([]any, 0, 2+4*len(results))
+	args = append(args, at)
+	for i, r := range results {
+		if i > 0 {
+			values.WriteString(", ")
+		}
+		// The cast types the lead ID column for PostgreSQL, which would
+		// take an untyped parameter for text.
+		values.WriteString("(CAST(? AS BIGINT), ?, ?, ?)")
+		args = append(args, r.LeadID, r.Status, cleanText(r.CRMRecordID), cleanText(r.Reason))
+	}
+	args = append(args, crmID)
+	q := tx.Rebind(`UPDATE lead_deliveries
+SET status = v.column2, crm_record_id = v.column3, reason = v.column4, completed_at = ?
+FROM (VALUES ` + values.String() + `) AS v
+WHERE lead_deliveries.crm_integration_id = ? AND lead_deliveries.lead_id = v.column1 AND lead_deliveries.status = 'pending'`)
+	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("update lead_deliveries: %w", err)
+	}
+	return nil
+}
+
+// RecordDeliveryFailure counts a failed attempt for the CRM integration's
+// pending deliveries of leadIDs and keeps message as their last error
+// (cut to MaxDeliveryErrorLength). Completed deliveries are left alone.
+// The message is shown to users and support: it must not hold lead data.
+func (s *Store) RecordDeliveryFailure(ctx context.Context, crmID string, leadIDs []int64, message string) error {
+	switch {
+	case crmID == "":
+		return errors.New("record delivery failure: no CRM integration ID given")
+	case strings.TrimSpace(message) == "":
+		return fmt.Errorf("record delivery failure of %s: no error message given", crmID)
+	}
+	if len(leadIDs) == 0 {
+		return nil
+	}
+	message = cleanText(message)
+
+	const update = `UPDATE lead_deliveries SET attempts = attempts + 1, last_error = ?
+WHERE crm_integration_id = ? AND status = 'pending' AND `
+	var q string
+	var args []any
+	if s.dialect == schema.Postgres {
+		// One parameter whatever the batch size, so one query plan.
+		q, args = s.db.Rebind(update+`lead_id = ANY(?)`), []any{message, crmID, pq.Array(leadIDs)}
+	} else {
+		var err error
+		if q, args, err = sqlx.In(update+`lead_id IN (?)`, message, crmID, leadIDs); err != nil {
+			return fmt.Errorf("record delivery failure of %s: %w", crmID, err)
+		}
+	}
+	if _, err := s.db.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("record delivery failure of %s: %w", crmID, err)
+	}
+	return nil
+}
+
+// cleanText makes text from a CRM or its client storable the same way on
+// both backends: valid UTF-8 without NUL characters (PostgreSQL text holds
+// neither), at most MaxDeliveryErrorLength bytes, cut between characters.
+func cleanText(s string) string {
+	s = strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
+	n := MaxDeliveryErrorLength
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// DeliveryCounts returns the CRM integration's deliveries per status and
+// since when the oldest pending one waits.
+func (s *Store) DeliveryCounts(ctx context.Context, crmID string) (DeliveryCounts, error) {
+	var rows []struct {
+		Status string `db:"status"`
+		N      int64  `db:"n"`
+	}
+	q := s.db.Rebind(`SELECT status, COUNT(*) AS n FROM lead_deliveries WHERE crm_integration_id = ? GROUP BY status`)
+	if err := sqlx.SelectContext(ctx, s.db, &rows, q, crmID); err != nil {
+		return DeliveryCounts{}, fmt.Errorf("count deliveries of %s: %w", crmID, err)
+	}
+	var counts DeliveryCounts
+	for _, row := range rows {
+		switch row.Status {
+		case DeliveryPending:
+			counts.Pending = row.N
+		case DeliveryDelivered:
+			counts.Delivered = row.N
+		case DeliveryRejected:
+			counts.Rejected = row.N
+		}
+	}
+	var err error
+	if counts.Pending > 0 {
+		// The oldest lead's delivery, found at the head of the index,
+		// rather than MIN(created_at) over a possibly long backlog.
+		counts.OldestPendingSince, err = s.timeOf(ctx, `SELECT created_at FROM lead_deliveries
+WHERE crm_integration_id = ? AND status = 'pending' ORDER BY lead_id LIMIT 1`, crmID)
+		if err != nil {
+			return DeliveryCounts{}, fmt.Errorf("oldest pending delivery of %s: %w", crmID, err)
+		}
+	}
+	if counts.Delivered+counts.Rejected > 0 {
+		// ORDER BY and LIMIT rather than MAX, whose result SQLite does not
+		// declare as a time for the driver to parse.
+		counts.LastDeliveredAt, err = s.timeOf(ctx, `SELECT completed_at FROM lead_deliveries
+WHERE crm_integration_id = ? AND status IN ('delivered', 'rejected') ORDER BY completed_at DESC LIMIT 1`, crmID)
+		if err != nil {
+			return DeliveryCounts{}, fmt.Errorf("last delivery of %s: %w", crmID, err)
+		}
+	}
+	return counts, nil
+}
+
+// timeOf runs query, which selects one time column, and returns the time of
+// its first row in UTC; nil when there is no row (it changed since the
+// caller counted).
+func (s *Store) timeOf(ctx context.Context, query string, args ...any) (*time.Time, error) {
+	var t time.Time
+	err := sqlx.GetContext(ctx, s.db, &t, s.db.Rebind(query), args...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	t = t.UTC()
+	return &t, nil
+}
+
+// DeliveryLatencies returns, shortest first, how long each delivery
+// completed (delivered or rejected) at or after since took from intake:
+// completed_at - received_at. For the benchmark.
+func (s *Store) DeliveryLatencies(ctx context.Context, since time.Time) ([]time.Duration, error) {
+	var rows []struct {
+		ReceivedAt  time.Time `db:"received_at"`
+		CompletedAt time.Time `db:"completed_at"`
+	}
+	q := s.db.Rebind(`SELECT l.received_at, d.completed_at
+FROM lead_deliveries d JOIN leads l ON l.id = d.lead_id
+WHERE d.completed_at >= ?`)
+	if err := sqlx.SelectContext(ctx, s.db, &rows, q, dbTime(since)); err != nil {
+		return nil, fmt.Errorf("delivery latencies: %w", err)
+	}
+	out := make([]time.Duration, len(rows))
+	for i, row := range rows {
+		out[i] = row.CompletedAt.Sub(row.ReceivedAt)
+	}
+	slices.Sort(out)
+	return out, nil
+}
