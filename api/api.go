@@ -196,8 +196,11 @@ func (h *handler) intake(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, "intake", err)
 		return
 	}
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || token == "" {
+	// The scheme is case-insensitive (RFC 9110 §11.1): partners' HTTP
+	// libraries send "bearer" as well as "Bearer".
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	token = strings.TrimLeft(token, " ")
+	if !strings.EqualFold(scheme, "Bearer") || token == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="lead intake"`)
 		writeError(w, http.StatusUnauthorized, "missing intake token: send the header Authorization: Bearer <token> (issued by `integrations create lead` or `rotate-intake-token`)")
 		return
@@ -346,7 +349,14 @@ func describeBodyError(err error, example string) string {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "request body is not valid JSON (unexpected end): send " + example
 	case errors.As(err, &typeErr) && typeErr.Field != "":
-		return fmt.Sprintf("field %q must be a %s, not a %s: send %s", typeErr.Field, jsonType(typeErr.Type), jsonKind(typeErr), example)
+		want, got := jsonType(typeErr.Type), jsonKind(typeErr)
+		if want == got {
+			// A number of the right kind that does not fit (1e400, or a
+			// fraction for a whole number): "must be a number, not a
+			// number" would be no help.
+			return fmt.Sprintf("field %q holds a number it cannot take (out of range, or not a whole number): send %s", typeErr.Field, example)
+		}
+		return fmt.Sprintf("field %q must be a %s, not a %s: send %s", typeErr.Field, want, got, example)
 	case errors.As(err, &typeErr):
 		return fmt.Sprintf("request body must be a JSON object, not a %s: send %s", jsonKind(typeErr), example)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):

@@ -57,6 +57,12 @@ type response struct {
 // answer, whatever its status, is JSON.
 func (b *testBundle) do(t *testing.T, method, path, body string) response {
 	t.Helper()
+	return b.doWithHeader(t, method, path, body, nil)
+}
+
+// doWithHeader is do with extra request headers (Authorization, say).
+func (b *testBundle) doWithHeader(t *testing.T, method, path, body string, header http.Header) response {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	var reader io.Reader
@@ -67,6 +73,9 @@ func (b *testBundle) do(t *testing.T, method, path, body string) response {
 	require.NoError(t, err)
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for name, values := range header {
+		req.Header[name] = values
 	}
 	resp, err := b.server.Client().Do(req)
 	require.NoError(t, err, "%s %s", method, path)

@@ -179,6 +179,11 @@ func TestReadmeWalkthrough(t *testing.T) {
 		"status:    paused (expired_credentials)",
 		"status:    paused (manual)",
 		"workflow: run",
+		"queued for 0 CRM integration(s)", // a test lead during setup
+		"queued for 1 CRM integration(s)", // a lead once both are active
+		"duplicate of lead",
+		"status:    failed_sync (sync_error)",
+		"leads:     2 delivered, 0 rejected, 0 pending",
 	} {
 		require.Contains(t, transcript, want, "walkthrough transcript:\n%s", transcript)
 	}
