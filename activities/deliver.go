@@ -81,6 +81,13 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 		}
 	}
 	results, err := connector.Push(ctx, raw, records)
+	if crm.ClassOf(err) == crm.ClassAuth {
+		// An expired access token of a refreshable grant (OAuth) is
+		// refreshed, re-stored, and the batch retried once.
+		if fresh, ok := a.refresh(ctx, in.IntegrationID, connector, raw); ok {
+			results, err = connector.Push(ctx, fresh, records)
+		}
+	}
 	if err != nil {
 		failure := classify(err)
 		if failure.Class == FailureTransient {
@@ -113,6 +120,29 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 		return DeliverResult{}, fmt.Errorf("deliver %s: record outcomes: %w", in.IntegrationID, err)
 	}
 	return out, nil
+}
+
+// refresh renews credentials through a Refresher connector, stores the new
+// version sealed, and reports whether there is one to retry with.
+func (a *Activities) refresh(ctx context.Context, id string, connector crm.Connector, raw []byte) ([]byte, bool) {
+	refresher, ok := connector.(crm.Refresher)
+	if !ok {
+		return nil, false
+	}
+	fresh, err := refresher.Refresh(ctx, raw)
+	if err != nil {
+		a.logger().Warn("credential refresh failed", "integration", id, "class", crm.ClassOf(err), "error", err.Error())
+		return nil, false
+	}
+	sealed, err := a.Keyring.Seal(fresh, []byte(id))
+	if err == nil {
+		_, err = a.Store.SaveCredential(ctx, id, sealed, time.Now().UTC())
+	}
+	if err != nil {
+		a.logger().Error("refreshed credentials not stored", "integration", id, "error", err.Error())
+		return nil, false
+	}
+	return fresh, true
 }
 
 // credentials opens the integration's latest credentials; a missing or

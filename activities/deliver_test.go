@@ -1,0 +1,194 @@
+package activities_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/acme/integrations/activities"
+	"github.com/acme/integrations/credential"
+	"github.com/acme/integrations/crm"
+	"github.com/acme/integrations/integration"
+	"github.com/acme/integrations/internal/testenv"
+	"github.com/acme/integrations/store"
+)
+
+// fakeCRM is a connector whose Push answers from a script, and which can
+// refresh its credentials like an OAuth CRM.
+type fakeCRM struct {
+	pushes    [][]crm.Record
+	creds     [][]byte
+	script    []error
+	refreshTo []byte
+}
+
+func (f *fakeCRM) Provider() string                                              { return "fake" }
+func (f *fakeCRM) ParseCredentials([]byte) error                                 { return nil }
+func (f *fakeCRM) BatchLimit() int                                               { return 2 }
+func (f *fakeCRM) Validate(context.Context, []byte) ([]integration.Check, error) { return nil, nil }
+
+func (f *fakeCRM) Push(_ context.Context, raw []byte, records []crm.Record) ([]crm.RecordResult, error) {
+	call := len(f.pushes)
+	f.pushes = append(f.pushes, records)
+	f.creds = append(f.creds, raw)
+	if call < len(f.script) && f.script[call] != nil {
+		return nil, f.script[call]
+	}
+	out := make([]crm.RecordResult, len(records))
+	for i, r := range records {
+		out[i] = crm.RecordResult{Key: r.Key, Status: crm.RecordDelivered, CRMID: "rec-" + r.Key}
+		if r.Email == "bad" {
+			out[i] = crm.RecordResult{Key: r.Key, Status: crm.RecordRejected, Reason: "invalid email"}
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeCRM) Refresh(_ context.Context, raw []byte) ([]byte, error) {
+	if f.refreshTo == nil {
+		return nil, &crm.Error{Class: crm.ClassAuth, Err: errors.New("refresh token revoked")}
+	}
+	return f.refreshTo, nil
+}
+
+type testBundle struct {
+	ctx   context.Context
+	store *store.Store
+	kr    *credential.Keyring
+	fake  *fakeCRM
+	acts  *activities.Activities
+	crmID string
+	lead  string
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, testenv.SQLiteURL(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	require.NoError(t, st.Migrate(ctx))
+	kr, err := credential.NewKeyring(make([]byte, 32))
+	require.NoError(t, err)
+	b := &testBundle{ctx: ctx, store: st, kr: kr, fake: &fakeCRM{}, crmID: "crm-1", lead: "lead-1"}
+	b.acts = &activities.Activities{Store: st, Connectors: crm.NewRegistry(b.fake), Keyring: kr}
+	now := time.Now().UTC()
+	for _, spec := range []integration.Spec{
+		{ID: b.lead, OrgID: "org", Kind: integration.KindLead, Provider: "p", ExpectedSource: "s"},
+		{ID: b.crmID, OrgID: "org", Kind: integration.KindCRM, Provider: "fake"},
+	} {
+		s, err := integration.New(spec, now)
+		require.NoError(t, err)
+		s.Status, s.Reason, s.Version = integration.StatusActive, integration.ReasonNone, 2
+		_, err = st.Project(ctx, s, integration.Change{IntegrationID: s.ID, Version: 2, Event: integration.EventCompleteSetup, ToStatus: s.Status, At: now})
+		require.NoError(t, err)
+	}
+	sealed, err := kr.Seal([]byte(`{"token":"old"}`), []byte(b.crmID))
+	require.NoError(t, err)
+	_, err = st.SaveCredential(ctx, b.crmID, sealed, now)
+	require.NoError(t, err)
+	return b
+}
+
+func (b *testBundle) addLeads(t *testing.T, emails ...string) {
+	t.Helper()
+	for i, email := range emails {
+		res, err := b.store.AddLead(b.ctx, store.Lead{IntegrationID: b.lead, ExternalID: fmt.Sprintf("x-%d-%s", i, email), Source: "s", Email: email, ReceivedAt: time.Now().UTC()})
+		require.NoError(t, err)
+		require.Equal(t, []string{b.crmID}, res.Routed)
+	}
+}
+
+func (b *testBundle) deliver(t *testing.T) activities.DeliverResult {
+	t.Helper()
+	res, err := b.acts.Deliver(b.ctx, activities.DeliverInput{IntegrationID: b.crmID, Provider: "fake"})
+	require.NoError(t, err)
+	return res
+}
+
+func (b *testBundle) counts(t *testing.T) store.DeliveryCounts {
+	t.Helper()
+	c, err := b.store.DeliveryCounts(b.ctx, b.crmID)
+	require.NoError(t, err)
+	return c
+}
+
+func TestDeliverBatchesAndRecordsOutcomes(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	require.Equal(t, activities.DeliverResult{}, b.deliver(t), "nothing pending, no call")
+	require.Empty(t, b.fake.pushes)
+
+	b.addLeads(t, "a@x", "bad", "c@x")
+	res := b.deliver(t)
+	require.Equal(t, activities.DeliverResult{Delivered: 1, Rejected: 1, More: true}, res, "a full batch says more may wait")
+	res = b.deliver(t)
+	require.Equal(t, activities.DeliverResult{Delivered: 1}, res)
+	require.Equal(t, store.DeliveryCounts{Delivered: 2, Rejected: 1}, withoutTimes(b.counts(t)))
+	require.Len(t, b.fake.pushes, 2)
+	require.Equal(t, "a@x", b.fake.pushes[0][0].Email, "oldest first")
+}
+
+func TestDeliverClassifiesFailures(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		err   error
+		class activities.FailureClass
+	}{
+		{"transient", &crm.Error{Class: crm.ClassTransient, StatusCode: 503, Err: errors.New("HTTP 503")}, activities.FailureTransient},
+		{"unclassified", errors.New("connection reset"), activities.FailureTransient},
+		{"rate limited", &crm.Error{Class: crm.ClassRateLimited, StatusCode: 429, RetryAfter: 3 * time.Second, Err: errors.New("HTTP 429")}, activities.FailureRateLimited},
+		{"permission", &crm.Error{Class: crm.ClassPermission, StatusCode: 403, Err: errors.New("HTTP 403")}, activities.FailurePermission},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			b.fake.script = []error{tc.err}
+			b.addLeads(t, "a@x")
+			res := b.deliver(t)
+			require.NotNil(t, res.Failure)
+			require.Equal(t, tc.class, res.Failure.Class)
+			require.NotContains(t, res.Failure.Message, "a@x")
+			if tc.class == activities.FailureRateLimited {
+				require.Equal(t, 3*time.Second, res.Failure.RetryAfter)
+			}
+			require.Equal(t, int64(1), b.counts(t).Pending, "the lead waits")
+			// The next attempt delivers it.
+			require.Equal(t, activities.DeliverResult{Delivered: 1}, b.deliver(t))
+		})
+	}
+}
+
+func TestDeliverRefreshesExpiredCredentials(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.fake.script = []error{&crm.Error{Class: crm.ClassAuth, StatusCode: 401, Err: errors.New("HTTP 401")}}
+	b.fake.refreshTo = []byte(`{"token":"new"}`)
+	b.addLeads(t, "a@x")
+	require.Equal(t, activities.DeliverResult{Delivered: 1}, b.deliver(t))
+	require.Equal(t, [][]byte{[]byte(`{"token":"old"}`), []byte(`{"token":"new"}`)}, b.fake.creds, "retried once with the refreshed token")
+	cred, err := b.store.LatestCredential(b.ctx, b.crmID)
+	require.NoError(t, err)
+	require.Equal(t, 2, cred.Version, "the refreshed credentials are stored as a new version")
+	raw, err := b.kr.Open(cred.Ciphertext, []byte(b.crmID))
+	require.NoError(t, err)
+	require.Equal(t, `{"token":"new"}`, string(raw))
+
+	// A refresh that fails is an auth failure for the workflow to validate.
+	b.fake.script = append(b.fake.script, nil, &crm.Error{Class: crm.ClassAuth, StatusCode: 401, Err: errors.New("HTTP 401")})
+	b.fake.refreshTo = nil
+	b.addLeads(t, "b@x")
+	res := b.deliver(t)
+	require.NotNil(t, res.Failure)
+	require.Equal(t, activities.FailureAuth, res.Failure.Class)
+}
+
+func withoutTimes(c store.DeliveryCounts) store.DeliveryCounts {
+	c.OldestPendingSince, c.LastDeliveredAt = nil, nil
+	return c
+}
