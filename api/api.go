@@ -190,7 +190,7 @@ func (h *handler) intake(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	st, err := h.starter.Status(r.Context(), id)
 	if err == nil && (st.Kind != integration.KindLead || st.Status == integration.StatusDeleted) {
-		err = fmt.Errorf("%w: no active lead integration has id %s", starter.ErrNotFound, id)
+		err = fmt.Errorf("%w: no lead integration has id %s (or it was deleted)", starter.ErrNotFound, id)
 	}
 	if err != nil {
 		h.fail(w, "intake", err)

@@ -347,7 +347,7 @@ func TestIntakeBadInputStoresNothing(t *testing.T) {
 			{name: "NUL in source", body: with(func(l map[string]any) { l["source"] = "Z\x00" }), code: 400,
 				want: []string{"source", "NUL"}},
 			{name: "NUL in external_id", body: with(func(l map[string]any) { l["external_id"] = "bad\x00input" }), code: 400,
-				want: []string{"external ID", "NUL"}},
+				want: []string{`field "external_id"`, "NUL"}},
 			{name: "NUL in attributes", body: with(func(l map[string]any) { l["attributes"] = map[string]any{"note": piiPhone + "\x00"} }), code: 400,
 				want: []string{"attributes", "NUL"}},
 			{name: "NUL in an attribute name", body: with(func(l map[string]any) { l["attributes"] = map[string]any{"no\x00te": "x"} }), code: 400,

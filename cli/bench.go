@@ -118,6 +118,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "crms", Value: 2, Usage: "CRM integrations of the org; every lead goes to each"},
 			&cli.DurationFlag{Name: "duration", Value: time.Minute, Usage: "how long leads are posted"},
 			&cli.IntFlag{Name: "concurrency", Value: 32, Usage: "concurrent intake requests"},
+			&cli.DurationFlag{Name: "crm-latency", Usage: "make every sandbox contacts call take this long, like a real CRM's API (flow and raw capacity alike)"},
 			&cli.BoolFlag{Name: "attach", Usage: "use the running `integrations dev` of DATA-DIR instead of starting a stack"},
 			&cli.StringFlag{Name: "temporal-bin", EnvVars: []string{"TEMPORAL_BIN"}, Usage: "temporal CLI binary (default: bin/temporal)"},
 			&cli.StringFlag{Name: "profile-dir", Usage: "write CPU profiles of the worker, the HTTP API and the load generator, taken during the load, to this directory"},
@@ -130,7 +131,7 @@ func benchCommand() *cli.Command {
 // benchOptions are the benchmark's flags, checked.
 type benchOptions struct {
 	leads, crms, concurrency int
-	duration                 time.Duration
+	duration, crmLatency     time.Duration
 	attach                   bool
 	temporalBin, binary      string
 	profileDir               string
@@ -139,7 +140,7 @@ type benchOptions struct {
 func parseBenchOptions(c *cli.Context) (benchOptions, error) {
 	o := benchOptions{
 		leads: c.Int("leads"), crms: c.Int("crms"), concurrency: c.Int("concurrency"),
-		duration: c.Duration("duration"), attach: c.Bool("attach"),
+		duration: c.Duration("duration"), crmLatency: c.Duration("crm-latency"), attach: c.Bool("attach"),
 		temporalBin: c.String("temporal-bin"), binary: c.String("binary"), profileDir: c.String("profile-dir"),
 	}
 	switch {
@@ -153,6 +154,8 @@ func parseBenchOptions(c *cli.Context) (benchOptions, error) {
 		return o, usagef("--concurrency must be 1-4096, not %d", o.concurrency)
 	case o.duration < time.Second || o.duration > time.Hour:
 		return o, usagef("--duration must be from 1s to 1h, not %s", o.duration)
+	case o.crmLatency < 0 || o.crmLatency > 10*time.Second || o.crmLatency%time.Millisecond != 0:
+		return o, usagef("--crm-latency must be whole milliseconds from 0 to 10s, not %s", o.crmLatency)
 	case o.attach && o.profileDir != "":
 		return o, usagef("--profile-dir needs the benchmark's own stack: drop --attach, or set %s on `integrations dev` and profile it yourself", pprofAddrEnv)
 	}
@@ -244,7 +247,7 @@ func runBench(c *cli.Context) error {
 
 	report := benchReport{
 		Mode: stack.mode, Database: stack.store.Dialect(), LeadIntegrations: opts.leads,
-		CRMIntegrations: opts.crms, Concurrency: opts.concurrency,
+		CRMIntegrations: opts.crms, Concurrency: opts.concurrency, CRMLatencyMS: opts.crmLatency.Milliseconds(),
 	}
 	runStart := time.Now().UTC()
 	cpuBefore := sampleCPU(stack)
@@ -667,7 +670,7 @@ func setupBenchOrg(ctx context.Context, stack *benchStack, runID string, opts be
 	errs := make(chan error, opts.leads+opts.crms)
 	for i := range org.crms {
 		wg.Go(func() {
-			c, err := setupBenchCRM(ctx, stack, org.id, fmt.Sprintf("%s-crm-%d", org.id, i+1))
+			c, err := setupBenchCRM(ctx, stack, org.id, fmt.Sprintf("%s-crm-%d", org.id, i+1), opts.crmLatency)
 			org.crms[i] = c
 			errs <- err
 		})
@@ -690,10 +693,15 @@ func setupBenchOrg(ctx context.Context, stack *benchStack, runID string, opts be
 	return org, errors.Join(all...)
 }
 
-func setupBenchCRM(ctx context.Context, stack *benchStack, org, id string) (benchCRM, error) {
+func setupBenchCRM(ctx context.Context, stack *benchStack, org, id string, latency time.Duration) (benchCRM, error) {
 	acct, err := stack.sandbox.CreateAccount(ctx, nil)
 	if err != nil {
 		return benchCRM{}, err
+	}
+	if latency > 0 {
+		if _, err := stack.sandbox.SetFaults(ctx, acct.APIKey, sandbox.Faults{LatencyMS: int(latency / time.Millisecond)}); err != nil {
+			return benchCRM{}, err
+		}
 	}
 	s := stack.starter
 	if _, err := s.Create(ctx, integration.Spec{ID: id, OrgID: org, Kind: integration.KindCRM, Provider: sandbox.ProviderName, Name: "bench CRM"}, "bench"); err != nil {
@@ -1212,6 +1220,8 @@ type benchReport struct {
 	LeadIntegrations int    `json:"lead_integrations"`
 	CRMIntegrations  int    `json:"crm_integrations"`
 	Concurrency      int    `json:"concurrency"`
+	// CRMLatencyMS is the latency every sandbox contacts call was given.
+	CRMLatencyMS int64 `json:"crm_latency_ms"`
 
 	IntakeSeconds float64  `json:"intake_seconds"`
 	Accepted      int64    `json:"accepted"`
@@ -1294,8 +1304,12 @@ func (r *benchReport) printText(w io.Writer) {
 	if r.Mode == "attach" {
 		mode = "attached to integrations dev"
 	}
-	fmt.Fprintf(w, "integrations bench: %d lead → %d CRM integrations, %d senders, %s, %s\n\n",
-		r.LeadIntegrations, r.CRMIntegrations, r.Concurrency, r.Database, mode)
+	latency := ""
+	if r.CRMLatencyMS > 0 {
+		latency = fmt.Sprintf(", CRM calls take %dms", r.CRMLatencyMS)
+	}
+	fmt.Fprintf(w, "integrations bench: %d lead → %d CRM integrations, %d senders, %s, %s%s\n\n",
+		r.LeadIntegrations, r.CRMIntegrations, r.Concurrency, r.Database, mode, latency)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "intake rate\t%.1f leads/s\t%d accepted in %.1fs, %d errors, %d duplicates\n", r.IntakeRate, r.Accepted, r.IntakeSeconds, r.Errors, r.Duplicates)
 	fmt.Fprintf(tw, "deliveries\t%d of %d\t(accepted × %d CRMs), %d pending\n", r.DeliveriesCompleted, r.DeliveriesTotal, r.CRMIntegrations, r.Pending)

@@ -95,6 +95,7 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 		{"--crms", "0"},
 		{"--concurrency", "0"},
 		{"--duration", "10ms"},
+		{"--crm-latency=20s"},
 		{"--attach", "--profile-dir", "profiles"},
 		{"extra-argument"},
 	} {

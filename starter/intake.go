@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.temporal.io/sdk/client"
 
@@ -72,6 +73,14 @@ func (l Lead) Validate() error {
 	if len(l.Message) > maxMessageBytes {
 		return &FieldError{"message", fmt.Sprintf("is over %d bytes", maxMessageBytes)}
 	}
+	for _, f := range []struct{ name, value string }{
+		{"external_id", l.ExternalID}, {"source", l.Source}, {"name", l.Name},
+		{"email", l.Email}, {"phone", l.Phone}, {"message", l.Message},
+	} {
+		if strings.ContainsRune(f.value, 0) || !utf8.ValidString(f.value) {
+			return &FieldError{f.name, "must be UTF-8 text without NUL characters"}
+		}
+	}
 	return nil
 }
 
@@ -126,15 +135,12 @@ func (s *Starter) Intake(ctx context.Context, id string, lead Lead) (IntakeOutco
 		return IntakeOutcome{}, fmt.Errorf("intake for %s: %w", id, err)
 	}
 	out := IntakeOutcome{LeadID: res.LeadID, Duplicate: res.Duplicate, Routed: len(res.Routed), State: res.Integration}
-	if res.Duplicate {
-		return out, nil
-	}
 	for _, crmID := range res.Routed {
 		s.nudge(ctx, crmID)
 	}
 	if res.Integration.Status == integration.StatusSetupIncomplete {
-		// The stored lead is safe either way; the tracker update may be
-		// retried by sending the lead again with a new external ID.
+		// Also for a duplicate: a partner retrying after a failed answer
+		// still moves the tracker (a repeated source changes nothing).
 		st, err := s.update(ctx, id, integration.EventLeadReceived, workflows.Command{By: "partner", Source: lead.Source})
 		if err != nil {
 			return out, err
@@ -191,8 +197,10 @@ func (s *Starter) RotateIntakeToken(ctx context.Context, id string) (string, err
 }
 
 // CheckIntakeToken verifies token against the lead integration's stored
-// hash, in constant time. Unknown integrations and wrong tokens both give
-// ErrUnauthorized, so the answer does not reveal which IDs exist.
+// hash, in constant time. An integration without a token gives
+// ErrUnauthorized like a wrong token. (The HTTP intake answers unknown IDs
+// with 404 before asking, so partners can tell a wrong URL from a wrong
+// token.)
 func (s *Starter) CheckIntakeToken(ctx context.Context, id, token string) error {
 	if token == "" {
 		return ErrUnauthorized
