@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/acme/integrations/crm"
@@ -54,6 +55,11 @@ type DeliverResult struct {
 // a second record. Failures of the CRM are returned as a result for the
 // workflow to judge; only our own (database) errors are activity errors.
 func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResult, error) {
+	// Heartbeats let the server notice a crashed worker within the
+	// heartbeat timeout instead of the whole start-to-close timeout, so a
+	// crash stalls this integration's deliveries for seconds, not minutes.
+	stop := heartbeat(ctx, time.Second)
+	defer stop()
 	connector, err := a.Connectors.Get(in.Provider)
 	if err != nil {
 		return DeliverResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "UnknownProvider", nil)
@@ -120,6 +126,30 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 		return DeliverResult{}, fmt.Errorf("deliver %s: record outcomes: %w", in.IntegrationID, err)
 	}
 	return out, nil
+}
+
+// heartbeat records an activity heartbeat every interval until stop is
+// called (a no-op outside an activity, as in unit tests).
+func heartbeat(ctx context.Context, interval time.Duration) (stop func()) {
+	if !activity.IsActivity(ctx) {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // refresh renews credentials through a Refresher connector, stores the new

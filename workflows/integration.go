@@ -506,7 +506,9 @@ func (r *runner) drainSignals() {
 }
 
 var durableActivity = workflow.ActivityOptions{
-	StartToCloseTimeout: 30 * time.Second,
+	// Short: these are single database writes, and a worker that dies
+	// while running one holds the workflow up to this long.
+	StartToCloseTimeout: 10 * time.Second,
 	RetryPolicy: &temporal.RetryPolicy{
 		InitialInterval:    time.Second,
 		BackoffCoefficient: 2,
@@ -635,6 +637,9 @@ func (r *runner) apply(ctx workflow.Context, ev integration.Event) error {
 
 var deliveryActivity = workflow.ActivityOptions{
 	StartToCloseTimeout: 2 * time.Minute,
+	// The activity heartbeats every second: a worker that dies mid-batch
+	// is noticed in seconds and the batch retried elsewhere.
+	HeartbeatTimeout: 5 * time.Second,
 	RetryPolicy: &temporal.RetryPolicy{
 		// Errors of our own (the database) are retried here; the CRM's
 		// errors come back as a result, for the rules to judge.
