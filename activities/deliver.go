@@ -64,18 +64,47 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 	if err != nil {
 		return DeliverResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "UnknownProvider", nil)
 	}
-	limit := connector.BatchLimit()
-	pending, err := a.Store.PendingDeliveries(ctx, in.IntegrationID, limit)
-	if err != nil {
-		return DeliverResult{}, fmt.Errorf("deliver %s: load pending leads: %w", in.IntegrationID, err)
+	// Batches follow each other within one activity for up to
+	// deliverBudget, so the round trip through Temporal is paid once per
+	// budget, not once per batch, while a backlog drains.
+	var raw []byte
+	var total DeliverResult
+	started := time.Now()
+	for {
+		pending, err := a.Store.PendingDeliveries(ctx, in.IntegrationID, connector.BatchLimit())
+		if err != nil {
+			return total, fmt.Errorf("deliver %s: load pending leads: %w", in.IntegrationID, err)
+		}
+		if len(pending) == 0 {
+			total.More = false
+			return total, nil
+		}
+		if raw == nil {
+			var failure *DeliverFailure
+			raw, failure, err = a.credentials(ctx, in.IntegrationID)
+			if err != nil || failure != nil {
+				total.Failure = failure
+				return total, err
+			}
+		}
+		res, err := a.deliverBatch(ctx, in.IntegrationID, connector, raw, pending)
+		if err != nil {
+			return total, err
+		}
+		total.Delivered += res.Delivered
+		total.Rejected += res.Rejected
+		total.More, total.Failure = res.More, res.Failure
+		if res.Failure != nil || !res.More || time.Since(started) >= deliverBudget || ctx.Err() != nil {
+			return total, nil
+		}
 	}
-	if len(pending) == 0 {
-		return DeliverResult{}, nil
-	}
-	raw, failure, err := a.credentials(ctx, in.IntegrationID)
-	if err != nil || failure != nil {
-		return DeliverResult{Failure: failure}, err
-	}
+}
+
+// deliverBudget is how long one Deliver activity keeps taking batches.
+const deliverBudget = 2 * time.Second
+
+// deliverBatch pushes one batch and records each lead's outcome.
+func (a *Activities) deliverBatch(ctx context.Context, id string, connector crm.Connector, raw []byte, pending []store.Delivery) (DeliverResult, error) {
 	records := make([]crm.Record, len(pending))
 	ids := make([]int64, len(pending))
 	for i, d := range pending {
@@ -90,25 +119,25 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 	if crm.ClassOf(err) == crm.ClassAuth {
 		// An expired access token of a refreshable grant (OAuth) is
 		// refreshed, re-stored, and the batch retried once.
-		if fresh, ok := a.refresh(ctx, in.IntegrationID, connector, raw); ok {
+		if fresh, ok := a.refresh(ctx, id, connector, raw); ok {
 			results, err = connector.Push(ctx, fresh, records)
 		}
 	}
 	if err != nil {
 		failure := classify(err)
 		if failure.Class == FailureTransient {
-			if ferr := a.Store.RecordDeliveryFailure(ctx, in.IntegrationID, ids, failure.Message); ferr != nil {
-				return DeliverResult{}, fmt.Errorf("deliver %s: record failure: %w", in.IntegrationID, ferr)
+			if ferr := a.Store.RecordDeliveryFailure(ctx, id, ids, failure.Message); ferr != nil {
+				return DeliverResult{}, fmt.Errorf("deliver %s: record failure: %w", id, ferr)
 			}
 		}
-		a.logger().Warn("delivery failed", "integration", in.IntegrationID, "leads", len(records), "class", failure.Class, "error", failure.Message)
+		a.logger().Warn("delivery failed", "integration", id, "leads", len(records), "class", failure.Class, "error", failure.Message)
 		return DeliverResult{Failure: &failure}, nil
 	}
 	if len(results) != len(records) {
 		failure := DeliverFailure{Class: FailureTransient, Message: fmt.Sprintf("the CRM answered %d results for %d records", len(results), len(records))}
 		return DeliverResult{Failure: &failure}, nil
 	}
-	out := DeliverResult{More: len(pending) == limit}
+	out := DeliverResult{More: len(pending) == connector.BatchLimit()}
 	completed := make([]store.DeliveryResult, len(results))
 	for i, r := range results {
 		res := store.DeliveryResult{LeadID: ids[i], CRMRecordID: r.CRMID, Status: "delivered"}
@@ -120,10 +149,10 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 		}
 		completed[i] = res
 	}
-	if err := a.Store.CompleteDeliveries(ctx, in.IntegrationID, completed, time.Now().UTC()); err != nil {
+	if err := a.Store.CompleteDeliveries(ctx, id, completed, time.Now().UTC()); err != nil {
 		// Retried by Temporal: the CRM upserts by key, so pushing the same
 		// batch again creates nothing new.
-		return DeliverResult{}, fmt.Errorf("deliver %s: record outcomes: %w", in.IntegrationID, err)
+		return DeliverResult{}, fmt.Errorf("deliver %s: record outcomes: %w", id, err)
 	}
 	return out, nil
 }

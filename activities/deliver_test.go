@@ -125,12 +125,12 @@ func TestDeliverBatchesAndRecordsOutcomes(t *testing.T) {
 
 	b.addLeads(t, "a@x", "bad", "c@x")
 	res := b.deliver(t)
-	require.Equal(t, activities.DeliverResult{Delivered: 1, Rejected: 1, More: true}, res, "a full batch says more may wait")
-	res = b.deliver(t)
-	require.Equal(t, activities.DeliverResult{Delivered: 1}, res)
+	require.Equal(t, activities.DeliverResult{Delivered: 2, Rejected: 1}, res, "batches follow each other until nothing is pending")
 	require.Equal(t, store.DeliveryCounts{Delivered: 2, Rejected: 1}, withoutTimes(b.counts(t)))
-	require.Len(t, b.fake.pushes, 2)
+	require.Len(t, b.fake.pushes, 2, "two batches of the connector's limit (2)")
+	require.Len(t, b.fake.pushes[0], 2)
 	require.Equal(t, "a@x", b.fake.pushes[0][0].Email, "oldest first")
+	require.Equal(t, activities.DeliverResult{}, b.deliver(t))
 }
 
 func TestDeliverClassifiesFailures(t *testing.T) {

@@ -186,32 +186,35 @@ const leadExample = `{"external_id": "partner-lead-1", "source": "...", "name": 
 
 // intake accepts a lead from a partner: 202 when stored (and routed, once
 // the integration is active), 200 for a repeated external_id, stored once.
+// The happy path costs two queries (token, then the lead in one statement);
+// telling an unknown integration (404) from a wrong token (401) is done on
+// the error path only.
 func (h *handler) intake(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	st, err := h.starter.Status(r.Context(), id)
-	if err == nil && (st.Kind != integration.KindLead || st.Status == integration.StatusDeleted) {
-		err = fmt.Errorf("%w: no lead integration has id %s (or it was deleted)", starter.ErrNotFound, id)
+	if err := integration.ValidateID("integration id", id); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	token, ok := bearerToken(r.Header.Get("Authorization"))
+	err := starter.ErrUnauthorized
+	if ok {
+		err = h.starter.CheckIntakeToken(r.Context(), id, token)
 	}
 	if err != nil {
-		h.fail(w, "intake", err)
-		return
-	}
-	// The scheme is case-insensitive (RFC 9110 §11.1): partners' HTTP
-	// libraries send "bearer" as well as "Bearer".
-	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	token = strings.TrimLeft(token, " ")
-	if !strings.EqualFold(scheme, "Bearer") || token == "" {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="lead intake"`)
-		writeError(w, http.StatusUnauthorized, "missing intake token: send the header Authorization: Bearer <token> (issued by `integrations create lead` or `rotate-intake-token`)")
-		return
-	}
-	if err := h.starter.CheckIntakeToken(r.Context(), id, token); err != nil {
-		if errors.Is(err, starter.ErrUnauthorized) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="lead intake", error="invalid_token"`)
-			writeError(w, http.StatusUnauthorized, "wrong intake token for this integration: use the current token, or ask for a new one (rotate-intake-token)")
+		if !errors.Is(err, starter.ErrUnauthorized) {
+			h.internal(w, "intake", err)
 			return
 		}
-		h.internal(w, "intake", err)
+		if !h.leadIntegrationExists(w, r, id) {
+			return
+		}
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="lead intake"`)
+			writeError(w, http.StatusUnauthorized, "missing intake token: send the header Authorization: Bearer <token> (issued by `integrations create lead` or `rotate-intake-token`)")
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="lead intake", error="invalid_token"`)
+		writeError(w, http.StatusUnauthorized, "wrong intake token for this integration: use the current token, or ask for a new one (rotate-intake-token)")
 		return
 	}
 	var lead starter.Lead
@@ -219,6 +222,11 @@ func (h *handler) intake(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out, err := h.starter.Intake(r.Context(), id, lead)
+	if integration.IsRejection(err) {
+		// A deleted integration (its token still matched).
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no lead integration has id %s (or it was deleted)", id))
+		return
+	}
 	if err != nil {
 		h.fail(w, "intake", err)
 		return
@@ -228,6 +236,20 @@ func (h *handler) intake(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusOK
 	}
 	writeJSON(w, status, out)
+}
+
+// leadIntegrationExists answers 404 and reports false unless id is a lead
+// integration that is not deleted.
+func (h *handler) leadIntegrationExists(w http.ResponseWriter, r *http.Request, id string) bool {
+	st, err := h.starter.Status(r.Context(), id)
+	if err == nil && (st.Kind != integration.KindLead || st.Status == integration.StatusDeleted) {
+		err = fmt.Errorf("%w: no lead integration has id %s (or it was deleted)", starter.ErrNotFound, id)
+	}
+	if err != nil {
+		h.fail(w, "intake", err)
+		return false
+	}
+	return true
 }
 
 func (h *handler) events(w http.ResponseWriter, r *http.Request) {
@@ -436,4 +458,15 @@ func (h *handler) writeView(w http.ResponseWriter, r *http.Request, st integrati
 		return
 	}
 	writeJSON(w, http.StatusOK, v)
+}
+
+// bearerToken reads "Authorization: Bearer <token>"; the scheme name is
+// case-insensitive (RFC 9110 §11.1).
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
 }

@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	runtimepprof "runtime/pprof"
 	"slices"
 	"strconv"
@@ -117,7 +118,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "leads", Value: 4, Usage: "lead integrations the load is spread over"},
 			&cli.IntFlag{Name: "crms", Value: 2, Usage: "CRM integrations of the org; every lead goes to each"},
 			&cli.DurationFlag{Name: "duration", Value: time.Minute, Usage: "how long leads are posted"},
-			&cli.IntFlag{Name: "concurrency", Value: 32, Usage: "concurrent intake requests"},
+			&cli.IntFlag{Name: "concurrency", Value: 8, Usage: "concurrent intake requests (at full speed each; 8 keeps a 2-core PostgreSQL out of lock and connection contention)"},
 			&cli.DurationFlag{Name: "crm-latency", Usage: "make every sandbox contacts call take this long, like a real CRM's API (flow and raw capacity alike)"},
 			&cli.BoolFlag{Name: "attach", Usage: "use the running `integrations dev` of DATA-DIR instead of starting a stack"},
 			&cli.StringFlag{Name: "temporal-bin", EnvVars: []string{"TEMPORAL_BIN"}, Usage: "temporal CLI binary (default: bin/temporal)"},
@@ -233,16 +234,17 @@ func runBench(c *cli.Context) error {
 
 	progress("setting up 1 org with %d lead and %d CRM integrations...", opts.leads, opts.crms)
 	org, err := setupBenchOrg(ctx, stack, runID, opts)
+	if opts.attach {
+		// The attached stack outlives the run: end the workflows it
+		// created (also when setup failed half-way), so they do not keep
+		// timers and rows busy.
+		stack.onClose(func() { deleteBenchOrg(stack, org) })
+	}
 	if err != nil {
 		if cerr := stack.checkChildren(); cerr != nil {
 			err = fmt.Errorf("%w (%v)", err, cerr)
 		}
 		return fmt.Errorf("bench setup: %w", err)
-	}
-	if opts.attach {
-		// The attached stack outlives the run: end the workflows it
-		// created, so they do not keep timers and rows busy.
-		stack.onClose(func() { deleteBenchOrg(stack, org) })
 	}
 
 	report := benchReport{
@@ -250,7 +252,7 @@ func runBench(c *cli.Context) error {
 		CRMIntegrations: opts.crms, Concurrency: opts.concurrency, CRMLatencyMS: opts.crmLatency.Milliseconds(),
 	}
 	runStart := time.Now().UTC()
-	cpuBefore := sampleCPU(stack)
+	cpuBefore, cpuFrom := sampleCPU(stack), time.Now()
 
 	var profiles *benchProfiles
 	if opts.profileDir != "" {
@@ -278,6 +280,9 @@ func runBench(c *cli.Context) error {
 	}
 	report.setDelivery(drain, load, int64(opts.crms))
 	report.CPUSeconds = cpuSince(cpuBefore, sampleCPU(stack))
+	if len(report.CPUSeconds) > 0 {
+		report.CPUAvailableSeconds = round2(float64(runtime.NumCPU()) * time.Since(cpuFrom).Seconds())
+	}
 	if profiles != nil {
 		written, err := profiles.finish()
 		if err != nil {
@@ -300,6 +305,16 @@ func runBench(c *cli.Context) error {
 	}
 
 	window := min(benchRawWindow, opts.duration/6)
+	// The delivered rate above is bound by intake (delivery keeps pace).
+	// The delivery capacity shows on a backlog: pause the CRMs, let leads
+	// pile up, resume, and time the drain.
+	progress("backlog: pausing the CRM integrations and posting leads for %s...", window.Round(time.Millisecond))
+	backlog, err := measureBacklog(ctx, stack, org, runID, opts, window, progress)
+	if err != nil {
+		return err
+	}
+	report.setBacklog(backlog)
+
 	progress("measuring the sandbox's raw capacity: %d pushers, batches of %d, %s...", len(org.crms), stack.connector.BatchLimit(), window.Round(time.Millisecond))
 	raw, err := measureRawCapacity(ctx, stack.connector, org.crms, runID, window)
 	if err != nil {
@@ -707,14 +722,16 @@ func setupBenchCRM(ctx context.Context, stack *benchStack, org, id string, laten
 	if _, err := s.Create(ctx, integration.Spec{ID: id, OrgID: org, Kind: integration.KindCRM, Provider: sandbox.ProviderName, Name: "bench CRM"}, "bench"); err != nil {
 		return benchCRM{}, err
 	}
+	// From here on the integration exists, and is returned to be cleaned up.
+	created := benchCRM{id: id, apiKey: acct.APIKey}
 	if _, err := s.Authorize(ctx, id, sandboxCredentials(acct.APIKey), "bench"); err != nil {
-		return benchCRM{}, err
+		return created, err
 	}
 	st, err := s.Command(ctx, id, integration.EventCompleteSetup, "bench", "benchmark")
 	if err == nil && st.Status != integration.StatusActive {
 		err = fmt.Errorf("CRM integration %s is %s/%s after setup, not active", id, st.Status, st.Reason)
 	}
-	return benchCRM{id: id, apiKey: acct.APIKey}, err
+	return created, err
 }
 
 func setupBenchLead(ctx context.Context, stack *benchStack, org, id string, n int) (benchLead, error) {
@@ -724,16 +741,17 @@ func setupBenchLead(ctx context.Context, stack *benchStack, org, id string, n in
 	if err != nil {
 		return benchLead{}, err
 	}
+	created := benchLead{id: id, token: token, source: source}
 	// The partner's test lead with the expected source ticks the tracker;
 	// it arrives before activation, so it is routed nowhere.
 	if _, err := s.Intake(ctx, id, starter.Lead{ExternalID: "setup-test-lead", Source: source, Name: "Test Lead", Email: "test@example.com"}); err != nil {
-		return benchLead{}, err
+		return created, err
 	}
 	st, err := s.Command(ctx, id, integration.EventCompleteSetup, "bench", "benchmark")
 	if err == nil && st.Status != integration.StatusActive {
 		err = fmt.Errorf("lead integration %s is %s/%s after setup, not active", id, st.Status, st.Reason)
 	}
-	return benchLead{id: id, token: token, source: source}, err
+	return created, err
 }
 
 func sandboxCredentials(apiKey string) []byte {
@@ -1012,26 +1030,30 @@ func peakRSS(pid int) (int64, error) {
 // (100 on every architecture Go supports).
 const clockTicks = 100
 
-// procStat reads a process's name, parent and CPU time (user + system).
-func procStat(pid string) (name string, ppid int, cpu time.Duration, ok bool) {
+// procStat reads a process's name, parent, CPU time (user + system) and
+// the CPU time of its children that have exited and been waited for.
+func procStat(pid string) (name string, ppid int, cpu, reaped time.Duration, ok bool) {
 	b, err := os.ReadFile("/proc/" + pid + "/stat")
 	if err != nil {
-		return "", 0, 0, false
+		return "", 0, 0, 0, false
 	}
 	s := string(b)
 	open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
 	if open < 0 || closing < open {
-		return "", 0, 0, false
+		return "", 0, 0, 0, false
 	}
-	// Fields after the name: state ppid ... utime (12th) stime (13th).
+	// Fields after the name: state ppid ... utime (12th) stime (13th)
+	// cutime (14th) cstime (15th).
 	fields := strings.Fields(s[closing+1:])
-	if len(fields) < 13 {
-		return "", 0, 0, false
+	if len(fields) < 15 {
+		return "", 0, 0, 0, false
+	}
+	ticks := func(i int) time.Duration {
+		n, _ := strconv.ParseInt(fields[i], 10, 64)
+		return time.Duration(n) * time.Second / clockTicks
 	}
 	ppid, _ = strconv.Atoi(fields[1])
-	utime, _ := strconv.ParseInt(fields[11], 10, 64)
-	stime, _ := strconv.ParseInt(fields[12], 10, 64)
-	return s[open+1 : closing], ppid, time.Duration(utime+stime) * time.Second / clockTicks, true
+	return s[open+1 : closing], ppid, ticks(11) + ticks(12), ticks(13) + ticks(14), true
 }
 
 // findChildPID returns the PID of a child of this process whose name
@@ -1044,7 +1066,7 @@ func findChildPID(prefix string) int {
 		if err != nil {
 			continue
 		}
-		if name, ppid, _, ok := procStat(e.Name()); ok && ppid == self && strings.HasPrefix(name, prefix) {
+		if name, ppid, _, _, ok := procStat(e.Name()); ok && ppid == self && strings.HasPrefix(name, prefix) {
 			return pid
 		}
 	}
@@ -1054,15 +1076,17 @@ func findChildPID(prefix string) int {
 // sampleCPU reads the CPU time used so far by each part of the stack on
 // this machine: the benchmark process (load generator and sandbox), the
 // worker, the HTTP API, the Temporal dev server, and PostgreSQL (every
-// process named postgres). Parts it cannot see are left out; on systems
-// without /proc the map is empty.
+// process named postgres, and the backends that have exited: a connection
+// pool that closes and reopens connections costs a backend each time).
+// Parts it cannot see are left out; on systems without /proc the map is
+// empty.
 func sampleCPU(stack *benchStack) map[string]time.Duration {
 	out := map[string]time.Duration{}
 	add := func(part string, pid int) {
 		if pid <= 0 {
 			return
 		}
-		if _, _, cpu, ok := procStat(strconv.Itoa(pid)); ok {
+		if _, _, cpu, _, ok := procStat(strconv.Itoa(pid)); ok {
 			out[part] = cpu
 		}
 	}
@@ -1072,13 +1096,16 @@ func sampleCPU(stack *benchStack) map[string]time.Duration {
 		add("serve", stack.serve.pid())
 	}
 	add("temporal", stack.temporalPID)
+	if busy, ok := machineBusy(); ok {
+		out["machine"] = busy
+	}
 	if stack.store.Dialect() == "postgres" {
 		entries, _ := os.ReadDir("/proc")
 		var total time.Duration
 		seen := false
 		for _, e := range entries {
-			if name, _, cpu, ok := procStat(e.Name()); ok && name == "postgres" {
-				total += cpu
+			if name, _, cpu, reaped, ok := procStat(e.Name()); ok && name == "postgres" {
+				total += cpu + reaped
 				seen = true
 			}
 		}
@@ -1087,6 +1114,29 @@ func sampleCPU(stack *benchStack) map[string]time.Duration {
 		}
 	}
 	return out
+}
+
+// machineBusy reads the CPU time all processors spent on anything but
+// idling (every process, the kernel), from /proc/stat.
+func machineBusy() (time.Duration, bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, false
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 9 || fields[0] != "cpu" {
+		return 0, false
+	}
+	var busy int64
+	// user nice system idle iowait irq softirq steal
+	for i, f := range fields[1:9] {
+		n, _ := strconv.ParseInt(f, 10, 64)
+		if i != 3 && i != 4 {
+			busy += n
+		}
+	}
+	return time.Duration(busy) * time.Second / clockTicks, true
 }
 
 // cpuSince returns the CPU seconds each part used between two samples.
@@ -1255,9 +1305,19 @@ type benchReport struct {
 	RawError       string  `json:"raw_error,omitempty"`
 	DeliveredOfRaw float64 `json:"delivered_of_raw_percent"`
 
+	// Backlog*: leads posted while the CRMs were paused, then drained
+	// after resume; BacklogRate is the delivery capacity (deliveries/s).
+	BacklogDeliveries int64   `json:"backlog_deliveries"`
+	BacklogSeconds    float64 `json:"backlog_seconds"`
+	BacklogDrained    bool    `json:"backlog_drained"`
+	BacklogRate       float64 `json:"backlog_rate"`
+	BacklogOfRaw      float64 `json:"backlog_of_raw_percent"`
+
 	// CPUSeconds is the CPU time each part of the stack used from the
-	// start of the load until the backlog drained.
-	CPUSeconds map[string]float64 `json:"cpu_seconds,omitempty"`
+	// start of the load until the backlog drained; "machine" is every
+	// process's, out of CPUAvailableSeconds (processors × that time).
+	CPUSeconds          map[string]float64 `json:"cpu_seconds,omitempty"`
+	CPUAvailableSeconds float64            `json:"cpu_available_seconds,omitempty"`
 }
 
 func (r *benchReport) setIntake(load intakeLoad) {
@@ -1295,6 +1355,60 @@ func (r *benchReport) setRaw(raw benchRaw) {
 	}
 	if r.RawCapacity > 0 {
 		r.DeliveredOfRaw = round2(100 * r.DeliveredRate / r.RawCapacity)
+		r.BacklogOfRaw = round2(100 * r.BacklogRate / r.RawCapacity)
+	}
+}
+
+// benchBacklog is the drain of a backlog built while the CRMs were paused.
+type benchBacklog struct {
+	deliveries int64
+	drain      time.Duration
+	drained    bool
+}
+
+// measureBacklog pauses every CRM integration, posts leads for window,
+// resumes them and times how long the backlog takes to reach the CRMs.
+func measureBacklog(ctx context.Context, stack *benchStack, org benchOrg, runID string, opts benchOptions, window time.Duration, progress func(string, ...any)) (benchBacklog, error) {
+	for _, c := range org.crms {
+		if _, err := stack.starter.Command(ctx, c.id, integration.EventPause, "bench", "backlog"); err != nil {
+			return benchBacklog{}, fmt.Errorf("bench backlog: pause %s: %w", c.id, err)
+		}
+	}
+	before := int64(0)
+	for _, c := range org.crms {
+		counts, err := stack.store.DeliveryCounts(ctx, c.id)
+		if err != nil {
+			return benchBacklog{}, err
+		}
+		before += counts.Delivered + counts.Rejected
+	}
+	bopts := opts
+	bopts.duration = window
+	load := driveIntake(ctx, stack.httpURL, org.leads, runID+"b", bopts, progress)
+	resumed := time.Now().UTC()
+	for _, c := range org.crms {
+		if _, err := stack.starter.Command(ctx, c.id, integration.EventResume, "bench", "backlog"); err != nil {
+			return benchBacklog{}, fmt.Errorf("bench backlog: resume %s: %w", c.id, err)
+		}
+	}
+	perLead := int64(len(org.crms))
+	d, err := waitDrained(ctx, stack, org.crms, intakeLoad{accepted: before/perLead + load.accepted, end: resumed}, perLead)
+	if err != nil {
+		return benchBacklog{}, err
+	}
+	b := benchBacklog{deliveries: d.completed - before, drained: d.drained}
+	if !d.lastCompletion.IsZero() {
+		b.drain = d.lastCompletion.Sub(resumed)
+	}
+	progress("backlog of %d deliveries drained in %s", b.deliveries, b.drain.Round(time.Millisecond))
+	return b, nil
+}
+
+func (r *benchReport) setBacklog(b benchBacklog) {
+	r.BacklogDeliveries, r.BacklogDrained = b.deliveries, b.drained
+	r.BacklogSeconds = round2(b.drain.Seconds())
+	if b.drain > 0 {
+		r.BacklogRate = round2(float64(b.deliveries) / b.drain.Seconds())
 	}
 }
 
@@ -1308,11 +1422,11 @@ func (r *benchReport) printText(w io.Writer) {
 	if r.CRMLatencyMS > 0 {
 		latency = fmt.Sprintf(", CRM calls take %dms", r.CRMLatencyMS)
 	}
-	fmt.Fprintf(w, "integrations bench: %d lead → %d CRM integrations, %d senders, %s, %s%s\n\n",
+	fmt.Fprintf(w, "integrations bench: %d lead and %d CRM integrations, %d senders, %s, %s%s\n\n",
 		r.LeadIntegrations, r.CRMIntegrations, r.Concurrency, r.Database, mode, latency)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "intake rate\t%.1f leads/s\t%d accepted in %.1fs, %d errors, %d duplicates\n", r.IntakeRate, r.Accepted, r.IntakeSeconds, r.Errors, r.Duplicates)
-	fmt.Fprintf(tw, "deliveries\t%d of %d\t(accepted × %d CRMs), %d pending\n", r.DeliveriesCompleted, r.DeliveriesTotal, r.CRMIntegrations, r.Pending)
+	fmt.Fprintf(tw, "deliveries\t%d of %d\taccepted × %d CRM integrations; %d pending\n", r.DeliveriesCompleted, r.DeliveriesTotal, r.CRMIntegrations, r.Pending)
 	fmt.Fprintf(tw, "delivered rate\t%.1f deliveries/s\tfirst intake → last delivery\n", r.DeliveredRate)
 	drain := fmt.Sprintf("%.2fs", r.DrainSeconds)
 	note := "after intake stopped"
@@ -1326,16 +1440,18 @@ func (r *benchReport) printText(w io.Writer) {
 		rss = fmt.Sprintf("%.1f MiB", float64(*r.WorkerPeakRSSBytes)/(1<<20))
 	}
 	fmt.Fprintf(tw, "worker peak RSS\t%s\tVmHWM of `integrations worker`\n", rss)
-	fmt.Fprintf(tw, "sandbox raw capacity\t%.1f records/s\t%d records by %d pushers in %.1fs, straight through the connector\n", r.RawCapacity, r.RawRecords, r.RawPushers, r.RawSeconds)
-	fmt.Fprintf(tw, "delivered / raw\t%.1f%%\tdelivered rate as a share of the raw capacity\n", r.DeliveredOfRaw)
+	fmt.Fprintf(tw, "sandbox raw capacity\t%.1f records/s\t%d records in %.1fs, one pusher per CRM account (%d), straight through the connector\n", r.RawCapacity, r.RawRecords, r.RawSeconds, r.RawPushers)
+	fmt.Fprintf(tw, "delivered / raw\t%.1f%%\tdelivered rate as a share of the raw capacity (bound by intake: delivery keeps pace)\n", r.DeliveredOfRaw)
+	fmt.Fprintf(tw, "backlog drain\t%.1f deliveries/s\t%d deliveries queued while the CRMs were paused, drained in %.2fs after resume\n", r.BacklogRate, r.BacklogDeliveries, r.BacklogSeconds)
+	fmt.Fprintf(tw, "backlog / raw\t%.1f%%\tdelivery capacity as a share of the raw capacity\n", r.BacklogOfRaw)
 	if len(r.CPUSeconds) > 0 {
 		var parts []string
-		for _, part := range []string{"worker", "serve", "temporal", "postgres", "bench"} {
+		for _, part := range []string{"worker", "serve", "temporal", "postgres", "bench", "machine"} {
 			if s, ok := r.CPUSeconds[part]; ok {
 				parts = append(parts, fmt.Sprintf("%s %.1f", part, s))
 			}
 		}
-		fmt.Fprintf(tw, "CPU seconds\t%s\tload + drain\n", strings.Join(parts, "  "))
+		fmt.Fprintf(tw, "CPU seconds\t%s\tduring load + drain, of %.1f available\n", strings.Join(parts, "  "), r.CPUAvailableSeconds)
 	}
 	_ = tw.Flush()
 	for _, e := range r.FirstErrors {

@@ -173,7 +173,7 @@ From a second terminal in this directory: integrations list
 // nudgeTick is how often coalesced sync nudges go out: the floor of the
 // lead-to-CRM latency, and the most signals a CRM workflow gets per second
 // from one API process is 1/nudgeTick.
-const nudgeTick = 20 * time.Millisecond
+const nudgeTick = 100 * time.Millisecond
 
 // serveHTTP listens on addr and serves h until the returned stop is called.
 func serveHTTP(ctx context.Context, addr string, h http.Handler, logger *slog.Logger) (func(), error) {

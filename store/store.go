@@ -45,10 +45,12 @@ const sqliteDriver = "sqlite"
 // with "database is locked".
 const sqliteBusyTimeout = 10000
 
-// postgresMaxIdleConns is how many PostgreSQL connections the pool keeps
-// open while idle. database/sql keeps 2, so under concurrent intake most
-// queries would open (and PostgreSQL fork) a new connection.
-const postgresMaxIdleConns = 16
+// postgresMaxConns bounds a process's PostgreSQL connections, and the pool
+// keeps them all open while idle: database/sql keeps 2 idle by default, so
+// under concurrent intake most queries would open (and PostgreSQL fork) a
+// new connection. Requests beyond it queue in the pool, which is cheaper
+// than a connection storm on a small server.
+const postgresMaxConns = 24
 
 func init() {
 	// sqlx knows modernc's driver name only as "sqlite3"; tell it that
@@ -95,7 +97,8 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 		return nil, fmt.Errorf("open %s database: %w", dialect, err)
 	}
 	if dialect == schema.Postgres {
-		db.SetMaxIdleConns(postgresMaxIdleConns)
+		db.SetMaxOpenConns(postgresMaxConns)
+		db.SetMaxIdleConns(postgresMaxConns)
 	}
 	if dialect == schema.SQLite && isSQLiteMemory(dsn) {
 		// Each connection to :memory: is a database of its own; keep one.
