@@ -98,6 +98,11 @@ func (r *runner) run(ctx workflow.Context) (integration.State, error) {
 	if r.in.State.Kind == integration.KindCRM {
 		r.syncs = workflow.GetVersion(ctx, "lead-sync", workflow.DefaultVersion, 1) >= 1
 	}
+	if r.syncing() && r.in.NextSyncAt.IsZero() {
+		// A run that gained syncing at this continue-as-new: deliver
+		// whatever waited, which also starts the safety timer.
+		r.in.SyncRequested = true
+	}
 	if err := r.upsertSearchAttributes(ctx); err != nil {
 		return r.in.State, err
 	}

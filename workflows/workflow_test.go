@@ -159,6 +159,8 @@ func activeCRMInput(t *testing.T, cfg workflows.Config) workflows.Input {
 	return workflows.Input{
 		State: s, Config: cfg, LastChange: change, ProjectedVersion: s.Version,
 		NextValidationAt: testStart.Add(workflows.DefaultValidationInterval), Run: 2,
+		// A syncing run carries its safety timer across continue-as-new.
+		NextSyncAt: testStart.Add(cfg.WithDefaults().SyncInterval),
 	}
 }
 
@@ -491,7 +493,9 @@ func TestUnitPeriodicValidation(t *testing.T) {
 func TestUnitContinueAsNewWhenIdle(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	in := activeCRMInput(t, workflows.Config{MaxHistoryEvents: 100})
+	// The safety sync timer is pushed out of the way of the timers these
+	// tests watch.
+	in := activeCRMInput(t, workflows.Config{MaxHistoryEvents: 100, SyncInterval: 24 * time.Hour})
 	b.at(30*time.Minute, func() {
 		// History grows past the limit while a signal waits: the signal
 		// is applied before the run hands over.
@@ -527,7 +531,9 @@ func TestUnitContinueAsNewWhenIdle(t *testing.T) {
 func TestUnitContinueAsNewOnTimerWake(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	in := activeCRMInput(t, workflows.Config{MaxHistoryEvents: 100})
+	// The safety sync timer is pushed out of the way of the timers these
+	// tests watch.
+	in := activeCRMInput(t, workflows.Config{MaxHistoryEvents: 100, SyncInterval: 24 * time.Hour})
 	// The limit is crossed while the run sleeps; the next timer wakes it.
 	b.at(30*time.Minute, func() { b.env.SetCurrentHistoryLength(150) })
 	b.cancelAt(5 * time.Hour)
@@ -787,4 +793,67 @@ func TestUnitUpdateBehindPendingSignal(t *testing.T) {
 			require.Equal(t, "ops", b.projections()[0].Change.Actor, "the signal went first")
 		})
 	}
+}
+
+func (b *testBundle) deliveries() []time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]time.Time(nil), b.delivered...)
+}
+
+func transient() activities.DeliverResult {
+	return activities.DeliverResult{Failure: &activities.DeliverFailure{Class: activities.FailureTransient, Message: "crm transient (HTTP 503)"}}
+}
+
+// TestUnitSyncBackoffRateLimitAndAuth drives the delivery loop with a
+// scripted Deliver: capped exponential backoff while failing, recovery,
+// a Retry-After wait that is no failure, and an auth error that validates
+// and pauses.
+func TestUnitSyncBackoffRateLimitAndAuth(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	in := activeCRMInput(t, workflows.Config{SyncInterval: 24 * time.Hour, SyncBackoffInitial: time.Second, SyncBackoffMax: 4 * time.Second})
+	b.deliverScript = []activities.DeliverResult{
+		transient(), transient(), transient(), transient(), // backoff 1s, 2s, 4s, 4s (capped)
+		{Delivered: 100, More: true}, {Delivered: 5}, // a full batch goes on at once
+		{Failure: &activities.DeliverFailure{Class: activities.FailureRateLimited, Message: "crm rate_limited (HTTP 429)", RetryAfter: 3 * time.Second}},
+		{Delivered: 1},
+		{Failure: &activities.DeliverFailure{Class: activities.FailureAuth, Message: "crm auth (HTTP 401)"}},
+	}
+	b.validateScript = []validateResult{{checks: expiredChecks()}}
+	b.signalAt(time.Minute, workflows.SignalSync, workflows.Command{})
+	b.signalAt(10*time.Minute, workflows.SignalSync, workflows.Command{})
+	b.signalAt(20*time.Minute, workflows.SignalSync, workflows.Command{})
+	var failing workflows.Snapshot
+	b.queryAt(t, time.Minute+2*time.Second, &failing)
+	b.cancelAt(time.Hour)
+
+	b.env.ExecuteWorkflow(workflows.CRMIntegration, in)
+	b.requireCanceled(t)
+
+	calls := b.deliveries()
+	require.Len(t, calls, 9)
+	start := testStart.Add(time.Minute)
+	var gaps []time.Duration
+	for _, c := range calls[:6] {
+		gaps = append(gaps, c.Sub(start))
+	}
+	require.Equal(t, []time.Duration{0, time.Second, 3 * time.Second, 7 * time.Second, 11 * time.Second, 11 * time.Second}, gaps,
+		"retries back off 1s, 2s, 4s, capped at 4s; a full batch is followed at once")
+	require.Equal(t, 3*time.Second, calls[7].Sub(calls[6]), "no call before Retry-After")
+
+	require.Equal(t, integration.StatusFailedSync, failing.State.Status, "failing while retrying")
+	require.Equal(t, "crm transient (HTTP 503)", failing.State.LastSyncError)
+	require.NotNil(t, failing.State.NextAttemptAt)
+	require.Equal(t, []string{
+		"v4 sync-failed active/->failed_sync/sync_error",
+		"v5 sync-failed failed_sync/sync_error->failed_sync/sync_error",
+		"v6 sync-failed failed_sync/sync_error->failed_sync/sync_error",
+		"v7 sync-failed failed_sync/sync_error->failed_sync/sync_error",
+		"v8 sync-succeeded failed_sync/sync_error->active/",
+		// The 429 changed nothing; the 401 validated and paused.
+		"v9 validated active/->paused/expired_credentials",
+	}, b.changes())
+	require.Len(t, b.validations(), 1)
+	require.Contains(t, b.effects(), integration.EffectNotifyPaused)
 }
