@@ -62,6 +62,8 @@ type runner struct {
 	// flow was released (GetVersion "lead-sync"); older histories replay
 	// without it and gain it at their next continue-as-new.
 	syncs bool
+	// upgrade asks for a continue-as-new so a run without syncs gains it.
+	upgrade bool
 }
 
 func newRunner(in Input) *runner {
@@ -291,7 +293,12 @@ func (r *runner) commit(ctx workflow.Context, t integration.Transition) error {
 	for _, e := range t.Effects {
 		actx := workflow.WithActivityOptions(ctx, durableActivity)
 		if err := workflow.ExecuteActivity(actx, acts.Notify, activities.NotifyInput{State: r.in.State, Effect: e}).Get(ctx, nil); err != nil {
-			return fmt.Errorf("carry out %s for %s: %w", e.Type, r.in.State.ID, err)
+			if isCanceled(err) {
+				return err
+			}
+			// Notify retries until it succeeds; what comes back is a bug
+			// (an effect it does not know). The state change stands.
+			workflow.GetLogger(ctx).Error("effect not carried out", "integration", r.in.State.ID, "effect", e.Type, "error", err.Error())
 		}
 	}
 	return nil
@@ -351,7 +358,8 @@ func (r *runner) upsertSearchAttributes(ctx workflow.Context) error {
 func (r *runner) wait(ctx workflow.Context) error {
 	due, ok := r.nextDeadline()
 	hasMessage := func() bool {
-		return len(r.queue) > 0 || r.signalsPending() || (r.nudges.Len() > 0 && r.syncing())
+		// A nudge wakes a syncing run, and an old run that must upgrade.
+		return len(r.queue) > 0 || r.signalsPending() || (r.nudges.Len() > 0 && (r.syncing() || r.canUpgrade()))
 	}
 	if !ok {
 		return workflow.Await(ctx, hasMessage)
@@ -441,6 +449,9 @@ func (r *runner) fireTimers(ctx workflow.Context) error {
 // shouldContinueAsNew reports whether history is long enough to start a
 // fresh run.
 func (r *runner) shouldContinueAsNew(ctx workflow.Context) bool {
+	if r.upgrade {
+		return true
+	}
 	info := workflow.GetInfo(ctx)
 	if info.GetContinueAsNewSuggested() {
 		return true
@@ -461,7 +472,7 @@ func (r *runner) idle(ctx workflow.Context) bool {
 		return len(r.queue) > 0 || r.signalsPending() || r.nudges.Len() > 0 || workflow.AllHandlersFinished(ctx)
 	})
 	r.drainSignals()
-	return len(r.queue) == 0
+	return len(r.queue) == 0 && workflow.AllHandlersFinished(ctx)
 }
 
 // signalsPending reports whether a command signal waits in a channel. (A
@@ -498,6 +509,12 @@ func (r *runner) drainSignals() {
 	}
 	if r.nudged() {
 		r.in.SyncRequested = true
+		if r.canUpgrade() {
+			// A run started before the lead flow was released is asked
+			// to deliver: hand over to a run that can. (Histories of such
+			// runs hold no nudges, so replaying them never comes here.)
+			r.upgrade = true
+		}
 	}
 	for i, ch := range r.signals {
 		for {
@@ -558,6 +575,12 @@ func now(ctx workflow.Context) time.Time {
 	return workflow.Now(ctx).UTC().Truncate(time.Microsecond)
 }
 
+// canUpgrade reports whether this is a CRM run started before the lead
+// flow, which a nudge hands over to a run that delivers.
+func (r *runner) canUpgrade() bool {
+	return !r.syncs && r.in.State.Kind == integration.KindCRM && r.in.State.Status != integration.StatusDeleted
+}
+
 // syncing reports whether this run delivers leads now.
 func (r *runner) syncing() bool { return r.syncs && r.in.State.Syncs() }
 
@@ -582,13 +605,24 @@ func (r *runner) sync(ctx workflow.Context) error {
 	actx := workflow.WithActivityOptions(ctx, deliveryActivity)
 	in := activities.DeliverInput{IntegrationID: r.in.State.ID, Provider: r.in.State.Provider}
 	var res activities.DeliverResult
+	// A nudge drained while the batch runs (by an update handler) asks
+	// for another round; it must survive the outcome.
+	r.in.SyncRequested = false
 	if err := workflow.ExecuteActivity(actx, acts.Deliver, in).Get(ctx, &res); err != nil {
-		return fmt.Errorf("deliver leads of %s: %w", r.in.State.ID, err)
+		if isCanceled(err) {
+			return err
+		}
+		// Our own side failed for good (e.g. credentials that do not
+		// decrypt): a failed sync to retry with backoff and, if it
+		// persists, to alert on, never the end of the workflow.
+		res = activities.DeliverResult{Failure: &activities.DeliverFailure{
+			Class: activities.FailureTransient, Message: "delivery could not run: " + errorMessage(err),
+		}}
 	}
 	at := now(ctx)
 	r.in.NextSyncAt = at.Add(r.cfg.SyncInterval)
 	if res.Failure == nil {
-		r.in.SyncRequested, r.in.RetryAt = res.More, time.Time{}
+		r.in.SyncRequested, r.in.RetryAt = r.in.SyncRequested || res.More, time.Time{}
 		return r.apply(ctx, integration.Event{Type: integration.EventSyncSucceeded, Actor: "system", At: at})
 	}
 	switch res.Failure.Class {
@@ -653,4 +687,14 @@ var deliveryActivity = workflow.ActivityOptions{
 		MaximumInterval:    time.Minute,
 		MaximumAttempts:    0,
 	},
+}
+
+// errorMessage is an activity error's own message, without the SDK's
+// wrapping (activity type, IDs), for the status a customer sees.
+func errorMessage(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return app.Message()
+	}
+	return err.Error()
 }

@@ -54,6 +54,8 @@ type testBundle struct {
 	// deliverScript answers them in order, then nothing is pending.
 	delivered     []time.Time
 	deliverScript []activities.DeliverResult
+	// deliverErrs, by call, make Deliver fail as an activity.
+	deliverErrs map[int]error
 }
 
 // setup builds a test environment the way worker.New builds a worker: with
@@ -108,6 +110,9 @@ func setupWithInterceptors(t *testing.T, interceptors []interceptor.WorkerInterc
 			defer b.mu.Unlock()
 			call := len(b.delivered)
 			b.delivered = append(b.delivered, env.Now())
+			if err := b.deliverErrs[call]; err != nil {
+				return activities.DeliverResult{}, err
+			}
 			if call < len(b.deliverScript) {
 				return b.deliverScript[call], nil
 			}
@@ -856,4 +861,50 @@ func TestUnitSyncBackoffRateLimitAndAuth(t *testing.T) {
 	}, b.changes())
 	require.Len(t, b.validations(), 1)
 	require.Contains(t, b.effects(), integration.EffectNotifyPaused)
+}
+
+// TestUnitDeliverErrorIsAFailedSync: an activity error (credentials that
+// do not decrypt) makes a failed sync that is retried, never the end of
+// the workflow.
+func TestUnitDeliverErrorIsAFailedSync(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	in := activeCRMInput(t, workflows.Config{SyncInterval: 24 * time.Hour, SyncBackoffInitial: time.Second})
+	b.deliverErrs = map[int]error{0: temporal.NewNonRetryableApplicationError("deliver crm-1: cannot decrypt credentials version 1; check the encryption key", "CredentialDecrypt", nil)}
+	b.deliverScript = []activities.DeliverResult{{}, {Delivered: 3}}
+	b.signalAt(time.Minute, workflows.SignalSync, workflows.Command{})
+	b.cancelAt(time.Hour)
+
+	b.env.ExecuteWorkflow(workflows.CRMIntegration, in)
+	b.requireCanceled(t)
+	require.Len(t, b.deliveries(), 2, "retried after the backoff")
+	require.Equal(t, []string{
+		"v4 sync-failed active/->failed_sync/sync_error",
+		"v5 sync-succeeded failed_sync/sync_error->active/",
+	}, b.changes())
+	p := b.projections()
+	require.Equal(t, "delivery could not run: deliver crm-1: cannot decrypt credentials version 1; check the encryption key", p[0].State.LastSyncError)
+}
+
+// TestUnitOldRunUpgradesOnNudge: a CRM run that replays without the
+// lead-sync marker does not deliver, but a nudge makes it continue as new
+// into a run that does.
+func TestUnitOldRunUpgradesOnNudge(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.env.OnGetVersion("lead-sync", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	in := activeCRMInput(t, workflows.Config{SyncInterval: time.Minute})
+	b.signalAt(10*time.Minute, workflows.SignalSync, workflows.Command{})
+	b.cancelAt(time.Hour)
+
+	b.env.ExecuteWorkflow(workflows.CRMIntegration, in)
+	err := b.env.GetWorkflowError()
+	require.True(t, workflow.IsContinueAsNewError(err), "want continue-as-new, got %v", err)
+	require.Empty(t, b.deliveries(), "the old run never delivers")
+	var can *workflow.ContinueAsNewError
+	require.True(t, errors.As(err, &can))
+	var next workflows.Input
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	require.True(t, next.SyncRequested, "the next run delivers at once")
+	require.Equal(t, in.Run+1, next.Run)
 }
