@@ -71,7 +71,8 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 	var total DeliverResult
 	started := time.Now()
 	for {
-		pending, err := a.Store.PendingDeliveries(ctx, in.IntegrationID, connector.BatchLimit())
+		fetch := min(store.MaxPendingLimit, connector.BatchLimit()*deliverChunks)
+		pending, err := a.Store.PendingDeliveries(ctx, in.IntegrationID, fetch)
 		if err != nil {
 			return total, fmt.Errorf("deliver %s: load pending leads: %w", in.IntegrationID, err)
 		}
@@ -87,7 +88,7 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 				return total, err
 			}
 		}
-		res, err := a.deliverBatch(ctx, in.IntegrationID, connector, raw, pending)
+		res, err := a.deliverRound(ctx, in.IntegrationID, connector, &raw, pending, fetch)
 		if err != nil {
 			return total, err
 		}
@@ -103,11 +104,57 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 // deliverBudget is how long one Deliver activity keeps taking batches.
 const deliverBudget = 2 * time.Second
 
-// deliverBatch pushes one batch and records each lead's outcome.
-func (a *Activities) deliverBatch(ctx context.Context, id string, connector crm.Connector, raw []byte, pending []store.Delivery) (DeliverResult, error) {
-	records := make([]crm.Record, len(pending))
-	ids := make([]int64, len(pending))
-	for i, d := range pending {
+// deliverChunks is how many CRM batches one database round covers: the
+// pending leads of several batches are read at once and their outcomes
+// recorded in one statement, so the database costs are shared.
+const deliverChunks = 5
+
+// deliverRound pushes pending leads in batches of the connector's limit
+// and records the outcomes of every batch the CRM answered. A failing batch
+// ends the round: what was delivered before it is recorded, the rest waits.
+func (a *Activities) deliverRound(ctx context.Context, id string, connector crm.Connector, raw *[]byte, pending []store.Delivery, fetched int) (DeliverResult, error) {
+	var out DeliverResult
+	completed := make([]store.DeliveryResult, 0, len(pending))
+	limit := connector.BatchLimit()
+	for start := 0; start < len(pending); start += limit {
+		chunk := pending[start:min(start+limit, len(pending))]
+		results, failure, err := a.pushChunk(ctx, id, connector, raw, chunk)
+		if err != nil {
+			return DeliverResult{}, err
+		}
+		if failure != nil {
+			out.Failure = failure
+			break
+		}
+		for i, r := range results {
+			res := store.DeliveryResult{LeadID: chunk[i].Lead.ID, CRMRecordID: r.CRMID, Status: "delivered"}
+			if r.Status == crm.RecordRejected {
+				res.Status, res.Reason = "rejected", r.Reason
+				out.Rejected++
+			} else {
+				out.Delivered++
+			}
+			completed = append(completed, res)
+		}
+	}
+	if len(completed) > 0 {
+		if err := a.Store.CompleteDeliveries(ctx, id, completed, time.Now().UTC()); err != nil {
+			// Retried by Temporal: the CRM upserts by key, so pushing the
+			// same leads again creates nothing new.
+			return DeliverResult{}, fmt.Errorf("deliver %s: record outcomes: %w", id, err)
+		}
+	}
+	out.More = out.Failure == nil && len(pending) == fetched
+	return out, nil
+}
+
+// pushChunk pushes one batch. A CRM-side failure comes back as a
+// DeliverFailure (transient ones also counted on the leads); an error is
+// ours. raw is replaced when the credentials were refreshed.
+func (a *Activities) pushChunk(ctx context.Context, id string, connector crm.Connector, raw *[]byte, chunk []store.Delivery) ([]crm.RecordResult, *DeliverFailure, error) {
+	records := make([]crm.Record, len(chunk))
+	ids := make([]int64, len(chunk))
+	for i, d := range chunk {
 		l := d.Lead
 		ids[i] = l.ID
 		records[i] = crm.Record{
@@ -115,11 +162,12 @@ func (a *Activities) deliverBatch(ctx context.Context, id string, connector crm.
 			Phone: l.Phone, Message: l.Message, Attributes: l.Attributes,
 		}
 	}
-	results, err := connector.Push(ctx, raw, records)
+	results, err := connector.Push(ctx, *raw, records)
 	if crm.ClassOf(err) == crm.ClassAuth {
 		// An expired access token of a refreshable grant (OAuth) is
 		// refreshed, re-stored, and the batch retried once.
-		if fresh, ok := a.refresh(ctx, id, connector, raw); ok {
+		if fresh, ok := a.refresh(ctx, id, connector, *raw); ok {
+			*raw = fresh
 			results, err = connector.Push(ctx, fresh, records)
 		}
 	}
@@ -127,34 +175,16 @@ func (a *Activities) deliverBatch(ctx context.Context, id string, connector crm.
 		failure := classify(err)
 		if failure.Class == FailureTransient {
 			if ferr := a.Store.RecordDeliveryFailure(ctx, id, ids, failure.Message); ferr != nil {
-				return DeliverResult{}, fmt.Errorf("deliver %s: record failure: %w", id, ferr)
+				return nil, nil, fmt.Errorf("deliver %s: record failure: %w", id, ferr)
 			}
 		}
 		a.logger().Warn("delivery failed", "integration", id, "leads", len(records), "class", failure.Class, "error", failure.Message)
-		return DeliverResult{Failure: &failure}, nil
+		return nil, &failure, nil
 	}
 	if len(results) != len(records) {
-		failure := DeliverFailure{Class: FailureTransient, Message: fmt.Sprintf("the CRM answered %d results for %d records", len(results), len(records))}
-		return DeliverResult{Failure: &failure}, nil
+		return nil, &DeliverFailure{Class: FailureTransient, Message: fmt.Sprintf("the CRM answered %d results for %d records", len(results), len(records))}, nil
 	}
-	out := DeliverResult{More: len(pending) == connector.BatchLimit()}
-	completed := make([]store.DeliveryResult, len(results))
-	for i, r := range results {
-		res := store.DeliveryResult{LeadID: ids[i], CRMRecordID: r.CRMID, Status: "delivered"}
-		if r.Status == crm.RecordRejected {
-			res.Status, res.Reason = "rejected", r.Reason
-			out.Rejected++
-		} else {
-			out.Delivered++
-		}
-		completed[i] = res
-	}
-	if err := a.Store.CompleteDeliveries(ctx, id, completed, time.Now().UTC()); err != nil {
-		// Retried by Temporal: the CRM upserts by key, so pushing the same
-		// batch again creates nothing new.
-		return DeliverResult{}, fmt.Errorf("deliver %s: record outcomes: %w", id, err)
-	}
-	return out, nil
+	return results, nil, nil
 }
 
 // heartbeat records an activity heartbeat every interval until stop is
