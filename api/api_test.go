@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/internal/testenv"
 	"github.com/acme/integrations/internal/teststack"
+	"github.com/acme/integrations/starter"
 	"github.com/acme/integrations/store"
 )
 
@@ -33,6 +35,8 @@ type testBundle struct {
 	// bodies is every response body the API sent in this test, so a test
 	// can check that no secret ever left the service.
 	bodies []string
+	// leads numbers the test leads sent through intake.
+	leads int
 }
 
 func setup(t *testing.T, db testenv.Database) *testBundle {
@@ -264,7 +268,8 @@ func (b *testBundle) createCRM(t *testing.T, id, org string) {
 
 func (b *testBundle) sendLead(t *testing.T, id, source string) {
 	t.Helper()
-	_, err := b.stack.Starter.SendLead(context.Background(), id, source)
+	b.leads++
+	_, err := b.stack.Starter.Intake(context.Background(), id, starter.Lead{ExternalID: fmt.Sprintf("api-test-%d", b.leads), Source: source})
 	require.NoError(t, err)
 }
 

@@ -251,16 +251,16 @@ func statusCommand() *cli.Command {
 			live := c.Bool("live")
 			return withSession(c, live, func(ctx context.Context, s *session) error {
 				if !live {
-					v, err := s.starter.View(ctx, id)
+					st, err := s.starter.Status(ctx, id)
+					if err != nil {
+						return err
+					}
+					v, err := s.starter.ViewOf(ctx, st)
 					if err != nil {
 						return err
 					}
 					if jsonOutput(c) {
 						return printJSON(c, v)
-					}
-					st, err := s.starter.Status(ctx, id)
-					if err != nil {
-						return err
 					}
 					printText(c.App.Writer, st)
 					printSync(c.App.Writer, v)

@@ -164,15 +164,6 @@ func (s *Starter) Authorize(ctx context.Context, id string, raw []byte, by strin
 	return s.update(ctx, id, integration.EventAuthorize, workflows.Command{By: by})
 }
 
-// SendLead tells a lead integration a lead with the given source arrived,
-// and returns the state once its effect is projected.
-func (s *Starter) SendLead(ctx context.Context, id, source string) (integration.State, error) {
-	if source == "" || len(source) > integration.MaxSourceLength {
-		return integration.State{}, invalid(fmt.Errorf("source must be 1-%d bytes", integration.MaxSourceLength))
-	}
-	return s.update(ctx, id, integration.EventLeadReceived, workflows.Command{By: "partner", Source: source})
-}
-
 // Status reads an integration from the projection.
 func (s *Starter) Status(ctx context.Context, id string) (integration.State, error) {
 	return s.current(ctx, id)

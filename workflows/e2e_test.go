@@ -19,6 +19,7 @@ import (
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/internal/testenv"
 	"github.com/acme/integrations/internal/teststack"
+	"github.com/acme/integrations/starter"
 	"github.com/acme/integrations/workflows"
 )
 
@@ -124,11 +125,11 @@ func TestSignalEqualsUpdate(t *testing.T) {
 		b.signal(t, integration.KindLead, viaSignal, workflows.CompleteSetup, workflows.Command{By: "op"})
 		snap := b.describe(t, integration.KindLead, viaSignal)
 
-		_, err := b.stack.Starter.SendLead(b.ctx, viaUpdate, "z")
+		_, err := b.stack.Starter.Intake(b.ctx, viaUpdate, starter.Lead{ExternalID: "l-1", Source: "z"})
 		require.NoError(t, err)
 		_, err = b.stack.Starter.Command(b.ctx, viaUpdate, integration.EventCompleteSetup, "op", "")
 		require.True(t, integration.IsRejection(err), "%v", err)
-		_, err = b.stack.Starter.SendLead(b.ctx, viaUpdate, "Z")
+		_, err = b.stack.Starter.Intake(b.ctx, viaUpdate, starter.Lead{ExternalID: "l-2", Source: "Z"})
 		require.NoError(t, err)
 		st, err := b.stack.Starter.Command(b.ctx, viaUpdate, integration.EventCompleteSetup, "op", "")
 		require.NoError(t, err)

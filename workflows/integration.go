@@ -434,12 +434,7 @@ func (r *runner) fireTimers(ctx workflow.Context) error {
 		}
 	}
 	for _, ev := range events {
-		t, err := r.in.State.Apply(ev)
-		if err != nil {
-			workflow.GetLogger(ctx).Warn("timer event not applied", "integration", s.ID, "event", ev.Type, "reason", err.Error())
-			continue
-		}
-		if err := r.commit(ctx, t); err != nil {
+		if err := r.apply(ctx, ev); err != nil {
 			return err
 		}
 	}
