@@ -183,6 +183,32 @@ func TestDialectsDefineTheSameColumns(t *testing.T) {
 	require.Contains(t, columnsOf[schema.SQLite]["integrations"], "version")
 }
 
+// TestDialectsDefineTheSameIndexes migrates both backends and compares the
+// indexes the migrations create by name (not those behind primary keys and
+// unique constraints, which each backend names its own way): the queries
+// the store runs on both rely on them.
+func TestDialectsDefineTheSameIndexes(t *testing.T) {
+	t.Parallel()
+	indexesOf := map[string][]string{}
+	for _, db := range []testenv.Database{
+		{Name: schema.Postgres, URL: testenv.PostgresURL(t)},
+		{Name: schema.SQLite, URL: testenv.SQLiteURL(t)},
+	} {
+		b := setup(t, db)
+		_, err := b.provider.Up(b.ctx)
+		require.NoError(t, err)
+		q := `SELECT indexname FROM pg_indexes WHERE schemaname = 'public'
+AND indexname NOT IN (SELECT conname FROM pg_constraint) ORDER BY indexname`
+		if b.dialect == schema.SQLite {
+			q = `SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_autoindex_%' ORDER BY name`
+		}
+		indexesOf[db.Name] = queryStrings(t, b, q)
+	}
+	require.Equal(t, indexesOf[schema.Postgres], indexesOf[schema.SQLite])
+	require.Contains(t, indexesOf[schema.SQLite], "lead_deliveries_pending_idx")
+	require.NotContains(t, indexesOf[schema.SQLite], "lead_deliveries_status_idx", "replaced by the pending index (00004)")
+}
+
 // tables lists the application tables (not goose's).
 func tables(t *testing.T, b *testBundle) []string {
 	t.Helper()

@@ -32,8 +32,8 @@ const MaxPendingLimit = 1000
 // last error, the CRM's record ID and rejection reason. Longer ones are cut.
 const MaxDeliveryErrorLength = 2000
 
-// completeChunk is how many results one UPDATE completes: 4 parameters
-// each stays far below both backends' parameter limits.
+// completeChunk is how many results one SQLite UPDATE completes: 4
+// parameters each stays far below SQLite's parameter limit.
 const completeChunk = 500
 
 // Delivery is a pending delivery of a lead to a CRM integration, with the
@@ -73,42 +73,73 @@ type pendingRow struct {
 	Attempts int `db:"attempts"`
 }
 
-// pendingQuery selects a CRM integration's pending deliveries with their
-// leads. The subquery walks lead_deliveries_status_idx in lead order and
-// stops at the limit; the join then looks up just those leads. Joined first
-// and limited after, PostgreSQL merge-joins with a scan of leads from their
-// very first row, which grows with every lead ever received.
-const pendingQuery = `SELECT ` + leadColumns + `, d.attempts
+// pendingQuery selects a CRM integration's pending deliveries after a
+// lead ID with their leads. The subquery walks lead_deliveries_pending_idx
+// in lead order from that ID and stops at the limit; the join then looks up
+// just those leads. For PostgreSQL the lookup is a LATERAL subquery with
+// LIMIT 1, which the planner cannot flatten: a plain join is planned as a
+// hash join over a scan of every lead ever received whenever the leads
+// table is small enough to look cheap.
+var pendingQuery = map[string]string{
+	schema.Postgres: `SELECT ` + leadColumns + `, d.attempts
 FROM (
 	SELECT lead_id, attempts FROM lead_deliveries
-	WHERE crm_integration_id = ? AND status = 'pending'
+	WHERE crm_integration_id = ? AND status = 'pending' AND lead_id > ?
+	ORDER BY lead_id
+	LIMIT ?
+) d CROSS JOIN LATERAL (SELECT * FROM leads WHERE leads.id = d.lead_id LIMIT 1) l
+ORDER BY d.lead_id`,
+	schema.SQLite: `SELECT ` + leadColumns + `, d.attempts
+FROM (
+	SELECT lead_id, attempts FROM lead_deliveries
+	WHERE crm_integration_id = ? AND status = 'pending' AND lead_id > ?
 	ORDER BY lead_id
 	LIMIT ?
 ) d JOIN leads l ON l.id = d.lead_id
-ORDER BY d.lead_id`
+ORDER BY d.lead_id`,
+}
 
 // PendingDeliveries returns up to limit (1-MaxPendingLimit) pending
 // deliveries of the CRM integration, oldest lead first, with their
 // payloads.
 func (s *Store) PendingDeliveries(ctx context.Context, crmID string, limit int) ([]Delivery, error) {
+	return s.PendingDeliveriesAfter(ctx, crmID, 0, limit)
+}
+
+// PendingDeliveriesAfter is PendingDeliveries from the first lead after
+// afterLeadID: a reader that pages through a backlog passes the last lead
+// ID of the previous page, so pages can be read while earlier ones are
+// still being delivered.
+func (s *Store) PendingDeliveriesAfter(ctx context.Context, crmID string, afterLeadID int64, limit int) ([]Delivery, error) {
 	if limit < 1 || limit > MaxPendingLimit {
 		return nil, fmt.Errorf("pending deliveries of %s: limit %d is out of range: give 1-%d", crmID, limit, MaxPendingLimit)
 	}
-	pending, err := s.prepared(ctx, pendingQuery)
+	pending, err := s.prepared(ctx, pendingQuery[s.dialect])
 	if err != nil {
 		return nil, fmt.Errorf("pending deliveries of %s: %w", crmID, err)
 	}
-	var rows []pendingRow
-	if err := pending.SelectContext(ctx, &rows, crmID, limit); err != nil {
+	rows, err := pending.QueryContext(ctx, crmID, afterLeadID, limit)
+	if err != nil {
 		return nil, fmt.Errorf("pending deliveries of %s: %w", crmID, err)
 	}
-	out := make([]Delivery, len(rows))
-	for i, row := range rows {
+	defer rows.Close()
+	out := make([]Delivery, 0, limit)
+	for rows.Next() {
+		// Scanned field by field rather than through sqlx's reflection:
+		// this runs for every lead a CRM integration delivers.
+		var row pendingRow
+		if err := rows.Scan(&row.ID, &row.LeadIntegrationID, &row.OrgID, &row.ExternalID, &row.Source,
+			&row.Name, &row.Email, &row.Phone, &row.Message, &row.Attributes, &row.ReceivedAt, &row.Attempts); err != nil {
+			return nil, fmt.Errorf("pending deliveries of %s: %w", crmID, err)
+		}
 		l, err := row.toLead()
 		if err != nil {
 			return nil, fmt.Errorf("pending deliveries of %s: %w", crmID, err)
 		}
-		out[i] = Delivery{Lead: l, Attempts: row.Attempts}
+		out = append(out, Delivery{Lead: l, Attempts: row.Attempts})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pending deliveries of %s: %w", crmID, err)
 	}
 	return out, nil
 }
@@ -145,23 +176,55 @@ func (s *Store) CompleteDeliveries(ctx context.Context, crmID string, results []
 	if len(results) == 0 {
 		return nil
 	}
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		for chunk := range slices.Chunk(results, completeChunk) {
-			if err := completeDeliveries(ctx, tx, crmID, chunk, dbTime(at)); err != nil {
-				return err
+	var err error
+	if s.dialect == schema.Postgres {
+		err = s.completeDeliveriesPostgres(ctx, crmID, results, dbTime(at))
+	} else {
+		err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+			for chunk := range slices.Chunk(results, completeChunk) {
+				if err := completeDeliveriesSQLite(ctx, tx, crmID, chunk, dbTime(at)); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
-	})
+			return nil
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("complete deliveries of %s: %w", crmID, err)
 	}
 	return nil
 }
 
-// completeDeliveries records results in one UPDATE joined with a VALUES
-// list, which both dialects accept and name column1, column2, ...
-func completeDeliveries(ctx context.Context, tx *sqlx.Tx, crmID string, results []DeliveryResult, at time.Time) error {
+// completeQueryPostgres records a batch of results in one prepared UPDATE
+// whatever its size: the results come as four arrays, unnested into rows.
+const completeQueryPostgres = `UPDATE lead_deliveries d
+SET status = v.status, crm_record_id = v.crm_record_id, reason = v.reason, completed_at = ?
+FROM unnest(CAST(? AS BIGINT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[])) AS v(lead_id, status, crm_record_id, reason)
+WHERE d.crm_integration_id = ? AND d.lead_id = v.lead_id AND d.status = 'pending'`
+
+// completeDeliveriesPostgres records results with completeQueryPostgres:
+// one statement, so all or nothing without a transaction around it.
+func (s *Store) completeDeliveriesPostgres(ctx context.Context, crmID string, results []DeliveryResult, at time.Time) error {
+	ids := make([]int64, len(results))
+	statuses := make([]string, len(results))
+	records := make([]string, len(results))
+	reasons := make([]string, len(results))
+	for i, r := range results {
+		ids[i], statuses[i], records[i], reasons[i] = r.LeadID, r.Status, cleanText(r.CRMRecordID), cleanText(r.Reason)
+	}
+	complete, err := s.prepared(ctx, completeQueryPostgres)
+	if err != nil {
+		return err
+	}
+	if _, err := complete.ExecContext(ctx, at, pq.Array(ids), pq.Array(statuses), pq.Array(records), pq.Array(reasons), crmID); err != nil {
+		return fmt.Errorf("update lead_deliveries: %w", err)
+	}
+	return nil
+}
+
+// completeDeliveriesSQLite records results in one UPDATE joined with a
+// VALUES list, whose columns SQLite names column1, column2, ...
+func completeDeliveriesSQLite(ctx context.Context, tx *sqlx.Tx, crmID string, results []DeliveryResult, at time.Time) error {
 	var values strings.Builder
 	args := make([]any, 0, 2+4*len(results))
 	args = append(args, at)
@@ -169,8 +232,7 @@ func completeDeliveries(ctx context.Context, tx *sqlx.Tx, crmID string, results 
 		if i > 0 {
 			values.WriteString(", ")
 		}
-		// The cast types the lead ID column for PostgreSQL, which would
-		// take an untyped parameter for text.
+		// The cast keeps the lead ID an integer for the comparison.
 		values.WriteString("(CAST(? AS BIGINT), ?, ?, ?)")
 		args = append(args, r.LeadID, r.Status, cleanText(r.CRMRecordID), cleanText(r.Reason))
 	}
@@ -277,6 +339,19 @@ WHERE crm_integration_id = ? AND status IN ('delivered', 'rejected') ORDER BY co
 		}
 	}
 	return counts, nil
+}
+
+// PendingCount returns how many deliveries of the CRM integration are
+// pending. It reads the index of pending deliveries only, so it stays cheap
+// however many deliveries completed before: for pollers that wait for a
+// backlog to drain.
+func (s *Store) PendingCount(ctx context.Context, crmID string) (int64, error) {
+	var n int64
+	q := s.db.Rebind(`SELECT COUNT(*) FROM lead_deliveries WHERE crm_integration_id = ? AND status = 'pending'`)
+	if err := sqlx.GetContext(ctx, s.db, &n, q, crmID); err != nil {
+		return 0, fmt.Errorf("count pending deliveries of %s: %w", crmID, err)
+	}
+	return n, nil
 }
 
 // timeOf runs query, which selects one time column, and returns the time of

@@ -108,6 +108,10 @@ func (r leadRow) toLead() (Lead, error) {
 		ID: r.ID, IntegrationID: r.LeadIntegrationID, OrgID: r.OrgID, ExternalID: r.ExternalID, Source: r.Source,
 		Name: r.Name, Email: r.Email, Phone: r.Phone, Message: r.Message, ReceivedAt: r.ReceivedAt.UTC(),
 	}
+	// Most leads have none: skip the decoder for the stored "{}".
+	if r.Attributes == "{}" {
+		return l, nil
+	}
 	if err := json.Unmarshal([]byte(r.Attributes), &l.Attributes); err != nil {
 		return Lead{}, fmt.Errorf("decode attributes of lead %d: %w", r.ID, err)
 	}

@@ -374,6 +374,40 @@ func TestDeliveries(t *testing.T) {
 			require.Empty(t, none)
 		})
 
+		t.Run("PendingAfterPagesByLeadID", func(t *testing.T) {
+			t.Parallel()
+			f := newDeliveryFixture(t, b, "after", 5)
+			page := func(after int64, limit int) []int64 {
+				deliveries, err := b.store.PendingDeliveriesAfter(b.ctx, f.crm, after, limit)
+				require.NoError(t, err)
+				ids := []int64{}
+				for _, d := range deliveries {
+					ids = append(ids, d.Lead.ID)
+				}
+				return ids
+			}
+			require.Equal(t, f.leads[:2], page(0, 2))
+			require.Equal(t, f.leads[2:4], page(f.leads[1], 2), "the next page starts after the last lead of the previous one")
+			require.Equal(t, f.leads[4:], page(f.leads[3], 2))
+			require.Empty(t, page(f.leads[4], 2))
+
+			// A page read while earlier leads are still being delivered
+			// does not see them again, nor completed ones.
+			require.NoError(t, b.store.CompleteDeliveries(b.ctx, f.crm, []store.DeliveryResult{
+				{LeadID: f.leads[3], Status: store.DeliveryDelivered, CRMRecordID: "r3"},
+			}, t0))
+			require.Equal(t, []int64{f.leads[2], f.leads[4]}, page(f.leads[1], 10))
+
+			n, err := b.store.PendingCount(b.ctx, f.crm)
+			require.NoError(t, err)
+			require.Equal(t, int64(4), n)
+			n, err = b.store.PendingCount(b.ctx, "after-unknown")
+			require.NoError(t, err)
+			require.Zero(t, n)
+			_, err = b.store.PendingDeliveriesAfter(b.ctx, f.crm, 0, store.MaxPendingLimit+1)
+			require.ErrorContains(t, err, "out of range")
+		})
+
 		t.Run("CompleteIsIdempotent", func(t *testing.T) {
 			t.Parallel()
 			f := newDeliveryFixture(t, b, "complete", 3)
