@@ -25,6 +25,13 @@ type Activities struct {
 	Connectors *crm.Registry
 	Keyring    *credential.Keyring
 	Logger     *slog.Logger
+
+	// paging overrides Deliver's page size and budget in tests (zero
+	// values: the defaults).
+	paging struct {
+		maxPage int
+		budget  time.Duration
+	}
 }
 
 // ProjectInput is a snapshot and the change that produced it.

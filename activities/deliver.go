@@ -1,10 +1,12 @@
 package activities
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -49,11 +51,18 @@ type DeliverResult struct {
 	Failure *DeliverFailure `json:"failure,omitempty"`
 }
 
-// Deliver pushes the oldest pending leads of a CRM integration to its CRM in
-// one batch and records each lead's outcome. Delivery is idempotent on the
-// CRM side (the lead ID is the record key), so a retried batch never creates
-// a second record. Failures of the CRM are returned as a result for the
-// workflow to judge; only our own (database) errors are activity errors.
+// Deliver pushes the pending leads of a CRM integration to its CRM, oldest
+// first, in batches of the connector's limit, and records each lead's
+// outcome. Delivery is idempotent on the CRM side (the lead ID is the
+// record key), so a retried batch never creates a second record. Failures
+// of the CRM are returned as a result for the workflow to judge; only our
+// own (database) errors are activity errors.
+//
+// Batches follow each other within one activity for up to deliverBudget,
+// so the round trip through Temporal is paid once per budget, not once per
+// batch, while a backlog drains. The database work overlaps the CRM calls:
+// while one page of pending leads is pushed, the next is read and the
+// outcomes of the previous one are recorded (see pipeline).
 func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResult, error) {
 	// Heartbeats let the server notice a crashed worker within the
 	// heartbeat timeout instead of the whole start-to-close timeout, so a
@@ -64,88 +73,179 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 	if err != nil {
 		return DeliverResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "UnknownProvider", nil)
 	}
-	// Batches follow each other within one activity for up to
-	// deliverBudget, so the round trip through Temporal is paid once per
-	// budget, not once per batch, while a backlog drains.
-	var raw []byte
-	var total DeliverResult
+	p := &pipeline{acts: a, id: in.IntegrationID, connector: connector,
+		page:   pageSize(connector.BatchLimit(), cmp.Or(a.paging.maxPage, store.MaxPendingLimit)),
+		budget: cmp.Or(a.paging.budget, deliverBudget)}
+	return p.run(ctx)
+}
+
+// deliverBudget is how long one Deliver activity keeps reading pages.
+const deliverBudget = 2 * time.Second
+
+// pageSize is how many pending leads one database read and one outcome
+// write cover: as many whole CRM batches as maxPage allows, so the
+// database costs are shared by many batches.
+func pageSize(batchLimit, maxPage int) int {
+	batchLimit = max(1, batchLimit)
+	return min(maxPage, batchLimit*max(1, maxPage/batchLimit))
+}
+
+// pipeline is one Deliver run: a reader goroutine pages through the pending
+// leads (by lead ID, so it can read ahead of what is delivered), the
+// calling goroutine pushes each page to the CRM batch by batch, and a
+// recorder goroutine writes the outcomes of each pushed page. One page
+// waits in each hand-over, so the three overlap without running ahead.
+type pipeline struct {
+	acts      *Activities
+	id        string
+	connector crm.Connector
+	page      int
+	budget    time.Duration
+	// raw is the integration's credentials, read with the first page and
+	// replaced when the connector refreshes them.
+	raw []byte
+}
+
+// pendingPage is one read of pending leads; full means more may follow.
+type pendingPage struct {
+	deliveries []store.Delivery
+	full       bool
+}
+
+func (p *pipeline) run(ctx context.Context) (DeliverResult, error) {
 	started := time.Now()
-	for {
-		fetch := min(store.MaxPendingLimit, connector.BatchLimit()*deliverChunks)
-		pending, err := a.Store.PendingDeliveries(ctx, in.IntegrationID, fetch)
-		if err != nil {
-			return total, fmt.Errorf("deliver %s: load pending leads: %w", in.IntegrationID, err)
-		}
-		if len(pending) == 0 {
-			total.More = false
-			return total, nil
-		}
-		if raw == nil {
-			var failure *DeliverFailure
-			raw, failure, err = a.credentials(ctx, in.IntegrationID)
-			if err != nil || failure != nil {
-				total.Failure = failure
-				return total, err
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	pages := make(chan pendingPage, 1)
+	var readErr error
+	var workers sync.WaitGroup
+	workers.Go(func() {
+		defer close(pages)
+		readErr = p.read(readCtx, started, pages)
+	})
+
+	// The recorder writes with the activity's own context: outcomes of
+	// batches the CRM took must be recorded even when reading stopped.
+	outcomes := make(chan []store.DeliveryResult, 1)
+	recorderFailed := make(chan struct{})
+	var recorded DeliverResult
+	var recordErr error
+	workers.Go(func() {
+		for results := range outcomes {
+			if recordErr != nil {
+				continue // drain, so the pusher never blocks
+			}
+			if err := p.acts.Store.CompleteDeliveries(ctx, p.id, results, time.Now().UTC()); err != nil {
+				// Retried by Temporal: the CRM upserts by key, so pushing
+				// the same leads again creates nothing new.
+				recordErr = fmt.Errorf("deliver %s: record outcomes: %w", p.id, err)
+				close(recorderFailed)
+				continue
+			}
+			for _, r := range results {
+				if r.Status == store.DeliveryRejected {
+					recorded.Rejected++
+				} else {
+					recorded.Delivered++
+				}
 			}
 		}
-		res, err := a.deliverRound(ctx, in.IntegrationID, connector, &raw, pending, fetch)
+	})
+
+	var failure *DeliverFailure
+	var pushErr error
+	more := false
+	for page := range pages {
+		if closed(recorderFailed) {
+			break
+		}
+		failure, more, pushErr = p.push(ctx, page, outcomes)
+		if pushErr != nil || failure != nil {
+			break
+		}
+	}
+	// Whatever ended the loop, the reader stops; drain the page it may
+	// have read ahead so it can close the channel.
+	stopReading()
+	for range pages {
+	}
+	close(outcomes)
+	workers.Wait()
+
+	switch {
+	case pushErr != nil:
+		return recorded, pushErr
+	case recordErr != nil:
+		return recorded, recordErr
+	case readErr != nil:
+		return recorded, readErr
+	}
+	recorded.Failure = failure
+	recorded.More = more && failure == nil
+	return recorded, nil
+}
+
+// read sends pages of pending leads, oldest first, until a page is not
+// full, the budget is spent, or ctx ends.
+func (p *pipeline) read(ctx context.Context, started time.Time, pages chan<- pendingPage) error {
+	var after int64
+	for {
+		deliveries, err := p.acts.Store.PendingDeliveriesAfter(ctx, p.id, after, p.page)
+		if err != nil && ctx.Err() != nil {
+			// Stopped by the pusher (or the activity ended): whatever
+			// the driver made of the cancellation is no failure.
+			return nil
+		}
 		if err != nil {
-			return total, err
+			return fmt.Errorf("deliver %s: load pending leads: %w", p.id, err)
 		}
-		total.Delivered += res.Delivered
-		total.Rejected += res.Rejected
-		total.More, total.Failure = res.More, res.Failure
-		if res.Failure != nil || !res.More || time.Since(started) >= deliverBudget || ctx.Err() != nil {
-			return total, nil
+		page := pendingPage{deliveries: deliveries, full: len(deliveries) == p.page}
+		select {
+		case pages <- page:
+		case <-ctx.Done():
+			return nil
 		}
+		if !page.full || time.Since(started) >= p.budget {
+			return nil
+		}
+		after = deliveries[len(deliveries)-1].Lead.ID
 	}
 }
 
-// deliverBudget is how long one Deliver activity keeps taking batches.
-const deliverBudget = 2 * time.Second
-
-// deliverChunks is how many CRM batches one database round covers: the
-// pending leads of several batches are read at once and their outcomes
-// recorded in one statement, so the database costs are shared.
-const deliverChunks = 5
-
-// deliverRound pushes pending leads in batches of the connector's limit
-// and records the outcomes of every batch the CRM answered. A failing batch
-// ends the round: what was delivered before it is recorded, the rest waits.
-func (a *Activities) deliverRound(ctx context.Context, id string, connector crm.Connector, raw *[]byte, pending []store.Delivery, fetched int) (DeliverResult, error) {
-	var out DeliverResult
-	completed := make([]store.DeliveryResult, 0, len(pending))
-	limit := connector.BatchLimit()
-	for start := 0; start < len(pending); start += limit {
-		chunk := pending[start:min(start+limit, len(pending))]
-		results, failure, err := a.pushChunk(ctx, id, connector, raw, chunk)
-		if err != nil {
-			return DeliverResult{}, err
+// push pushes one page in batches of the connector's limit and hands the
+// outcomes of the batches the CRM answered to the recorder. A failing batch
+// ends the page (and the run): what was delivered before it is recorded,
+// the rest waits. more reports whether more leads may be pending.
+func (p *pipeline) push(ctx context.Context, page pendingPage, outcomes chan<- []store.DeliveryResult) (failure *DeliverFailure, more bool, err error) {
+	if len(page.deliveries) == 0 {
+		return nil, false, nil
+	}
+	if p.raw == nil {
+		if p.raw, failure, err = p.acts.credentials(ctx, p.id); err != nil || failure != nil {
+			return failure, false, err
 		}
-		if failure != nil {
-			out.Failure = failure
+	}
+	completed := make([]store.DeliveryResult, 0, len(page.deliveries))
+	limit := max(1, p.connector.BatchLimit())
+	for start := 0; start < len(page.deliveries); start += limit {
+		chunk := page.deliveries[start:min(start+limit, len(page.deliveries))]
+		var results []crm.RecordResult
+		results, failure, err = p.acts.pushChunk(ctx, p.id, p.connector, &p.raw, chunk)
+		if err != nil || failure != nil {
 			break
 		}
 		for i, r := range results {
-			res := store.DeliveryResult{LeadID: chunk[i].Lead.ID, CRMRecordID: r.CRMID, Status: "delivered"}
+			res := store.DeliveryResult{LeadID: chunk[i].Lead.ID, CRMRecordID: r.CRMID, Status: store.DeliveryDelivered}
 			if r.Status == crm.RecordRejected {
-				res.Status, res.Reason = "rejected", r.Reason
-				out.Rejected++
-			} else {
-				out.Delivered++
+				res.Status, res.Reason = store.DeliveryRejected, r.Reason
 			}
 			completed = append(completed, res)
 		}
 	}
 	if len(completed) > 0 {
-		if err := a.Store.CompleteDeliveries(ctx, id, completed, time.Now().UTC()); err != nil {
-			// Retried by Temporal: the CRM upserts by key, so pushing the
-			// same leads again creates nothing new.
-			return DeliverResult{}, fmt.Errorf("deliver %s: record outcomes: %w", id, err)
-		}
+		outcomes <- completed
 	}
-	out.More = out.Failure == nil && len(pending) == fetched
-	return out, nil
+	return failure, page.full, err
 }
 
 // pushChunk pushes one batch. A CRM-side failure comes back as a
@@ -185,6 +285,16 @@ func (a *Activities) pushChunk(ctx context.Context, id string, connector crm.Con
 		return nil, &DeliverFailure{Class: FailureTransient, Message: fmt.Sprintf("the CRM answered %d results for %d records", len(results), len(records))}, nil
 	}
 	return results, nil, nil
+}
+
+// closed reports whether ch is closed, without waiting.
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // heartbeat records an activity heartbeat every interval until stop is

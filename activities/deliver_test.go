@@ -192,3 +192,88 @@ func withoutTimes(c store.DeliveryCounts) store.DeliveryCounts {
 	c.OldestPendingSince, c.LastDeliveredAt = nil, nil
 	return c
 }
+
+func TestDeliverPagesThroughTheBacklog(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.acts.SetPaging(4, time.Hour) // pages of two batches of 2
+	emails := make([]string, 9)
+	for i := range emails {
+		emails[i] = fmt.Sprintf("lead%d@x", i)
+	}
+	b.addLeads(t, emails...)
+
+	require.Equal(t, activities.DeliverResult{Delivered: 9}, b.deliver(t))
+	require.Equal(t, store.DeliveryCounts{Delivered: 9}, withoutTimes(b.counts(t)))
+	var pushed []string
+	for _, batch := range b.fake.pushes {
+		require.LessOrEqual(t, len(batch), 2)
+		for _, r := range batch {
+			pushed = append(pushed, r.Email)
+		}
+	}
+	require.Equal(t, emails, pushed, "every lead once, oldest first, across pages read ahead")
+}
+
+func TestDeliverStopsAtAFailingBatchAndRecordsWhatWentBefore(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.acts.SetPaging(4, time.Hour)
+	b.addLeads(t, "a@x", "b@x", "c@x", "d@x", "e@x", "f@x", "g@x", "h@x", "i@x")
+	// The fourth call is the second batch of the second page.
+	b.fake.script = []error{nil, nil, nil, &crm.Error{Class: crm.ClassTransient, StatusCode: 503, Err: errors.New("HTTP 503")}}
+
+	res := b.deliver(t)
+	require.Equal(t, 6, res.Delivered, "the first page and the batch before the failure")
+	require.NotNil(t, res.Failure)
+	require.Equal(t, activities.FailureTransient, res.Failure.Class)
+	require.False(t, res.More)
+	require.Len(t, b.fake.pushes, 4, "nothing pushed after the failure")
+	require.Equal(t, store.DeliveryCounts{Pending: 3, Delivered: 6}, withoutTimes(b.counts(t)))
+
+	require.Equal(t, activities.DeliverResult{Delivered: 3}, b.deliver(t), "the next attempt delivers the rest")
+	require.Equal(t, "g@x", b.fake.pushes[4][0].Email)
+}
+
+func TestDeliverLeavesMoreWhenTheBudgetIsSpent(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.acts.SetPaging(2, time.Nanosecond) // one page of one batch per run
+	b.addLeads(t, "a@x", "b@x", "c@x", "d@x", "e@x")
+
+	require.Equal(t, activities.DeliverResult{Delivered: 2, More: true}, b.deliver(t))
+	require.Equal(t, activities.DeliverResult{Delivered: 2, More: true}, b.deliver(t))
+	require.Equal(t, activities.DeliverResult{Delivered: 1}, b.deliver(t), "a short page: nothing more")
+	require.Equal(t, store.DeliveryCounts{Delivered: 5}, withoutTimes(b.counts(t)))
+}
+
+func TestDeliverFailsWhenOutcomesCannotBeRecorded(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.acts.SetPaging(2, time.Hour) // pages of one batch
+	emails := make([]string, 12)
+	for i := range emails {
+		emails[i] = fmt.Sprintf("lead%d@x", i)
+	}
+	b.addLeads(t, emails...)
+	// Reads work, recording an outcome does not.
+	_, err := b.store.DB().Exec(`CREATE TRIGGER no_outcomes BEFORE UPDATE OF status ON lead_deliveries
+BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END`)
+	require.NoError(t, err)
+
+	_, err = b.acts.Deliver(b.ctx, activities.DeliverInput{IntegrationID: b.crmID, Provider: "fake"})
+	require.ErrorContains(t, err, "record outcomes")
+	// The page whose outcomes failed, at most one waiting for the
+	// recorder and one being pushed meanwhile; none after that.
+	require.NotEmpty(t, b.fake.pushes)
+	require.LessOrEqual(t, len(b.fake.pushes), 3, "pushing stops once recording failed")
+	require.Equal(t, store.DeliveryCounts{Pending: 12}, withoutTimes(b.counts(t)))
+
+	// Once the database works again the retry delivers every lead; the
+	// CRM sees the first ones again under the same keys.
+	_, err = b.store.DB().Exec(`DROP TRIGGER no_outcomes`)
+	require.NoError(t, err)
+	failed := len(b.fake.pushes)
+	require.Equal(t, activities.DeliverResult{Delivered: 12}, b.deliver(t))
+	require.Equal(t, b.fake.pushes[0][0].Key, b.fake.pushes[failed][0].Key)
+}
