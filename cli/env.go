@@ -114,6 +114,30 @@ func dialTemporal(c *cli.Context, logger *slog.Logger) (client.Client, error) {
 	return tc, nil
 }
 
+// temporalStartupWait is how long the long-running processes (worker,
+// serve) keep trying to reach Temporal when they start: a server that is
+// still starting, or too busy to answer in time, delays them rather than
+// ending them.
+const temporalStartupWait = time.Minute
+
+// dialTemporalPatiently is dialTemporal retried every second for up to
+// wait, for processes that start next to (or before) the Temporal server.
+func dialTemporalPatiently(c *cli.Context, logger *slog.Logger, wait time.Duration) (client.Client, error) {
+	deadline := time.Now().Add(wait)
+	for attempt := 1; ; attempt++ {
+		tc, err := dialTemporal(c, logger)
+		if err == nil || time.Now().After(deadline) || c.Context.Err() != nil {
+			return tc, err
+		}
+		logger.Warn("Temporal is not reachable yet; retrying", "attempt", attempt, "error", err.Error())
+		select {
+		case <-c.Context.Done():
+			return nil, err
+		case <-time.After(time.Second):
+		}
+	}
+}
+
 // keyring loads the credentials encryption key: INTEGRATIONS_ENCRYPTION_KEY,
 // else DATA-DIR/encryption.key (created on first use, for the dev stack).
 func keyring(c *cli.Context) (*credential.Keyring, error) {
@@ -152,6 +176,12 @@ type session struct {
 
 // openSession connects to the database and, when withTemporal, to Temporal.
 func openSession(c *cli.Context, withTemporal bool) (*session, error) {
+	return openSessionWaiting(c, withTemporal, 0)
+}
+
+// openSessionWaiting is openSession that keeps trying to reach Temporal
+// for up to wait (see dialTemporalPatiently).
+func openSessionWaiting(c *cli.Context, withTemporal bool, wait time.Duration) (*session, error) {
 	st, err := openStore(c)
 	if err != nil {
 		return nil, err
@@ -166,7 +196,7 @@ func openSession(c *cli.Context, withTemporal bool) (*session, error) {
 		s.close()
 		return nil, err
 	}
-	tc, err := dialTemporal(c, quietLogger(c))
+	tc, err := dialTemporalPatiently(c, quietLogger(c), wait)
 	if err != nil {
 		s.close()
 		return nil, err
