@@ -93,8 +93,12 @@ func pageSize(batchLimit, maxPage int) int {
 // pipeline is one Deliver run: a reader goroutine pages through the pending
 // leads (by lead ID, so it can read ahead of what is delivered), the
 // calling goroutine pushes each page to the CRM batch by batch, and a
-// recorder goroutine writes the outcomes of each pushed page. One page
-// waits in each hand-over, so the three overlap without running ahead.
+// recorder goroutine writes the outcomes of the pushed batches. One page
+// waits between reader and pusher, at most a page of batches between
+// pusher and recorder, so the three overlap without running ahead. The
+// recorder writes every batch that is waiting in one statement: against a
+// fast CRM many batches share a write, against a slow one each batch is
+// recorded as soon as the CRM answered it.
 type pipeline struct {
 	acts      *Activities
 	id        string
@@ -104,6 +108,10 @@ type pipeline struct {
 	// raw is the integration's credentials, read with the first page and
 	// replaced when the connector refreshes them.
 	raw []byte
+	// outcomes carries each pushed batch's results to the recorder, which
+	// closes recorderFailed when it could not write them.
+	outcomes       chan []store.DeliveryResult
+	recorderFailed chan struct{}
 }
 
 // pendingPage is one read of pending leads; full means more may follow.
@@ -111,6 +119,9 @@ type pendingPage struct {
 	deliveries []store.Delivery
 	full       bool
 }
+
+// maxCoalesced bounds how many outcomes one write of the recorder holds.
+const maxCoalesced = 2 * store.MaxPendingLimit
 
 func (p *pipeline) run(ctx context.Context) (DeliverResult, error) {
 	started := time.Now()
@@ -126,41 +137,20 @@ func (p *pipeline) run(ctx context.Context) (DeliverResult, error) {
 
 	// The recorder writes with the activity's own context: outcomes of
 	// batches the CRM took must be recorded even when reading stopped.
-	outcomes := make(chan []store.DeliveryResult, 1)
-	recorderFailed := make(chan struct{})
+	p.outcomes = make(chan []store.DeliveryResult, max(1, p.page/max(1, p.connector.BatchLimit())))
+	p.recorderFailed = make(chan struct{})
 	var recorded DeliverResult
 	var recordErr error
 	workers.Go(func() {
-		for results := range outcomes {
-			if recordErr != nil {
-				continue // drain, so the pusher never blocks
-			}
-			if err := p.acts.Store.CompleteDeliveries(ctx, p.id, results, time.Now().UTC()); err != nil {
-				// Retried by Temporal: the CRM upserts by key, so pushing
-				// the same leads again creates nothing new.
-				recordErr = fmt.Errorf("deliver %s: record outcomes: %w", p.id, err)
-				close(recorderFailed)
-				continue
-			}
-			for _, r := range results {
-				if r.Status == store.DeliveryRejected {
-					recorded.Rejected++
-				} else {
-					recorded.Delivered++
-				}
-			}
-		}
+		recorded, recordErr = p.record(ctx)
 	})
 
 	var failure *DeliverFailure
 	var pushErr error
 	more := false
 	for page := range pages {
-		if closed(recorderFailed) {
-			break
-		}
-		failure, more, pushErr = p.push(ctx, page, outcomes)
-		if pushErr != nil || failure != nil {
+		failure, more, pushErr = p.push(ctx, page)
+		if pushErr != nil || failure != nil || closed(p.recorderFailed) {
 			break
 		}
 	}
@@ -169,7 +159,7 @@ func (p *pipeline) run(ctx context.Context) (DeliverResult, error) {
 	stopReading()
 	for range pages {
 	}
-	close(outcomes)
+	close(p.outcomes)
 	workers.Wait()
 
 	switch {
@@ -183,6 +173,47 @@ func (p *pipeline) run(ctx context.Context) (DeliverResult, error) {
 	recorded.Failure = failure
 	recorded.More = more && failure == nil
 	return recorded, nil
+}
+
+// record writes the outcomes of pushed batches until the pusher closes
+// the channel, each time all that are waiting at once, and counts them.
+// After a failed write it closes recorderFailed and only drains the
+// channel, so the pusher never blocks.
+func (p *pipeline) record(ctx context.Context) (DeliverResult, error) {
+	var recorded DeliverResult
+	var recordErr error
+	for results := range p.outcomes {
+		if recordErr != nil {
+			continue
+		}
+	coalesce:
+		for len(results) < maxCoalesced {
+			select {
+			case more, ok := <-p.outcomes:
+				if !ok {
+					break coalesce
+				}
+				results = append(results, more...)
+			default:
+				break coalesce
+			}
+		}
+		if err := p.acts.Store.CompleteDeliveries(ctx, p.id, results, time.Now().UTC()); err != nil {
+			// Retried by Temporal: the CRM upserts by key, so pushing the
+			// same leads again creates nothing new.
+			recordErr = fmt.Errorf("deliver %s: record outcomes: %w", p.id, err)
+			close(p.recorderFailed)
+			continue
+		}
+		for _, r := range results {
+			if r.Status == store.DeliveryRejected {
+				recorded.Rejected++
+			} else {
+				recorded.Delivered++
+			}
+		}
+	}
+	return recorded, recordErr
 }
 
 // read sends pages of pending leads, oldest first, until a page is not
@@ -213,10 +244,11 @@ func (p *pipeline) read(ctx context.Context, started time.Time, pages chan<- pen
 }
 
 // push pushes one page in batches of the connector's limit and hands the
-// outcomes of the batches the CRM answered to the recorder. A failing batch
+// outcomes of each batch the CRM answered to the recorder. A failing batch
 // ends the page (and the run): what was delivered before it is recorded,
-// the rest waits. more reports whether more leads may be pending.
-func (p *pipeline) push(ctx context.Context, page pendingPage, outcomes chan<- []store.DeliveryResult) (failure *DeliverFailure, more bool, err error) {
+// the rest waits. So does a failed write of the recorder. more reports
+// whether more leads may be pending.
+func (p *pipeline) push(ctx context.Context, page pendingPage) (failure *DeliverFailure, more bool, err error) {
 	if len(page.deliveries) == 0 {
 		return nil, false, nil
 	}
@@ -225,27 +257,23 @@ func (p *pipeline) push(ctx context.Context, page pendingPage, outcomes chan<- [
 			return failure, false, err
 		}
 	}
-	completed := make([]store.DeliveryResult, 0, len(page.deliveries))
 	limit := max(1, p.connector.BatchLimit())
-	for start := 0; start < len(page.deliveries); start += limit {
+	for start := 0; start < len(page.deliveries) && !closed(p.recorderFailed); start += limit {
 		chunk := page.deliveries[start:min(start+limit, len(page.deliveries))]
-		var results []crm.RecordResult
-		results, failure, err = p.acts.pushChunk(ctx, p.id, p.connector, &p.raw, chunk)
+		results, failure, err := p.acts.pushChunk(ctx, p.id, p.connector, &p.raw, chunk)
 		if err != nil || failure != nil {
-			break
+			return failure, false, err
 		}
+		completed := make([]store.DeliveryResult, len(results))
 		for i, r := range results {
-			res := store.DeliveryResult{LeadID: chunk[i].Lead.ID, CRMRecordID: r.CRMID, Status: store.DeliveryDelivered}
+			completed[i] = store.DeliveryResult{LeadID: chunk[i].Lead.ID, CRMRecordID: r.CRMID, Status: store.DeliveryDelivered}
 			if r.Status == crm.RecordRejected {
-				res.Status, res.Reason = store.DeliveryRejected, r.Reason
+				completed[i].Status, completed[i].Reason = store.DeliveryRejected, r.Reason
 			}
-			completed = append(completed, res)
 		}
+		p.outcomes <- completed
 	}
-	if len(completed) > 0 {
-		outcomes <- completed
-	}
-	return failure, page.full, err
+	return nil, page.full, nil
 }
 
 // pushChunk pushes one batch. A CRM-side failure comes back as a
