@@ -197,10 +197,14 @@ func (s *Store) CompleteDeliveries(ctx context.Context, crmID string, results []
 
 // completeQueryPostgres records a batch of results in one prepared UPDATE
 // whatever its size: the results come as four arrays, unnested into rows.
+// The range of their lead IDs bounds the index scan: without it, and
+// without statistics (a table autovacuum has not analyzed yet, or a server
+// with autovacuum off), PostgreSQL plans a scan of every pending delivery
+// of the CRM integration for each batch, which a backlog makes quadratic.
 const completeQueryPostgres = `UPDATE lead_deliveries d
 SET status = v.status, crm_record_id = v.crm_record_id, reason = v.reason, completed_at = ?
 FROM unnest(CAST(? AS BIGINT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[])) AS v(lead_id, status, crm_record_id, reason)
-WHERE d.crm_integration_id = ? AND d.lead_id = v.lead_id AND d.status = 'pending'`
+WHERE d.crm_integration_id = ? AND d.lead_id BETWEEN ? AND ? AND d.lead_id = v.lead_id AND d.status = 'pending'`
 
 // completeDeliveriesPostgres records results with completeQueryPostgres:
 // one statement, so all or nothing without a transaction around it.
@@ -216,7 +220,8 @@ func (s *Store) completeDeliveriesPostgres(ctx context.Context, crmID string, re
 	if err != nil {
 		return err
 	}
-	if _, err := complete.ExecContext(ctx, at, pq.Array(ids), pq.Array(statuses), pq.Array(records), pq.Array(reasons), crmID); err != nil {
+	if _, err := complete.ExecContext(ctx, at, pq.Array(ids), pq.Array(statuses), pq.Array(records), pq.Array(reasons),
+		crmID, slices.Min(ids), slices.Max(ids)); err != nil {
 		return fmt.Errorf("update lead_deliveries: %w", err)
 	}
 	return nil
@@ -263,16 +268,18 @@ func (s *Store) RecordDeliveryFailure(ctx context.Context, crmID string, leadIDs
 	}
 	message = cleanText(message)
 
+	// The range bounds the index scan as in completeQueryPostgres.
 	const update = `UPDATE lead_deliveries SET attempts = attempts + 1, last_error = ?
-WHERE crm_integration_id = ? AND status = 'pending' AND `
+WHERE crm_integration_id = ? AND status = 'pending' AND lead_id BETWEEN ? AND ? AND `
+	first, last := slices.Min(leadIDs), slices.Max(leadIDs)
 	var q string
 	var args []any
 	if s.dialect == schema.Postgres {
 		// One parameter whatever the batch size, so one query plan.
-		q, args = s.db.Rebind(update+`lead_id = ANY(?)`), []any{message, crmID, pq.Array(leadIDs)}
+		q, args = s.db.Rebind(update+`lead_id = ANY(?)`), []any{message, crmID, first, last, pq.Array(leadIDs)}
 	} else {
 		var err error
-		if q, args, err = sqlx.In(update+`lead_id IN (?)`, message, crmID, leadIDs); err != nil {
+		if q, args, err = sqlx.In(update+`lead_id IN (?)`, message, crmID, first, last, leadIDs); err != nil {
 			return fmt.Errorf("record delivery failure of %s: %w", crmID, err)
 		}
 	}
@@ -341,17 +348,17 @@ WHERE crm_integration_id = ? AND status IN ('delivered', 'rejected') ORDER BY co
 	return counts, nil
 }
 
-// PendingCount returns how many deliveries of the CRM integration are
-// pending. It reads the index of pending deliveries only, so it stays cheap
-// however many deliveries completed before: for pollers that wait for a
-// backlog to drain.
-func (s *Store) PendingCount(ctx context.Context, crmID string) (int64, error) {
-	var n int64
-	q := s.db.Rebind(`SELECT COUNT(*) FROM lead_deliveries WHERE crm_integration_id = ? AND status = 'pending'`)
+// HasPending reports whether the CRM integration has a pending delivery.
+// It reads the first entry of the index of pending deliveries, so it stays
+// cheap however long the backlog: for pollers that wait for one to drain.
+func (s *Store) HasPending(ctx context.Context, crmID string) (bool, error) {
+	var n int
+	q := s.db.Rebind(`SELECT COUNT(*) FROM (SELECT 1 FROM lead_deliveries
+WHERE crm_integration_id = ? AND status = 'pending' ORDER BY lead_id LIMIT 1) first`)
 	if err := sqlx.GetContext(ctx, s.db, &n, q, crmID); err != nil {
-		return 0, fmt.Errorf("count pending deliveries of %s: %w", crmID, err)
+		return false, fmt.Errorf("look for pending deliveries of %s: %w", crmID, err)
 	}
-	return n, nil
+	return n > 0, nil
 }
 
 // timeOf runs query, which selects one time column, and returns the time of

@@ -398,12 +398,20 @@ func TestDeliveries(t *testing.T) {
 			}, t0))
 			require.Equal(t, []int64{f.leads[2], f.leads[4]}, page(f.leads[1], 10))
 
-			n, err := b.store.PendingCount(b.ctx, f.crm)
+			pending, err := b.store.HasPending(b.ctx, f.crm)
 			require.NoError(t, err)
-			require.Equal(t, int64(4), n)
-			n, err = b.store.PendingCount(b.ctx, "after-unknown")
+			require.True(t, pending)
+			pending, err = b.store.HasPending(b.ctx, "after-unknown")
 			require.NoError(t, err)
-			require.Zero(t, n)
+			require.False(t, pending)
+			var rest []store.DeliveryResult
+			for _, id := range []int64{f.leads[0], f.leads[1], f.leads[2], f.leads[4]} {
+				rest = append(rest, store.DeliveryResult{LeadID: id, Status: store.DeliveryDelivered})
+			}
+			require.NoError(t, b.store.CompleteDeliveries(b.ctx, f.crm, rest, t0))
+			pending, err = b.store.HasPending(b.ctx, f.crm)
+			require.NoError(t, err)
+			require.False(t, pending, "every delivery completed")
 			_, err = b.store.PendingDeliveriesAfter(b.ctx, f.crm, 0, store.MaxPendingLimit+1)
 			require.ErrorContains(t, err, "out of range")
 		})
