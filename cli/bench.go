@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -32,6 +33,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/urfave/cli/v2"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
@@ -54,6 +56,10 @@ const (
 	// benchRawWindow is how long the sandbox's raw capacity is measured
 	// (or --duration/6 when that is shorter).
 	benchRawWindow = 10 * time.Second
+	// benchBacklogWindow is how long leads are posted while the CRMs are
+	// paused, to build the backlog whose drain measures the delivery
+	// capacity (or --duration/3 when that is shorter).
+	benchBacklogWindow = 20 * time.Second
 	// benchRequestTimeout bounds one intake request, so the load stops by
 	// itself even if the server hangs.
 	benchRequestTimeout = 10 * time.Second
@@ -304,17 +310,19 @@ func runBench(c *cli.Context) error {
 		}
 	}
 
-	window := min(benchRawWindow, opts.duration/6)
 	// The delivered rate above is bound by intake (delivery keeps pace).
 	// The delivery capacity shows on a backlog: pause the CRMs, let leads
-	// pile up, resume, and time the drain.
-	progress("backlog: pausing the CRM integrations and posting leads for %s...", window.Round(time.Millisecond))
-	backlog, err := measureBacklog(ctx, stack, org, runID, opts, window, progress)
+	// pile up, resume, and time the drain. The backlog must be large
+	// enough for the drain to outlast the resume's fixed costs.
+	backlogWindow := min(benchBacklogWindow, opts.duration/3)
+	progress("backlog: pausing the CRM integrations and posting leads for %s...", backlogWindow.Round(time.Millisecond))
+	backlog, err := measureBacklog(ctx, stack, org, runID, opts, backlogWindow, progress)
 	if err != nil {
 		return err
 	}
 	report.setBacklog(backlog)
 
+	window := min(benchRawWindow, opts.duration/6)
 	progress("measuring the sandbox's raw capacity: %d pushers, batches of %d, %s...", len(org.crms), stack.connector.BatchLimit(), window.Round(time.Millisecond))
 	raw, err := measureRawCapacity(ctx, stack.connector, org.crms, runID, window)
 	if err != nil {
@@ -912,39 +920,63 @@ type benchDrain struct {
 func waitDrained(ctx context.Context, stack *benchStack, crms []benchCRM, load intakeLoad, perLead int64) (benchDrain, error) {
 	want := load.accepted * perLead
 	deadline := load.end.Add(benchDrainTimeout)
+	interrupted := func(err error) error {
+		if ctx.Err() != nil {
+			return fmt.Errorf("bench interrupted while waiting for deliveries: %w", ctx.Err())
+		}
+		return err
+	}
 	for {
-		d := benchDrain{}
+		// While anything is pending only the head of the index of pending
+		// deliveries is read: counting every delivery (or every pending
+		// one) each poll would cost the database more than the drain it
+		// watches.
+		pending := false
 		for _, c := range crms {
-			counts, err := stack.store.DeliveryCounts(ctx, c.id)
+			has, err := stack.store.HasPending(ctx, c.id)
 			if err != nil {
-				if ctx.Err() != nil {
-					return d, fmt.Errorf("bench interrupted while waiting for deliveries: %w", ctx.Err())
-				}
-				return d, err
+				return benchDrain{}, interrupted(err)
 			}
-			d.pending += counts.Pending
-			d.completed += counts.Delivered + counts.Rejected
-			if counts.LastDeliveredAt != nil && counts.LastDeliveredAt.After(d.lastCompletion) {
-				d.lastCompletion = *counts.LastDeliveredAt
+			pending = pending || has
+		}
+		timedOut := time.Now().After(deadline)
+		if !pending || timedOut {
+			d, err := countDeliveries(ctx, stack, crms)
+			if err != nil {
+				return d, interrupted(err)
 			}
-		}
-		d.waited = time.Since(load.end)
-		if d.pending == 0 && d.completed >= want {
-			d.drained = true
-			return d, nil
-		}
-		if time.Now().After(deadline) {
-			return d, nil
+			d.waited = time.Since(load.end)
+			d.drained = d.pending == 0 && d.completed >= want
+			if d.drained || timedOut {
+				return d, nil
+			}
 		}
 		if err := stack.checkChildren(); err != nil {
-			return d, fmt.Errorf("while waiting for deliveries: %w", err)
+			return benchDrain{}, fmt.Errorf("while waiting for deliveries: %w", err)
 		}
 		select {
 		case <-ctx.Done():
-			return d, fmt.Errorf("bench interrupted while waiting for deliveries (%d pending): %w", d.pending, ctx.Err())
+			return benchDrain{}, fmt.Errorf("bench interrupted while waiting for deliveries: %w", ctx.Err())
 		case <-time.After(benchPollInterval):
 		}
 	}
+}
+
+// countDeliveries sums the CRM integrations' delivery counts.
+func countDeliveries(ctx context.Context, stack *benchStack, crms []benchCRM) (benchDrain, error) {
+	var d benchDrain
+	for _, c := range crms {
+		counts, err := stack.store.DeliveryCounts(ctx, c.id)
+		if err != nil {
+			return d, err
+		}
+		d.pending += counts.Pending
+		d.completed += counts.Delivered + counts.Rejected
+		if counts.LastDeliveredAt != nil && counts.LastDeliveredAt.After(d.lastCompletion) {
+			d.lastCompletion = *counts.LastDeliveredAt
+		}
+	}
+	return d, nil
 }
 
 // benchRaw is the sandbox's raw capacity measurement.
@@ -952,6 +984,8 @@ type benchRaw struct {
 	records int64
 	elapsed time.Duration
 	err     error
+	// busy is the CPU time the whole machine spent meanwhile.
+	busy time.Duration
 }
 
 // measureRawCapacity pushes full batches straight to the sandbox with the
@@ -964,6 +998,7 @@ func measureRawCapacity(ctx context.Context, connector crm.Connector, crms []ben
 		wg       sync.WaitGroup
 	)
 	batchSize := connector.BatchLimit()
+	busyBefore, _ := machineBusy()
 	start := time.Now()
 	deadline := start.Add(window)
 	for p, c := range crms {
@@ -996,7 +1031,8 @@ func measureRawCapacity(ctx context.Context, connector crm.Connector, crms []ben
 		})
 	}
 	wg.Wait()
-	raw := benchRaw{records: records.Load(), elapsed: time.Since(start), err: firstErr}
+	busyAfter, _ := machineBusy()
+	raw := benchRaw{records: records.Load(), elapsed: time.Since(start), err: firstErr, busy: busyAfter - busyBefore}
 	if err := ctx.Err(); err != nil {
 		return raw, fmt.Errorf("bench interrupted while measuring the sandbox: %w", err)
 	}
@@ -1306,12 +1342,31 @@ type benchReport struct {
 	DeliveredOfRaw float64 `json:"delivered_of_raw_percent"`
 
 	// Backlog*: leads posted while the CRMs were paused, then drained
-	// after resume; BacklogRate is the delivery capacity (deliveries/s).
-	BacklogDeliveries int64   `json:"backlog_deliveries"`
-	BacklogSeconds    float64 `json:"backlog_seconds"`
-	BacklogDrained    bool    `json:"backlog_drained"`
-	BacklogRate       float64 `json:"backlog_rate"`
-	BacklogOfRaw      float64 `json:"backlog_of_raw_percent"`
+	// after resume. BacklogSeconds is from resume to the last completion,
+	// BacklogStartSeconds the part of it before the first (the resume's
+	// validation); BacklogDrainRate is deliveries over BacklogSeconds.
+	// BacklogRate, the delivery capacity, is deliveries per second from
+	// the first completion to the last; BacklogOfRaw compares it with the
+	// raw capacity.
+	BacklogDeliveries   int64   `json:"backlog_deliveries"`
+	BacklogSeconds      float64 `json:"backlog_seconds"`
+	BacklogStartSeconds float64 `json:"backlog_start_seconds"`
+	BacklogDrained      bool    `json:"backlog_drained"`
+	BacklogDrainRate    float64 `json:"backlog_drain_rate"`
+	BacklogRate         float64 `json:"backlog_rate"`
+	BacklogOfRaw        float64 `json:"backlog_of_raw_percent"`
+	// BacklogCPUMicros and RawCPUMicros are the machine's CPU time (every
+	// process) per delivery while the backlog drained and per record
+	// while the raw capacity was measured: while both saturate the
+	// processors, their ratio bounds BacklogOfRaw.
+	BacklogCPUMicros float64 `json:"backlog_cpu_us_per_delivery,omitempty"`
+	// BacklogCPUBusy and RawCPUBusy are how busy the processors were
+	// meanwhile (percent of all processors' time).
+	BacklogCPUBusy float64 `json:"backlog_cpu_busy_percent,omitempty"`
+	RawCPUBusy     float64 `json:"raw_cpu_busy_percent,omitempty"`
+	// BacklogCPUSeconds is each part's CPU time while the backlog drained.
+	BacklogCPUSeconds map[string]float64 `json:"backlog_cpu_seconds,omitempty"`
+	RawCPUMicros      float64            `json:"raw_cpu_us_per_record,omitempty"`
 
 	// CPUSeconds is the CPU time each part of the stack used from the
 	// start of the load until the backlog drained; "machine" is every
@@ -1350,6 +1405,10 @@ func (r *benchReport) setRaw(raw benchRaw) {
 	if raw.elapsed > 0 {
 		r.RawCapacity = round2(float64(raw.records) / raw.elapsed.Seconds())
 	}
+	if raw.records > 0 && raw.busy > 0 {
+		r.RawCPUMicros = round2(float64(raw.busy.Microseconds()) / float64(raw.records))
+		r.RawCPUBusy = busyPercent(raw.busy, raw.elapsed)
+	}
 	if raw.err != nil {
 		r.RawError = raw.err.Error()
 	}
@@ -1362,8 +1421,20 @@ func (r *benchReport) setRaw(raw benchRaw) {
 // benchBacklog is the drain of a backlog built while the CRMs were paused.
 type benchBacklog struct {
 	deliveries int64
-	drain      time.Duration
-	drained    bool
+	// drain is from the resume commands to the last completion; start is
+	// the part of it before the first completion (the resume validates
+	// each CRM first, then a page of leads is pushed and recorded).
+	drain, start time.Duration
+	// steady counts the deliveries completed after the first completion,
+	// over the steady interval from the first to the last one.
+	steady       int64
+	steadyPeriod time.Duration
+	drained      bool
+	// busy is the CPU time the whole machine spent from resume until the
+	// drain was seen (busyWall later), and cpu each part's CPU seconds
+	// meanwhile.
+	busy, busyWall time.Duration
+	cpu            map[string]float64
 }
 
 // measureBacklog pauses every CRM integration, posts leads for window,
@@ -1386,6 +1457,8 @@ func measureBacklog(ctx context.Context, stack *benchStack, org benchOrg, runID 
 	bopts.duration = window
 	load := driveIntake(ctx, stack.httpURL, org.leads, runID+"b", bopts, progress)
 	resumed := time.Now().UTC()
+	busyBefore, _ := machineBusy()
+	cpuBefore := sampleCPU(stack)
 	for _, c := range org.crms {
 		if _, err := stack.starter.Command(ctx, c.id, integration.EventResume, "bench", "backlog"); err != nil {
 			return benchBacklog{}, fmt.Errorf("bench backlog: resume %s: %w", c.id, err)
@@ -1396,20 +1469,95 @@ func measureBacklog(ctx context.Context, stack *benchStack, org benchOrg, runID 
 	if err != nil {
 		return benchBacklog{}, err
 	}
-	b := benchBacklog{deliveries: d.completed - before, drained: d.drained}
+	busyAfter, _ := machineBusy()
+	b := benchBacklog{deliveries: d.completed - before, drained: d.drained, busy: busyAfter - busyBefore,
+		busyWall: time.Since(resumed), cpu: cpuSince(cpuBefore, sampleCPU(stack))}
 	if !d.lastCompletion.IsZero() {
 		b.drain = d.lastCompletion.Sub(resumed)
 	}
-	progress("backlog of %d deliveries drained in %s", b.deliveries, b.drain.Round(time.Millisecond))
+	first, steady, err := completionsSince(ctx, stack, org.crms, resumed)
+	if err != nil {
+		return benchBacklog{}, err
+	}
+	if !first.IsZero() {
+		b.start, b.steady, b.steadyPeriod = first.Sub(resumed), steady, d.lastCompletion.Sub(first)
+	}
+	progress("backlog of %d deliveries drained in %s (first delivery %s after resume)", b.deliveries, b.drain.Round(time.Millisecond), b.start.Round(time.Millisecond))
 	return b, nil
+}
+
+// completionsSince returns the first completion time of the CRMs'
+// deliveries at or after since, and how many completed after it.
+func completionsSince(ctx context.Context, stack *benchStack, crms []benchCRM, since time.Time) (time.Time, int64, error) {
+	db := stack.store.DB()
+	ids := make([]string, len(crms))
+	for i, c := range crms {
+		ids[i] = c.id
+	}
+	// ORDER BY and LIMIT rather than MIN, whose result SQLite does not
+	// declare as a time for the driver to parse.
+	q, args, err := sqlx.In(`SELECT completed_at FROM lead_deliveries
+WHERE crm_integration_id IN (?) AND completed_at >= ? ORDER BY completed_at LIMIT 1`, ids, since.UTC())
+	if err != nil {
+		return time.Time{}, 0, err
+	}
+	var first time.Time
+	if err := db.GetContext(ctx, &first, db.Rebind(q), args...); errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, 0, nil
+	} else if err != nil {
+		return time.Time{}, 0, fmt.Errorf("first delivery of the backlog: %w", err)
+	}
+	q, args, err = sqlx.In(`SELECT COUNT(*) FROM lead_deliveries WHERE crm_integration_id IN (?) AND completed_at > ?`, ids, first)
+	if err != nil {
+		return time.Time{}, 0, err
+	}
+	var n int64
+	if err := db.GetContext(ctx, &n, db.Rebind(q), args...); err != nil {
+		return time.Time{}, 0, fmt.Errorf("deliveries of the backlog: %w", err)
+	}
+	return first.UTC(), n, nil
 }
 
 func (r *benchReport) setBacklog(b benchBacklog) {
 	r.BacklogDeliveries, r.BacklogDrained = b.deliveries, b.drained
-	r.BacklogSeconds = round2(b.drain.Seconds())
+	r.BacklogSeconds, r.BacklogStartSeconds = round2(b.drain.Seconds()), round2(b.start.Seconds())
 	if b.drain > 0 {
-		r.BacklogRate = round2(float64(b.deliveries) / b.drain.Seconds())
+		r.BacklogDrainRate = round2(float64(b.deliveries) / b.drain.Seconds())
 	}
+	if b.steadyPeriod > 0 {
+		r.BacklogRate = round2(float64(b.steady) / b.steadyPeriod.Seconds())
+	}
+	if b.deliveries > 0 && b.busy > 0 {
+		r.BacklogCPUMicros = round2(float64(b.busy.Microseconds()) / float64(b.deliveries))
+		r.BacklogCPUBusy = busyPercent(b.busy, b.busyWall)
+	}
+	if len(b.cpu) > 0 {
+		r.BacklogCPUSeconds = b.cpu
+	}
+}
+
+// saturatedPercent is how busy the processors must be for a phase to count
+// as CPU-bound. The drain's share includes the resume's validation before
+// the first delivery and the last poll after the last, mostly waiting.
+const saturatedPercent = 75
+
+// busyPercent is busy CPU time as a share of all processors' time in wall.
+func busyPercent(busy, wall time.Duration) float64 {
+	if wall <= 0 {
+		return 0
+	}
+	return round2(100 * busy.Seconds() / (wall.Seconds() * float64(runtime.NumCPU())))
+}
+
+// cpuParts formats CPU seconds per part of the stack, in a fixed order.
+func cpuParts(seconds map[string]float64, format string) string {
+	var parts []string
+	for _, part := range []string{"worker", "serve", "temporal", "postgres", "bench", "machine"} {
+		if s, ok := seconds[part]; ok {
+			parts = append(parts, fmt.Sprintf("%s "+format, part, s))
+		}
+	}
+	return strings.Join(parts, "  ")
 }
 
 // printText prints the report as a table.
@@ -1442,16 +1590,23 @@ func (r *benchReport) printText(w io.Writer) {
 	fmt.Fprintf(tw, "worker peak RSS\t%s\tVmHWM of `integrations worker`\n", rss)
 	fmt.Fprintf(tw, "sandbox raw capacity\t%.1f records/s\t%d records in %.1fs, one pusher per CRM account (%d), straight through the connector\n", r.RawCapacity, r.RawRecords, r.RawSeconds, r.RawPushers)
 	fmt.Fprintf(tw, "delivered / raw\t%.1f%%\tdelivered rate as a share of the raw capacity (bound by intake: delivery keeps pace)\n", r.DeliveredOfRaw)
-	fmt.Fprintf(tw, "backlog drain\t%.1f deliveries/s\t%d deliveries queued while the CRMs were paused, drained in %.2fs after resume\n", r.BacklogRate, r.BacklogDeliveries, r.BacklogSeconds)
-	fmt.Fprintf(tw, "backlog / raw\t%.1f%%\tdelivery capacity as a share of the raw capacity\n", r.BacklogOfRaw)
-	if len(r.CPUSeconds) > 0 {
-		var parts []string
-		for _, part := range []string{"worker", "serve", "temporal", "postgres", "bench", "machine"} {
-			if s, ok := r.CPUSeconds[part]; ok {
-				parts = append(parts, fmt.Sprintf("%s %.1f", part, s))
-			}
+	fmt.Fprintf(tw, "backlog drain\t%.1f deliveries/s\t%d deliveries queued while the CRMs were paused, drained in %.2fs after resume (%.1f/s), the first after %.2fs\n",
+		r.BacklogRate, r.BacklogDeliveries, r.BacklogSeconds, r.BacklogDrainRate, r.BacklogStartSeconds)
+	fmt.Fprintf(tw, "backlog / raw\t%.1f%%\tdelivery capacity (first to last delivery of the backlog) as a share of the raw capacity\n", r.BacklogOfRaw)
+	if r.BacklogCPUMicros > 0 && r.RawCPUMicros > 0 {
+		note := fmt.Sprintf("processors %.0f%% busy while draining, %.0f%% while pushing raw: ", r.BacklogCPUBusy, r.RawCPUBusy)
+		if r.BacklogCPUBusy >= saturatedPercent && r.RawCPUBusy >= saturatedPercent {
+			note += fmt.Sprintf("CPU-bound, so delivery can reach at most %.0f%% of raw", 100*r.RawCPUMicros/r.BacklogCPUMicros)
+		} else {
+			note += "not CPU-bound: waits (the CRM's latency, round trips) set the pace"
 		}
-		fmt.Fprintf(tw, "CPU seconds\t%s\tduring load + drain, of %.1f available\n", strings.Join(parts, "  "), r.CPUAvailableSeconds)
+		fmt.Fprintf(tw, "CPU per record\tdelivery %.1fµs  raw %.1fµs\tthe machine's CPU per delivery of the backlog and per raw push; %s\n", r.BacklogCPUMicros, r.RawCPUMicros, note)
+	}
+	if len(r.BacklogCPUSeconds) > 0 {
+		fmt.Fprintf(tw, "backlog CPU seconds\t%s\twhile the backlog drained (bench = the sandbox CRM)\n", cpuParts(r.BacklogCPUSeconds, "%.2f"))
+	}
+	if len(r.CPUSeconds) > 0 {
+		fmt.Fprintf(tw, "CPU seconds\t%s\tduring load + drain, of %.1f available\n", cpuParts(r.CPUSeconds, "%.1f"), r.CPUAvailableSeconds)
 	}
 	_ = tw.Flush()
 	for _, e := range r.FirstErrors {
