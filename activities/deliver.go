@@ -112,6 +112,9 @@ type pipeline struct {
 	// closes recorderFailed when it could not write them.
 	outcomes       chan []store.DeliveryResult
 	recorderFailed chan struct{}
+	// started is when the run began; pushed counts its batches.
+	started time.Time
+	pushed  int
 }
 
 // pendingPage is one read of pending leads; full means more may follow.
@@ -124,7 +127,7 @@ type pendingPage struct {
 const maxCoalesced = 2 * store.MaxPendingLimit
 
 func (p *pipeline) run(ctx context.Context) (DeliverResult, error) {
-	started := time.Now()
+	p.started = time.Now()
 	readCtx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
 	pages := make(chan pendingPage, 1)
@@ -132,7 +135,7 @@ func (p *pipeline) run(ctx context.Context) (DeliverResult, error) {
 	var workers sync.WaitGroup
 	workers.Go(func() {
 		defer close(pages)
-		readErr = p.read(readCtx, started, pages)
+		readErr = p.read(readCtx, pages)
 	})
 
 	// The recorder writes with the activity's own context: outcomes of
@@ -150,7 +153,7 @@ func (p *pipeline) run(ctx context.Context) (DeliverResult, error) {
 	more := false
 	for page := range pages {
 		failure, more, pushErr = p.push(ctx, page)
-		if pushErr != nil || failure != nil || closed(p.recorderFailed) {
+		if pushErr != nil || failure != nil || closed(p.recorderFailed) || p.spent() {
 			break
 		}
 	}
@@ -163,6 +166,10 @@ func (p *pipeline) run(ctx context.Context) (DeliverResult, error) {
 	workers.Wait()
 
 	switch {
+	case ctx.Err() != nil:
+		// Cancelled or timed out: whatever was recorded stays, but an
+		// empty result must not pass for "nothing pending".
+		return recorded, ctx.Err()
 	case pushErr != nil:
 		return recorded, pushErr
 	case recordErr != nil:
@@ -218,7 +225,7 @@ func (p *pipeline) record(ctx context.Context) (DeliverResult, error) {
 
 // read sends pages of pending leads, oldest first, until a page is not
 // full, the budget is spent, or ctx ends.
-func (p *pipeline) read(ctx context.Context, started time.Time, pages chan<- pendingPage) error {
+func (p *pipeline) read(ctx context.Context, pages chan<- pendingPage) error {
 	var after int64
 	for {
 		deliveries, err := p.acts.Store.PendingDeliveriesAfter(ctx, p.id, after, p.page)
@@ -236,18 +243,23 @@ func (p *pipeline) read(ctx context.Context, started time.Time, pages chan<- pen
 		case <-ctx.Done():
 			return nil
 		}
-		if !page.full || time.Since(started) >= p.budget {
+		if !page.full || p.spent() {
 			return nil
 		}
 		after = deliveries[len(deliveries)-1].Lead.ID
 	}
 }
 
+// spent reports whether the run's budget is spent.
+func (p *pipeline) spent() bool { return time.Since(p.started) >= p.budget }
+
 // push pushes one page in batches of the connector's limit and hands the
 // outcomes of each batch the CRM answered to the recorder. A failing batch
 // ends the page (and the run): what was delivered before it is recorded,
-// the rest waits. So does a failed write of the recorder. more reports
-// whether more leads may be pending.
+// the rest waits. So does a failed write of the recorder, and a spent
+// budget once the run pushed a batch (so a slow CRM cannot hold one
+// activity for pages of batches). more reports whether more leads may be
+// pending.
 func (p *pipeline) push(ctx context.Context, page pendingPage) (failure *DeliverFailure, more bool, err error) {
 	if len(page.deliveries) == 0 {
 		return nil, false, nil
@@ -259,6 +271,10 @@ func (p *pipeline) push(ctx context.Context, page pendingPage) (failure *Deliver
 	}
 	limit := max(1, p.connector.BatchLimit())
 	for start := 0; start < len(page.deliveries) && !closed(p.recorderFailed); start += limit {
+		if p.pushed > 0 && p.spent() {
+			return nil, true, nil
+		}
+		p.pushed++
 		chunk := page.deliveries[start:min(start+limit, len(page.deliveries))]
 		results, failure, err := p.acts.pushChunk(ctx, p.id, p.connector, &p.raw, chunk)
 		if err != nil || failure != nil {

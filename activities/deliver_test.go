@@ -241,7 +241,7 @@ func TestDeliverStopsAtAFailingBatchAndRecordsWhatWentBefore(t *testing.T) {
 func TestDeliverLeavesMoreWhenTheBudgetIsSpent(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	b.acts.SetPaging(2, time.Nanosecond) // one page of one batch per run
+	b.acts.SetPaging(4, time.Nanosecond) // one batch per run, mid-page
 	b.addLeads(t, "a@x", "b@x", "c@x", "d@x", "e@x")
 
 	require.Equal(t, activities.DeliverResult{Delivered: 2, More: true}, b.deliver(t))

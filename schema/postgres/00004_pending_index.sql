@@ -11,9 +11,13 @@
 
 -- +goose NO TRANSACTION
 -- +goose Up
-CREATE INDEX CONCURRENTLY IF NOT EXISTS lead_deliveries_pending_idx ON lead_deliveries (crm_integration_id, lead_id) WHERE status = 'pending';
+-- An interrupted concurrent build leaves an invalid index behind; a re-run
+-- starts afresh rather than keep it.
+DROP INDEX CONCURRENTLY IF EXISTS lead_deliveries_pending_idx;
+CREATE INDEX CONCURRENTLY lead_deliveries_pending_idx ON lead_deliveries (crm_integration_id, lead_id) WHERE status = 'pending';
 DROP INDEX CONCURRENTLY IF EXISTS lead_deliveries_status_idx;
 
 -- +goose Down
-CREATE INDEX CONCURRENTLY IF NOT EXISTS lead_deliveries_status_idx ON lead_deliveries (crm_integration_id, status, lead_id);
+DROP INDEX CONCURRENTLY IF EXISTS lead_deliveries_status_idx;
+CREATE INDEX CONCURRENTLY lead_deliveries_status_idx ON lead_deliveries (crm_integration_id, status, lead_id);
 DROP INDEX CONCURRENTLY IF EXISTS lead_deliveries_pending_idx;
