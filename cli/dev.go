@@ -234,7 +234,7 @@ func workerCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			tc, err := dialTemporalPatiently(c, logger, temporalStartupWait)
+			tc, err := dialTemporalPatiently(ctx, c, logger, temporalStartupWait)
 			if err != nil {
 				return err
 			}
@@ -263,7 +263,7 @@ func serveCommand() *cli.Command {
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			logger := slog.New(slog.NewJSONHandler(c.App.ErrWriter, nil))
-			s, err := openSessionWaiting(c, true, temporalStartupWait)
+			s, err := openSessionWaiting(ctx, c, true, temporalStartupWait)
 			if err != nil {
 				return err
 			}

@@ -103,11 +103,16 @@ func temporalOptions(c *cli.Context, logger *slog.Logger) (client.Options, error
 }
 
 func dialTemporal(c *cli.Context, logger *slog.Logger) (client.Client, error) {
+	return dialTemporalContext(c.Context, c, logger)
+}
+
+// dialTemporalContext is dialTemporal under ctx.
+func dialTemporalContext(ctx context.Context, c *cli.Context, logger *slog.Logger) (client.Client, error) {
 	opts, err := temporalOptions(c, logger)
 	if err != nil {
 		return nil, err
 	}
-	tc, err := client.DialContext(c.Context, opts)
+	tc, err := client.DialContext(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s: %w (is `integrations dev` running? set TEMPORAL_ADDRESS otherwise)", opts.HostPort, err)
 	}
@@ -121,17 +126,18 @@ func dialTemporal(c *cli.Context, logger *slog.Logger) (client.Client, error) {
 const temporalStartupWait = time.Minute
 
 // dialTemporalPatiently is dialTemporal retried every second for up to
-// wait, for processes that start next to (or before) the Temporal server.
-func dialTemporalPatiently(c *cli.Context, logger *slog.Logger, wait time.Duration) (client.Client, error) {
+// wait, for processes that start next to (or before) the Temporal server;
+// ctx (the process's signal context) stops the waiting.
+func dialTemporalPatiently(ctx context.Context, c *cli.Context, logger *slog.Logger, wait time.Duration) (client.Client, error) {
 	deadline := time.Now().Add(wait)
 	for attempt := 1; ; attempt++ {
-		tc, err := dialTemporal(c, logger)
-		if err == nil || time.Now().After(deadline) || c.Context.Err() != nil {
+		tc, err := dialTemporalContext(ctx, c, logger)
+		if err == nil || wait <= 0 || time.Now().After(deadline) || ctx.Err() != nil {
 			return tc, err
 		}
 		logger.Warn("Temporal is not reachable yet; retrying", "attempt", attempt, "error", err.Error())
 		select {
-		case <-c.Context.Done():
+		case <-ctx.Done():
 			return nil, err
 		case <-time.After(time.Second):
 		}
@@ -176,12 +182,12 @@ type session struct {
 
 // openSession connects to the database and, when withTemporal, to Temporal.
 func openSession(c *cli.Context, withTemporal bool) (*session, error) {
-	return openSessionWaiting(c, withTemporal, 0)
+	return openSessionWaiting(c.Context, c, withTemporal, 0)
 }
 
 // openSessionWaiting is openSession that keeps trying to reach Temporal
-// for up to wait (see dialTemporalPatiently).
-func openSessionWaiting(c *cli.Context, withTemporal bool, wait time.Duration) (*session, error) {
+// for up to wait or until ctx ends (see dialTemporalPatiently).
+func openSessionWaiting(ctx context.Context, c *cli.Context, withTemporal bool, wait time.Duration) (*session, error) {
 	st, err := openStore(c)
 	if err != nil {
 		return nil, err
@@ -196,7 +202,7 @@ func openSessionWaiting(c *cli.Context, withTemporal bool, wait time.Duration) (
 		s.close()
 		return nil, err
 	}
-	tc, err := dialTemporalPatiently(c, quietLogger(c), wait)
+	tc, err := dialTemporalPatiently(ctx, c, quietLogger(c), wait)
 	if err != nil {
 		s.close()
 		return nil, err
