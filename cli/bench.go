@@ -1596,7 +1596,7 @@ func (r *benchReport) printText(w io.Writer) {
 	if r.BacklogCPUMicros > 0 && r.RawCPUMicros > 0 {
 		note := fmt.Sprintf("processors %.0f%% busy while draining, %.0f%% while pushing raw: ", r.BacklogCPUBusy, r.RawCPUBusy)
 		if r.BacklogCPUBusy >= saturatedPercent && r.RawCPUBusy >= saturatedPercent {
-			note += fmt.Sprintf("CPU-bound, so delivery can reach at most %.0f%% of raw", 100*r.RawCPUMicros/r.BacklogCPUMicros)
+			note += fmt.Sprintf("CPU-bound, so their ratio (%.0f%%) is about as far as backlog / raw can go", 100*r.RawCPUMicros/r.BacklogCPUMicros)
 		} else {
 			note += "not CPU-bound: waits (the CRM's latency, round trips) set the pace"
 		}
