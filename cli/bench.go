@@ -43,6 +43,7 @@ import (
 	"github.com/acme/integrations/crm"
 	"github.com/acme/integrations/crm/sandbox"
 	"github.com/acme/integrations/integration"
+	"github.com/acme/integrations/internal/proc"
 	"github.com/acme/integrations/starter"
 	"github.com/acme/integrations/store"
 	"github.com/acme/integrations/workflows"
@@ -484,7 +485,7 @@ func startBenchStack(ctx context.Context, c *cli.Context, opts benchOptions, run
 		return stack, err
 	}
 	stack.httpURL = "http://" + httpAddr
-	env := childEnv(map[string]string{
+	env := proc.ChildEnv(map[string]string{
 		"DATABASE_URL":             dbURL,
 		"TEMPORAL_ADDRESS":         server.FrontendHostPort(),
 		"TEMPORAL_NAMESPACE":       "default",
@@ -527,23 +528,6 @@ func startBenchStack(ctx context.Context, c *cli.Context, opts benchOptions, run
 		return stack, err
 	}
 	return stack, nil
-}
-
-// childEnv is this process's environment without any setting that could
-// point a child elsewhere (database, Temporal, task queue, keys), plus set.
-func childEnv(set map[string]string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if name == "DATABASE_URL" || strings.HasPrefix(name, "TEMPORAL_") || strings.HasPrefix(name, "INTEGRATIONS_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	for k, v := range set {
-		env = append(env, k+"="+v)
-	}
-	return env
 }
 
 // serveLoopback serves h on a free 127.0.0.1 port until stop is called.
@@ -998,7 +982,7 @@ func measureRawCapacity(ctx context.Context, connector crm.Connector, crms []ben
 		wg       sync.WaitGroup
 	)
 	batchSize := connector.BatchLimit()
-	busyBefore, _ := machineBusy()
+	busyBefore, _ := proc.MachineBusy()
 	start := time.Now()
 	deadline := start.Add(window)
 	for p, c := range crms {
@@ -1031,7 +1015,7 @@ func measureRawCapacity(ctx context.Context, connector crm.Connector, crms []ben
 		})
 	}
 	wg.Wait()
-	busyAfter, _ := machineBusy()
+	busyAfter, _ := proc.MachineBusy()
 	raw := benchRaw{records: records.Load(), elapsed: time.Since(start), err: firstErr, busy: busyAfter - busyBefore}
 	if err := ctx.Err(); err != nil {
 		return raw, fmt.Errorf("bench interrupted while measuring the sandbox: %w", err)
@@ -1062,36 +1046,6 @@ func peakRSS(pid int) (int64, error) {
 	return 0, fmt.Errorf("no VmHWM for process %d", pid)
 }
 
-// clockTicks is Linux's USER_HZ, the unit of CPU times in /proc/PID/stat
-// (100 on every architecture Go supports).
-const clockTicks = 100
-
-// procStat reads a process's name, parent, CPU time (user + system) and
-// the CPU time of its children that have exited and been waited for.
-func procStat(pid string) (name string, ppid int, cpu, reaped time.Duration, ok bool) {
-	b, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return "", 0, 0, 0, false
-	}
-	s := string(b)
-	open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || closing < open {
-		return "", 0, 0, 0, false
-	}
-	// Fields after the name: state ppid ... utime (12th) stime (13th)
-	// cutime (14th) cstime (15th).
-	fields := strings.Fields(s[closing+1:])
-	if len(fields) < 15 {
-		return "", 0, 0, 0, false
-	}
-	ticks := func(i int) time.Duration {
-		n, _ := strconv.ParseInt(fields[i], 10, 64)
-		return time.Duration(n) * time.Second / clockTicks
-	}
-	ppid, _ = strconv.Atoi(fields[1])
-	return s[open+1 : closing], ppid, ticks(11) + ticks(12), ticks(13) + ticks(14), true
-}
-
 // findChildPID returns the PID of a child of this process whose name
 // starts with prefix, or 0.
 func findChildPID(prefix string) int {
@@ -1102,7 +1056,7 @@ func findChildPID(prefix string) int {
 		if err != nil {
 			continue
 		}
-		if name, ppid, _, _, ok := procStat(e.Name()); ok && ppid == self && strings.HasPrefix(name, prefix) {
+		if name, ppid, _, _, ok := proc.Stat(e.Name()); ok && ppid == self && strings.HasPrefix(name, prefix) {
 			return pid
 		}
 	}
@@ -1122,7 +1076,7 @@ func sampleCPU(stack *benchStack) map[string]time.Duration {
 		if pid <= 0 {
 			return
 		}
-		if _, _, cpu, _, ok := procStat(strconv.Itoa(pid)); ok {
+		if _, _, cpu, _, ok := proc.Stat(strconv.Itoa(pid)); ok {
 			out[part] = cpu
 		}
 	}
@@ -1132,7 +1086,7 @@ func sampleCPU(stack *benchStack) map[string]time.Duration {
 		add("serve", stack.serve.pid())
 	}
 	add("temporal", stack.temporalPID)
-	if busy, ok := machineBusy(); ok {
+	if busy, ok := proc.MachineBusy(); ok {
 		out["machine"] = busy
 	}
 	if stack.store.Dialect() == "postgres" {
@@ -1140,7 +1094,7 @@ func sampleCPU(stack *benchStack) map[string]time.Duration {
 		var total time.Duration
 		seen := false
 		for _, e := range entries {
-			if name, _, cpu, reaped, ok := procStat(e.Name()); ok && name == "postgres" {
+			if name, _, cpu, reaped, ok := proc.Stat(e.Name()); ok && name == "postgres" {
 				total += cpu + reaped
 				seen = true
 			}
@@ -1150,29 +1104,6 @@ func sampleCPU(stack *benchStack) map[string]time.Duration {
 		}
 	}
 	return out
-}
-
-// machineBusy reads the CPU time all processors spent on anything but
-// idling (every process, the kernel), from /proc/stat.
-func machineBusy() (time.Duration, bool) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, false
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	fields := strings.Fields(line)
-	if len(fields) < 9 || fields[0] != "cpu" {
-		return 0, false
-	}
-	var busy int64
-	// user nice system idle iowait irq softirq steal
-	for i, f := range fields[1:9] {
-		n, _ := strconv.ParseInt(f, 10, 64)
-		if i != 3 && i != 4 {
-			busy += n
-		}
-	}
-	return time.Duration(busy) * time.Second / clockTicks, true
 }
 
 // cpuSince returns the CPU seconds each part used between two samples.
@@ -1457,7 +1388,7 @@ func measureBacklog(ctx context.Context, stack *benchStack, org benchOrg, runID 
 	bopts.duration = window
 	load := driveIntake(ctx, stack.httpURL, org.leads, runID+"b", bopts, progress)
 	resumed := time.Now().UTC()
-	busyBefore, _ := machineBusy()
+	busyBefore, _ := proc.MachineBusy()
 	cpuBefore := sampleCPU(stack)
 	for _, c := range org.crms {
 		if _, err := stack.starter.Command(ctx, c.id, integration.EventResume, "bench", "backlog"); err != nil {
@@ -1469,7 +1400,7 @@ func measureBacklog(ctx context.Context, stack *benchStack, org benchOrg, runID 
 	if err != nil {
 		return benchBacklog{}, err
 	}
-	busyAfter, _ := machineBusy()
+	busyAfter, _ := proc.MachineBusy()
 	b := benchBacklog{deliveries: d.completed - before, drained: d.drained, busy: busyAfter - busyBefore,
 		busyWall: time.Since(resumed), cpu: cpuSince(cpuBefore, sampleCPU(stack))}
 	if !d.lastCompletion.IsZero() {

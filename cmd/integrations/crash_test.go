@@ -28,6 +28,7 @@ import (
 	"github.com/acme/integrations/crm"
 	"github.com/acme/integrations/crm/sandbox"
 	"github.com/acme/integrations/integration"
+	"github.com/acme/integrations/internal/proc"
 	"github.com/acme/integrations/internal/testenv"
 	"github.com/acme/integrations/starter"
 	"github.com/acme/integrations/store"
@@ -140,7 +141,7 @@ func setupCrash(t *testing.T) *crashBundle {
 	b := &crashBundle{
 		ctx: ctx, dir: dir, bin: bin, store: st, org: testenv.ID("org"),
 		sandbox: sandbox.NewClient(sandboxHTTP.URL, httpClient),
-		env: crashChildEnv(map[string]string{
+		env: proc.ChildEnv(map[string]string{
 			"DATABASE_URL":       dbURL,
 			"TEMPORAL_ADDRESS":   server.FrontendHostPort(),
 			"TEMPORAL_NAMESPACE": "default",
@@ -176,23 +177,6 @@ func setupCrash(t *testing.T) *crashBundle {
 		}
 	})
 	return b
-}
-
-// crashChildEnv is this process's environment without anything that could
-// point a worker at another database, Temporal or task queue, plus set.
-func crashChildEnv(set map[string]string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if name == "DATABASE_URL" || strings.HasPrefix(name, "TEMPORAL_") || strings.HasPrefix(name, "INTEGRATIONS_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	for k, v := range set {
-		env = append(env, k+"="+v)
-	}
-	return env
 }
 
 // startWorker starts a new `integrations worker` child.

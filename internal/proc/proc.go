@@ -1,0 +1,83 @@
+// Package proc reads this machine's processes and processors from /proc
+// (Linux), and prepares the environment of the child processes that the
+// benchmark and the tests start. It serves measurements, not the service.
+package proc
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ClockTicks is Linux's USER_HZ, the unit of CPU times in /proc/PID/stat
+// and /proc/stat (100 on every architecture Go supports).
+const ClockTicks = 100
+
+// Stat reads a process's name, parent, CPU time (user + system) and the
+// CPU time of its children that have exited and been waited for. ok is
+// false when the process is gone or /proc is not there.
+func Stat(pid string) (name string, ppid int, cpu, reaped time.Duration, ok bool) {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return "", 0, 0, 0, false
+	}
+	s := string(b)
+	open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || closing < open {
+		return "", 0, 0, 0, false
+	}
+	// Fields after the name: state ppid ... utime (12th) stime (13th)
+	// cutime (14th) cstime (15th).
+	fields := strings.Fields(s[closing+1:])
+	if len(fields) < 15 {
+		return "", 0, 0, 0, false
+	}
+	ticks := func(i int) time.Duration {
+		n, _ := strconv.ParseInt(fields[i], 10, 64)
+		return time.Duration(n) * time.Second / ClockTicks
+	}
+	ppid, _ = strconv.Atoi(fields[1])
+	return s[open+1 : closing], ppid, ticks(11) + ticks(12), ticks(13) + ticks(14), true
+}
+
+// MachineBusy reads the CPU time all processors spent on anything but
+// idling (every process, the kernel) since boot, from /proc/stat. ok is
+// false where there is no such file.
+func MachineBusy() (busy time.Duration, ok bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, false
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 9 || fields[0] != "cpu" {
+		return 0, false
+	}
+	var ticks int64
+	// user nice system idle iowait irq softirq steal
+	for i, f := range fields[1:9] {
+		n, _ := strconv.ParseInt(f, 10, 64)
+		if i != 3 && i != 4 {
+			ticks += n
+		}
+	}
+	return time.Duration(ticks) * time.Second / ClockTicks, true
+}
+
+// ChildEnv is this process's environment without any setting that could
+// point a child elsewhere (database, Temporal, task queue, keys), plus set.
+func ChildEnv(set map[string]string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if name == "DATABASE_URL" || strings.HasPrefix(name, "TEMPORAL_") || strings.HasPrefix(name, "INTEGRATIONS_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	for k, v := range set {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
