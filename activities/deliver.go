@@ -73,22 +73,16 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 	if err != nil {
 		return DeliverResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "UnknownProvider", nil)
 	}
-	p := &pipeline{acts: a, id: in.IntegrationID, connector: connector,
-		page:   pageSize(connector.BatchLimit(), cmp.Or(a.paging.maxPage, store.MaxPendingLimit)),
+	batch := max(1, connector.BatchLimit())
+	maxPage := cmp.Or(a.paging.maxPage, store.MaxPendingLimit)
+	p := &pipeline{acts: a, id: in.IntegrationID, connector: connector, batch: batch,
+		page:   min(maxPage, batch*max(1, maxPage/batch)),
 		budget: cmp.Or(a.paging.budget, deliverBudget)}
 	return p.run(ctx)
 }
 
 // deliverBudget is how long one Deliver activity keeps reading pages.
 const deliverBudget = 2 * time.Second
-
-// pageSize is how many pending leads one database read and one outcome
-// write cover: as many whole CRM batches as maxPage allows, so the
-// database costs are shared by many batches.
-func pageSize(batchLimit, maxPage int) int {
-	batchLimit = max(1, batchLimit)
-	return min(maxPage, batchLimit*max(1, maxPage/batchLimit))
-}
 
 // pipeline is one Deliver run: a reader goroutine pages through the pending
 // leads (by lead ID, so it can read ahead of what is delivered), the
@@ -103,8 +97,11 @@ type pipeline struct {
 	acts      *Activities
 	id        string
 	connector crm.Connector
-	page      int
-	budget    time.Duration
+	// batch is the connector's batch limit. page is how many pending
+	// leads one read covers: as many whole batches as fit in the page
+	// limit, so the database costs are shared by many batches.
+	batch, page int
+	budget      time.Duration
 	// raw is the integration's credentials, read with the first page and
 	// replaced when the connector refreshes them.
 	raw []byte
@@ -140,7 +137,7 @@ func (p *pipeline) run(ctx context.Context) (DeliverResult, error) {
 
 	// The recorder writes with the activity's own context: outcomes of
 	// batches the CRM took must be recorded even when reading stopped.
-	p.outcomes = make(chan []store.DeliveryResult, max(1, p.page/max(1, p.connector.BatchLimit())))
+	p.outcomes = make(chan []store.DeliveryResult, max(1, p.page/p.batch))
 	p.recorderFailed = make(chan struct{})
 	var recorded DeliverResult
 	var recordErr error
@@ -269,13 +266,12 @@ func (p *pipeline) push(ctx context.Context, page pendingPage) (failure *Deliver
 			return failure, false, err
 		}
 	}
-	limit := max(1, p.connector.BatchLimit())
-	for start := 0; start < len(page.deliveries) && !closed(p.recorderFailed); start += limit {
+	for start := 0; start < len(page.deliveries) && !closed(p.recorderFailed); start += p.batch {
 		if p.pushed > 0 && p.spent() {
 			return nil, true, nil
 		}
 		p.pushed++
-		chunk := page.deliveries[start:min(start+limit, len(page.deliveries))]
+		chunk := page.deliveries[start:min(start+p.batch, len(page.deliveries))]
 		results, failure, err := p.acts.pushChunk(ctx, p.id, p.connector, &p.raw, chunk)
 		if err != nil || failure != nil {
 			return failure, false, err
