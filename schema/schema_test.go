@@ -167,16 +167,10 @@ func TestMigrationsUpDownUp(t *testing.T) {
 func TestDialectsDefineTheSameColumns(t *testing.T) {
 	t.Parallel()
 	columnsOf := map[string]map[string][]string{}
-	for _, db := range []testenv.Database{
-		{Name: schema.Postgres, URL: testenv.PostgresURL(t)},
-		{Name: schema.SQLite, URL: testenv.SQLiteURL(t)},
-	} {
-		b := setup(t, db)
-		_, err := b.provider.Up(b.ctx)
-		require.NoError(t, err)
-		columnsOf[db.Name] = map[string][]string{}
+	for _, b := range migratedDialects(t) {
+		columnsOf[b.dialect] = map[string][]string{}
 		for _, table := range tables(t, b) {
-			columnsOf[db.Name][table] = columns(t, b, table)
+			columnsOf[b.dialect][table] = columns(t, b, table)
 		}
 	}
 	require.Equal(t, columnsOf[schema.Postgres], columnsOf[schema.SQLite])
@@ -190,6 +184,24 @@ func TestDialectsDefineTheSameColumns(t *testing.T) {
 func TestDialectsDefineTheSameIndexes(t *testing.T) {
 	t.Parallel()
 	indexesOf := map[string][]string{}
+	for _, b := range migratedDialects(t) {
+		q := `SELECT indexname FROM pg_indexes WHERE schemaname = 'public'
+AND indexname NOT IN (SELECT conname FROM pg_constraint) ORDER BY indexname`
+		if b.dialect == schema.SQLite {
+			q = `SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_autoindex_%' ORDER BY name`
+		}
+		indexesOf[b.dialect] = queryStrings(t, b, q)
+	}
+	require.Equal(t, indexesOf[schema.Postgres], indexesOf[schema.SQLite])
+	require.Contains(t, indexesOf[schema.SQLite], "lead_deliveries_pending_idx")
+	require.NotContains(t, indexesOf[schema.SQLite], "lead_deliveries_status_idx", "replaced by the pending index (00004)")
+}
+
+// migratedDialects returns a fresh PostgreSQL and a fresh SQLite database,
+// each migrated all the way up, for tests that compare the two.
+func migratedDialects(t *testing.T) []*testBundle {
+	t.Helper()
+	var out []*testBundle
 	for _, db := range []testenv.Database{
 		{Name: schema.Postgres, URL: testenv.PostgresURL(t)},
 		{Name: schema.SQLite, URL: testenv.SQLiteURL(t)},
@@ -197,16 +209,9 @@ func TestDialectsDefineTheSameIndexes(t *testing.T) {
 		b := setup(t, db)
 		_, err := b.provider.Up(b.ctx)
 		require.NoError(t, err)
-		q := `SELECT indexname FROM pg_indexes WHERE schemaname = 'public'
-AND indexname NOT IN (SELECT conname FROM pg_constraint) ORDER BY indexname`
-		if b.dialect == schema.SQLite {
-			q = `SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_autoindex_%' ORDER BY name`
-		}
-		indexesOf[db.Name] = queryStrings(t, b, q)
+		out = append(out, b)
 	}
-	require.Equal(t, indexesOf[schema.Postgres], indexesOf[schema.SQLite])
-	require.Contains(t, indexesOf[schema.SQLite], "lead_deliveries_pending_idx")
-	require.NotContains(t, indexesOf[schema.SQLite], "lead_deliveries_status_idx", "replaced by the pending index (00004)")
+	return out
 }
 
 // tables lists the application tables (not goose's).

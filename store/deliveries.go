@@ -81,23 +81,20 @@ type pendingRow struct {
 // hash join over a scan of every lead ever received whenever the leads
 // table is small enough to look cheap.
 var pendingQuery = map[string]string{
-	schema.Postgres: `SELECT ` + leadColumns + `, d.attempts
-FROM (
-	SELECT lead_id, attempts FROM lead_deliveries
-	WHERE crm_integration_id = ? AND status = 'pending' AND lead_id > ?
-	ORDER BY lead_id
-	LIMIT ?
-) d CROSS JOIN LATERAL (SELECT * FROM leads WHERE leads.id = d.lead_id LIMIT 1) l
+	schema.Postgres: pendingFrom + `CROSS JOIN LATERAL (SELECT * FROM leads WHERE leads.id = d.lead_id LIMIT 1) l
 ORDER BY d.lead_id`,
-	schema.SQLite: `SELECT ` + leadColumns + `, d.attempts
-FROM (
-	SELECT lead_id, attempts FROM lead_deliveries
-	WHERE crm_integration_id = ? AND status = 'pending' AND lead_id > ?
-	ORDER BY lead_id
-	LIMIT ?
-) d JOIN leads l ON l.id = d.lead_id
+	schema.SQLite: pendingFrom + `JOIN leads l ON l.id = d.lead_id
 ORDER BY d.lead_id`,
 }
+
+// pendingFrom is pendingQuery up to the join with leads.
+const pendingFrom = `SELECT ` + leadColumns + `, d.attempts
+FROM (
+	SELECT lead_id, attempts FROM lead_deliveries
+	WHERE crm_integration_id = ? AND status = 'pending' AND lead_id > ?
+	ORDER BY lead_id
+	LIMIT ?
+) d `
 
 // PendingDeliveries returns up to limit (1-MaxPendingLimit) pending
 // deliveries of the CRM integration, oldest lead first, with their
