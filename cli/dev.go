@@ -129,7 +129,7 @@ func runDev(c *cli.Context) error {
 		return err
 	}
 	acts := &activities.Activities{Store: st, Connectors: connectors(c), Keyring: kr, Logger: logger}
-	w := worker.New(tc, taskQueue(c), acts, sdkworker.Options{})
+	w := worker.New(tc, taskQueue(c), acts, integration.DefaultPolicy(), sdkworker.Options{})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
@@ -240,7 +240,7 @@ func workerCommand() *cli.Command {
 			}
 			defer tc.Close()
 			acts := &activities.Activities{Store: st, Connectors: connectors(c), Keyring: kr, Logger: logger}
-			w := worker.New(tc, taskQueue(c), acts, sdkworker.Options{})
+			w := worker.New(tc, taskQueue(c), acts, integration.DefaultPolicy(), sdkworker.Options{})
 			logger.Info("worker starting", "task_queue", taskQueue(c))
 			return w.Run(workerInterrupt(ctx))
 		},

@@ -7,26 +7,29 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/acme/integrations/activities"
+	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/workflows"
 )
 
 // New returns a worker for c polling taskQueue (workflows.TaskQueue when
-// empty) with both workflows and the wired activities registered. Start it
-// with Run or Start.
-func New(c client.Client, taskQueue string, a *activities.Activities, opts sdkworker.Options) sdkworker.Worker {
+// empty) with both workflows and the wired activities registered; policy is
+// the service-wide lifecycle policy the workflows follow where an
+// integration has no override. Start it with Run or Start.
+func New(c client.Client, taskQueue string, a *activities.Activities, policy integration.Policy, opts sdkworker.Options) sdkworker.Worker {
 	if taskQueue == "" {
 		taskQueue = workflows.TaskQueue
 	}
 	// Signal order across command names depends on this interceptor.
 	opts.Interceptors = append(opts.Interceptors, &workflows.SignalOrder{})
 	w := sdkworker.New(c, taskQueue, opts)
-	Register(w, a)
+	Register(w, a, policy)
 	return w
 }
 
 // Register adds the workflows and activities to any registry, such as a
 // worker or a test environment.
-func Register(r sdkworker.Registry, a *activities.Activities) {
+func Register(r sdkworker.Registry, a *activities.Activities, policy integration.Policy) {
+	_ = policy // read by the workflows once the worker-side policy lands
 	r.RegisterWorkflow(workflows.LeadIntegration)
 	r.RegisterWorkflow(workflows.CRMIntegration)
 	r.RegisterActivity(a)

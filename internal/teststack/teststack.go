@@ -88,7 +88,7 @@ func New(t *testing.T, db testenv.Database, opts Options) *Stack {
 	queue := testenv.TaskQueue(t)
 	connectors := crm.NewRegistry(sandbox.NewConnector(sandboxHTTP.URL, httpClient))
 	acts := &activities.Activities{Store: st, Connectors: connectors, Keyring: kr, Logger: logger}
-	w := worker.New(tc, queue, acts, sdkworker.Options{})
+	w := worker.New(tc, queue, acts, integration.DefaultPolicy(), sdkworker.Options{})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 
