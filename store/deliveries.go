@@ -279,6 +279,37 @@ func (s *Store) timeOf(ctx context.Context, query string, args ...any) (*time.Ti
 	return &t, nil
 }
 
+// CompletionsSince returns when the first of the CRM integrations'
+// deliveries completed (delivered or rejected) at or after since, and how
+// many of them completed later than that first one (not at the same
+// instant): how a backlog drains, for the benchmark. It returns the zero
+// time and 0 when none did.
+func (s *Store) CompletionsSince(ctx context.Context, crmIDs []string, since time.Time) (first time.Time, after int64, err error) {
+	if len(crmIDs) == 0 {
+		return time.Time{}, 0, nil
+	}
+	// ORDER BY and LIMIT rather than MIN, whose result SQLite does not
+	// declare as a time for the driver to parse.
+	q, args, err := sqlx.In(`SELECT completed_at FROM lead_deliveries
+WHERE crm_integration_id IN (?) AND completed_at >= ? ORDER BY completed_at LIMIT 1`, crmIDs, dbTime(since))
+	if err != nil {
+		return time.Time{}, 0, fmt.Errorf("first completion since %s: %w", since.Format(time.RFC3339), err)
+	}
+	if err := sqlx.GetContext(ctx, s.db, &first, s.db.Rebind(q), args...); errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, 0, nil
+	} else if err != nil {
+		return time.Time{}, 0, fmt.Errorf("first completion since %s: %w", since.Format(time.RFC3339), err)
+	}
+	q, args, err = sqlx.In(`SELECT COUNT(*) FROM lead_deliveries WHERE crm_integration_id IN (?) AND completed_at > ?`, crmIDs, first)
+	if err == nil {
+		err = sqlx.GetContext(ctx, s.db, &after, s.db.Rebind(q), args...)
+	}
+	if err != nil {
+		return time.Time{}, 0, fmt.Errorf("completions after %s: %w", first.UTC().Format(time.RFC3339Nano), err)
+	}
+	return first.UTC(), after, nil
+}
+
 // DeliveryLatencies returns, shortest first, how long each delivery
 // completed (delivered or rejected) at or after since took from intake:
 // completed_at - received_at. For the benchmark.

@@ -106,6 +106,18 @@ func (s *Store) prepared(ctx context.Context, query string) (*sqlx.Stmt, error) 
 	return stmt, nil
 }
 
+// Backend names the database the store runs on, schema.Postgres or
+// schema.SQLite, for reports; the store behaves the same on both.
+func (s *Store) Backend() string { return s.dialect.name() }
+
+// Ping checks that the database can be reached, for health checks.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping %s database: %w", s.dialect.name(), err)
+	}
+	return nil
+}
+
 // Dialect is "postgres" or "sqlite".
 func (s *Store) Dialect() string { return s.dialect.name() }
 
