@@ -118,13 +118,6 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Dialect is "postgres" or "sqlite".
-func (s *Store) Dialect() string { return s.dialect.name() }
-
-// DB is the underlying connection pool, for queries the store does not
-// offer. Write SQL both dialects accept, with ? placeholders and DB().Rebind.
-func (s *Store) DB() *sqlx.DB { return s.db }
-
 // Migrate applies the pending migrations of schema for the store's dialect.
 // It is idempotent, and safe to run from several processes at once (on
 // PostgreSQL an advisory lock serialises them; on SQLite the loser of a
