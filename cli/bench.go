@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -33,7 +32,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/urfave/cli/v2"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
@@ -255,7 +253,7 @@ func runBench(c *cli.Context) error {
 	}
 
 	report := benchReport{
-		Mode: stack.mode, Database: stack.store.Dialect(), LeadIntegrations: opts.leads,
+		Mode: stack.mode, Database: stack.store.Backend(), LeadIntegrations: opts.leads,
 		CRMIntegrations: opts.crms, Concurrency: opts.concurrency, CRMLatencyMS: opts.crmLatency.Milliseconds(),
 	}
 	runStart := time.Now().UTC()
@@ -1089,7 +1087,7 @@ func sampleCPU(stack *benchStack) map[string]time.Duration {
 	if busy, ok := proc.MachineBusy(); ok {
 		out["machine"] = busy
 	}
-	if stack.store.Dialect() == "postgres" {
+	if stack.store.Backend() == "postgres" {
 		entries, _ := os.ReadDir("/proc")
 		var total time.Duration
 		seen := false
@@ -1420,33 +1418,15 @@ func measureBacklog(ctx context.Context, stack *benchStack, org benchOrg, runID 
 // completionsSince returns the first completion time of the CRMs'
 // deliveries at or after since, and how many completed after it.
 func completionsSince(ctx context.Context, stack *benchStack, crms []benchCRM, since time.Time) (time.Time, int64, error) {
-	db := stack.store.DB()
 	ids := make([]string, len(crms))
 	for i, c := range crms {
 		ids[i] = c.id
 	}
-	// ORDER BY and LIMIT rather than MIN, whose result SQLite does not
-	// declare as a time for the driver to parse.
-	q, args, err := sqlx.In(`SELECT completed_at FROM lead_deliveries
-WHERE crm_integration_id IN (?) AND completed_at >= ? ORDER BY completed_at LIMIT 1`, ids, since.UTC())
+	first, n, err := stack.store.CompletionsSince(ctx, ids, since)
 	if err != nil {
-		return time.Time{}, 0, err
-	}
-	var first time.Time
-	if err := db.GetContext(ctx, &first, db.Rebind(q), args...); errors.Is(err, sql.ErrNoRows) {
-		return time.Time{}, 0, nil
-	} else if err != nil {
-		return time.Time{}, 0, fmt.Errorf("first delivery of the backlog: %w", err)
-	}
-	q, args, err = sqlx.In(`SELECT COUNT(*) FROM lead_deliveries WHERE crm_integration_id IN (?) AND completed_at > ?`, ids, first)
-	if err != nil {
-		return time.Time{}, 0, err
-	}
-	var n int64
-	if err := db.GetContext(ctx, &n, db.Rebind(q), args...); err != nil {
 		return time.Time{}, 0, fmt.Errorf("deliveries of the backlog: %w", err)
 	}
-	return first.UTC(), n, nil
+	return first, n, nil
 }
 
 func (r *benchReport) setBacklog(b benchBacklog) {
