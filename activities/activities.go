@@ -154,6 +154,11 @@ func (a *Activities) Notify(ctx context.Context, in NotifyInput) error {
 			s.ConsecutiveFailures, formatTime(s.FailingSince), s.LastSyncError)
 		n.DedupeKey = fmt.Sprintf("%s:needs_attention:%d", s.ID, s.Version)
 		notes = append(notes, n)
+	case integration.EffectResolveAll:
+		if _, err := a.Store.ResolveNotifications(ctx, s.ID, "", s.UpdatedAt); err != nil {
+			return fmt.Errorf("resolve the notifications of %s: %w", s.ID, err)
+		}
+		return nil
 	case integration.EffectAttentionResolved:
 		if _, err := a.Store.ResolveNotifications(ctx, s.ID, "needs_attention", s.UpdatedAt); err != nil {
 			return fmt.Errorf("resolve attention alert of %s: %w", s.ID, err)

@@ -2,16 +2,12 @@ package bench
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 
 	"github.com/acme/integrations/crm"
 	"github.com/acme/integrations/integration"
@@ -223,37 +219,17 @@ func measureBacklog(ctx context.Context, stack *benchStack, org benchOrg, runID 
 }
 
 // completionsSince returns the first completion time of the CRMs'
-// deliveries at or after since, and how many completed after it. It is the
-// benchmark's one piece of SQL, until the store answers it itself
-// (Store.CompletionsSince replaces this function's body).
+// deliveries at or after since, and how many completed after it.
 func completionsSince(ctx context.Context, stack *benchStack, crms []benchCRM, since time.Time) (time.Time, int64, error) {
-	db := stack.store.DB()
 	ids := make([]string, len(crms))
 	for i, c := range crms {
 		ids[i] = c.id
 	}
-	// ORDER BY and LIMIT rather than MIN, whose result SQLite does not
-	// declare as a time for the driver to parse.
-	q, args, err := sqlx.In(`SELECT completed_at FROM lead_deliveries
-WHERE crm_integration_id IN (?) AND completed_at >= ? ORDER BY completed_at LIMIT 1`, ids, since.UTC())
+	first, n, err := stack.store.CompletionsSince(ctx, ids, since)
 	if err != nil {
-		return time.Time{}, 0, err
-	}
-	var first time.Time
-	if err := db.GetContext(ctx, &first, db.Rebind(q), args...); errors.Is(err, sql.ErrNoRows) {
-		return time.Time{}, 0, nil
-	} else if err != nil {
-		return time.Time{}, 0, fmt.Errorf("first delivery of the backlog: %w", err)
-	}
-	q, args, err = sqlx.In(`SELECT COUNT(*) FROM lead_deliveries WHERE crm_integration_id IN (?) AND completed_at > ?`, ids, first)
-	if err != nil {
-		return time.Time{}, 0, err
-	}
-	var n int64
-	if err := db.GetContext(ctx, &n, db.Rebind(q), args...); err != nil {
 		return time.Time{}, 0, fmt.Errorf("deliveries of the backlog: %w", err)
 	}
-	return first.UTC(), n, nil
+	return first, n, nil
 }
 
 // sampleCPU reads the CPU time used so far by each part of the stack on

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/acme/integrations/app"
@@ -68,7 +67,7 @@ func (s *benchStack) checkChildren() error {
 // through DATA-DIR/dev.json (Options.Validate checked it is there), with
 // the dev stack's key.
 func attachBenchStack(ctx context.Context, cfg app.Config, logger *slog.Logger) (*benchStack, error) {
-	stack := &benchStack{mode: "attach", httpURL: cfg.Dev.HTTPURL, sandboxURL: cfg.SandboxURL, database: databaseKind(cfg.DatabaseURL)}
+	stack := &benchStack{mode: "attach", httpURL: cfg.Dev.HTTPURL, sandboxURL: cfg.SandboxURL}
 	svc, err := app.New(ctx, cfg, app.WithLogger(logger), app.WithTemporal(), app.WithKeyring())
 	if err != nil {
 		return nil, err
@@ -79,7 +78,7 @@ func attachBenchStack(ctx context.Context, cfg app.Config, logger *slog.Logger) 
 
 // use takes the store, the starter and the sandbox connector of svc.
 func (s *benchStack) use(svc *app.Service) error {
-	s.store, s.starter = svc.Store, svc.Starter
+	s.store, s.starter, s.database = svc.Store, svc.Starter, svc.Store.Backend()
 	connector, err := svc.Connectors.Get(sandbox.ProviderName)
 	if err != nil {
 		return err
@@ -87,14 +86,6 @@ func (s *benchStack) use(svc *app.Service) error {
 	s.connector = connector
 	s.sandbox = sandbox.NewClient(s.sandboxURL, nil)
 	return nil
-}
-
-// databaseKind names the database of a URL as the report shows it.
-func databaseKind(databaseURL string) string {
-	if strings.HasPrefix(databaseURL, "postgres://") || strings.HasPrefix(databaseURL, "postgresql://") {
-		return "postgres"
-	}
-	return "sqlite"
 }
 
 // checkLoopback refuses a URL that is not on this machine: the benchmark
@@ -131,7 +122,6 @@ func startBenchStack(ctx context.Context, cfg app.Config, opts Options, runID st
 		dbURL = "sqlite://" + filepath.Join(tmp, "integrations.db")
 		progress("no --database-url: using SQLite in %s (the targets are about PostgreSQL)", tmp)
 	}
-	stack.database = databaseKind(dbURL)
 	// A key of the run's own: nothing sealed in this run outlives it.
 	key := make([]byte, credential.KeySize)
 	if _, err := rand.Read(key); err != nil {
