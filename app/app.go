@@ -236,7 +236,12 @@ func (s *Service) Start(ctx context.Context) error {
 		s.onClose(s.Worker.Stop)
 	}
 	if s.Handler != nil {
-		srv, err := ServeHTTP(s.Config.HTTPAddr, s.Handler, s.Logger)
+		addr := s.Config.HTTPAddr
+		if addr == "" {
+			// Never every interface by accident.
+			addr = DefaultHTTPAddr
+		}
+		srv, err := ServeHTTP(addr, s.Handler, s.Logger)
 		if err != nil {
 			return fmt.Errorf("HTTP API: %w", err)
 		}

@@ -452,8 +452,9 @@ type envLookup func(string) (string, bool)
 // LookupEnv implements envconfig.EnvLookup.
 func (l envLookup) LookupEnv(name string) (string, bool) { return l(name) }
 
-// Environ implements envconfig.EnvLookup with the TEMPORAL_ variables the
-// lookup knows of (the SDK reads gRPC metadata variables from it).
+// Environ implements envconfig.EnvLookup: the process's TEMPORAL_
+// variables as the lookup sees them (the SDK reads gRPC metadata variables
+// from it).
 func (l envLookup) Environ() []string {
 	var out []string
 	for _, kv := range os.Environ() {

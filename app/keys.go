@@ -47,6 +47,10 @@ func (c Config) keyring(create bool) (*credential.Keyring, error) {
 	switch {
 	case c.EncryptionKey != "":
 		key, err = credential.ParseKey(c.EncryptionKey)
+	case c.DataDir == "" && (create || c.Dev != nil):
+		// A key file relative to wherever the process happens to run
+		// would be a key nobody else has.
+		return nil, fmt.Errorf("%w: no data dir for the dev stack's key: set the data dir, or %s", ErrNoKey, credential.KeyEnv)
 	case create:
 		key, err = credential.LoadOrCreateKeyFile(c.KeyFile())
 	case c.OnDevStack():
