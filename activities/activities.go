@@ -53,10 +53,15 @@ func (a *Activities) Project(ctx context.Context, in ProjectInput) error {
 	return nil
 }
 
-// ValidateInput names the CRM integration to validate.
+// ValidateInput names the CRM integration to validate, and the
+// credentials to validate it with.
 type ValidateInput struct {
 	IntegrationID string `json:"integration_id"`
 	Provider      string `json:"provider"`
+	// CredentialVersion is a candidate version (from an authorize) to
+	// validate and, if every check passes, promote to current; zero
+	// validates the current credentials.
+	CredentialVersion int `json:"credential_version,omitempty"`
 }
 
 // Validate runs the provider's checks with the integration's latest stored

@@ -86,8 +86,14 @@ const (
 	// resolves every open notification and alert of the integration (the
 	// support alert included), not only pause notices.
 	RevisionTruthfulStatus Revision = 1
+	// RevisionSafeReauthorization: new credentials for a set-up CRM
+	// integration that fail validation are refused (the authorize is a
+	// rejection naming the failed checks): the integration keeps its
+	// current credentials and its status, instead of being paused by a
+	// mistyped key. (The shell only promotes credentials that passed.)
+	RevisionSafeReauthorization Revision = 2
 	// LatestRevision is the revision new runs use.
-	LatestRevision = RevisionTruthfulStatus
+	LatestRevision = RevisionSafeReauthorization
 )
 
 // Rules are the transition rules at one revision, with the policy
@@ -341,6 +347,10 @@ func (s *State) applyCRM(ev Event, r Rules) ([]Effect, error) {
 	}
 	switch ev.Type {
 	case EventAuthorize:
+		if _, failed := pauseReason(ev.Checks); failed && s.Status != StatusSetupIncomplete && r.Revision >= RevisionSafeReauthorization {
+			return nil, reject(ev.Type, "the new credentials for %s failed validation (%s); it keeps its current credentials and status %s: fix them and authorize again",
+				s.ID, describeChecks(ev.Checks), s.Status)
+		}
 		return s.authorize(ev, r), nil
 	case EventCompleteSetup:
 		switch {
@@ -519,9 +529,19 @@ func describeFailures(v *Validation) string {
 	if v == nil {
 		return "no validation has run"
 	}
+	return describeChecks(v.Checks)
+}
+
+// describeChecks lists the failed checks of a validation with what to do
+// about each, on one line.
+func describeChecks(checks []Check) string {
 	var parts []string
-	for _, c := range v.Failed() {
-		parts = append(parts, c.Name+": "+c.Message)
+	for _, c := range (Validation{Checks: checks}).Failed() {
+		part := c.Name + ": " + c.Message
+		if c.Remediation != "" {
+			part += " (fix: " + c.Remediation + ")"
+		}
+		parts = append(parts, part)
 	}
 	return strings.Join(parts, "; ")
 }

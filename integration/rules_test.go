@@ -1150,12 +1150,6 @@ func TestApply_CRMValidation(t *testing.T) {
 			wantStatus: StatusFailedSync, wantReason: ReasonSyncError, wantChanged: false,
 		},
 		accepted{
-			name: "re-authorizing an active integration with failing checks pauses and notifies", given: "crm/active",
-			event:      authorizeWith(failing(ReasonExpiredCredentials)),
-			wantStatus: StatusPaused, wantReason: ReasonExpiredCredentials, wantChanged: true,
-			wantEffects: []Effect{{Type: EffectNotifyPaused, Reason: ReasonExpiredCredentials, Checks: failing(ReasonExpiredCredentials)}},
-		},
-		accepted{
 			name: "a manual pause never resumes on the same passing validation", given: "crm/paused manual",
 			event:      validation(passing()),
 			wantStatus: StatusPaused, wantReason: ReasonManual, wantChanged: false,

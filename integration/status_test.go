@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -144,4 +145,52 @@ func spaced(n int, every time.Duration) []time.Duration {
 		out[i] = time.Duration(i) * every
 	}
 	return out
+}
+
+// TestApply_FailedReauthorizationChangesNothing: new credentials for a
+// set-up integration that fail validation are refused, naming the failed
+// checks and what to do; the integration keeps its status (and the shell
+// its current credentials). In setup, failing checks still mean
+// needs_information (design §2).
+func TestApply_FailedReauthorizationChangesNothing(t *testing.T) {
+	t.Parallel()
+
+	var cases []rejected
+	for _, fixture := range []string{"crm/active", "crm/failed_sync", "crm/paused manual", "crm/paused expired_credentials", "crm/paused manual while failing"} {
+		for _, code := range []Reason{ReasonExpiredCredentials, ReasonInsufficientPermissions, ReasonAPIDisabled} {
+			cases = append(cases, rejected{
+				name: fmt.Sprintf("%s with %s", fixture, code), given: fixture,
+				event:    authorizeWith(failing(code)),
+				mentions: []string{"failed validation", "keeps its current credentials", "authorize again", checkFor(code).Message, checkFor(code).Remediation},
+			})
+		}
+	}
+	runRejected(t, cases)
+
+	b := setup(t)
+	tr := b.mustApply(t, b.given(t, "crm/awaiting_finish"), authorizeWith(failing(ReasonExpiredCredentials)))
+	require.Equal(t, ReasonNeedsInformation, tr.State.Reason, "in setup, failing checks need information")
+}
+
+// TestApplyRules_TruthfulStatusRevisionPausesOnAFailedReauthorization keeps
+// the behaviour runs from before RevisionSafeReauthorization replay with.
+func TestApplyRules_TruthfulStatusRevisionPausesOnAFailedReauthorization(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	tr, err := b.given(t, "crm/active").ApplyRules(Event{Type: EventAuthorize, Checks: failing(ReasonExpiredCredentials), At: b.tick()},
+		Rules{Revision: RevisionTruthfulStatus})
+	require.NoError(t, err)
+	require.Equal(t, StatusPaused, tr.State.Status)
+	require.Equal(t, ReasonExpiredCredentials, tr.State.Reason)
+	require.Equal(t, []Effect{{Type: EffectNotifyPaused, Reason: ReasonExpiredCredentials, Checks: failing(ReasonExpiredCredentials)}}, tr.Effects)
+}
+
+// checkFor is the catalog check that fails with code.
+func checkFor(code Reason) Check {
+	for _, c := range checkCatalog {
+		if c.Code == code {
+			return c
+		}
+	}
+	panic("no catalog check for " + string(code))
 }

@@ -70,11 +70,13 @@ func (r *runner) projectIfBehind(ctx workflow.Context) error {
 	return nil
 }
 
-// validate runs the CRM's validation checks with the stored credentials.
-func (r *runner) validate(ctx workflow.Context) ([]integration.Check, error) {
+// validate runs the CRM's validation checks with the current credentials,
+// or with candidate (a credentials version an authorize brought), which
+// the activity promotes to current if every check passes.
+func (r *runner) validate(ctx workflow.Context, candidate int) ([]integration.Check, error) {
 	actx := workflow.WithActivityOptions(ctx, validationActivity)
 	var checks []integration.Check
-	in := activities.ValidateInput{IntegrationID: r.in.State.ID, Provider: r.in.State.Provider}
+	in := activities.ValidateInput{IntegrationID: r.in.State.ID, Provider: r.in.State.Provider, CredentialVersion: candidate}
 	err := workflow.ExecuteActivity(actx, acts.Validate, in).Get(ctx, &checks)
 	return checks, err
 }

@@ -75,6 +75,11 @@ type Command struct {
 	// Only the source travels through history; the lead's contact details
 	// never do.
 	Source string `json:"source,omitempty"`
+	// CredentialVersion is the stored (sealed) credentials version an
+	// authorize is about: the candidate to validate, promoted to current
+	// only if it passes. Zero validates the current credentials again.
+	// The version number, never the credentials, travels in history.
+	CredentialVersion int `json:"credential_version,omitempty"`
 }
 
 // Config is what one integration overrides of the worker's policy, given

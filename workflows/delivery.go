@@ -55,7 +55,7 @@ func (r *runner) sync(ctx workflow.Context) error {
 		case activities.FailureRateLimited:
 			result = integration.SyncResult{Outcome: integration.SyncRateLimited, RetryAfter: f.RetryAfter}
 		case activities.FailureAuth, activities.FailurePermission:
-			checks, err := r.validate(ctx)
+			checks, err := r.validate(ctx, 0)
 			if err == nil {
 				if err := r.apply(ctx, integration.Event{Type: integration.EventValidated, Actor: integration.ActorSystem, Checks: checks, At: now(ctx)}); err != nil {
 					return err

@@ -117,7 +117,11 @@ func (r *runner) process(ctx workflow.Context, m message) error {
 		// Ask the rules first, so a command the state rejects is not
 		// validated against the CRM for nothing.
 		if _, err = r.in.State.ApplyRules(r.eventFor(m, now(ctx), nil), r.rules); err == nil {
-			checks, err = r.validate(ctx)
+			candidate := 0
+			if m.event == integration.EventAuthorize {
+				candidate = m.cmd.CredentialVersion
+			}
+			checks, err = r.validate(ctx, candidate)
 			if err != nil {
 				err = fmt.Errorf("cannot %s %s: the CRM could not be reached to validate the credentials; try again later: %w", m.event, r.in.State.ID, err)
 			}

@@ -17,6 +17,7 @@ import (
 	"github.com/acme/integrations/crm/sandbox"
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/internal/testenv"
+	"github.com/acme/integrations/internal/teststack"
 	"github.com/acme/integrations/workflows"
 )
 
@@ -48,6 +49,8 @@ var recorders = map[string]recorder{
 		covers: []string{"marker:worker-policy", "marker:truthful-status", "effect:needs-attention", "effect:attention-resolved", "effect:resolve-all", "update:pause", "update:resume"}},
 	"lead_setup_timers": {config: workflows.Config{ReminderAfter: time.Second, AbandonAfter: 2 * time.Second}, record: recordSetupTimers,
 		covers: []string{"TimerFired", "effect:setup-reminder", "effect:setup-abandoned", "effect:resolve-all"}},
+	"crm_reauthorization": {config: syncConfig, record: recordReauthorization,
+		covers: []string{"marker:safe-reauthorization", "update:authorize", "Validate", "WorkflowExecutionUpdateCompleted"}},
 	"crm_continue_as_new": {config: workflows.Config{MaxHistoryEvents: 60}, record: recordContinueAsNew,
 		covers: []string{"WorkflowExecutionContinuedAsNew", "marker:worker-policy", "signal:pause", "signal:resume"}},
 }
@@ -286,6 +289,25 @@ func recordContinueAsNew(t *testing.T, b *e2eBundle) string {
 	}
 	require.Positive(t, b.describe(t, integration.KindCRM, crmID).Run, "continued as new")
 	_, err := b.stack.Starter.Command(b.ctx, crmID, integration.EventDelete, "op", "")
+	require.NoError(t, err)
+	return integration.WorkflowID(integration.KindCRM, crmID)
+}
+
+// recordReauthorization records an active CRM integration given a key that
+// fails validation (refused, nothing changes), then a good one.
+func recordReauthorization(t *testing.T, b *e2eBundle) string {
+	crmID := testenv.ID("recorded-crm")
+	b.activeCRM(t, "recorded-org", crmID)
+	weak, err := b.stack.Sandbox.CreateAccount(b.ctx, []string{"contacts.read"})
+	require.NoError(t, err)
+	_, err = b.stack.Starter.Authorize(b.ctx, crmID, teststack.Credentials(weak.APIKey), "op")
+	require.True(t, integration.IsRejection(err), "a key lacking a scope is refused: %v", err)
+	good, err := b.stack.Sandbox.CreateAccount(b.ctx, nil)
+	require.NoError(t, err)
+	st, err := b.stack.Starter.Authorize(b.ctx, crmID, teststack.Credentials(good.APIKey), "op")
+	require.NoError(t, err)
+	require.Equal(t, integration.StatusActive, st.Status)
+	_, err = b.stack.Starter.Command(b.ctx, crmID, integration.EventDelete, "op", "")
 	require.NoError(t, err)
 	return integration.WorkflowID(integration.KindCRM, crmID)
 }

@@ -39,7 +39,7 @@ func (r *runner) fireTimers(ctx workflow.Context) error {
 	events := due.TimerEvents(at)
 	if due.Validation {
 		r.in.Timers = r.in.Timers.ValidationRan(r.policy, at)
-		checks, err := r.validate(ctx)
+		checks, err := r.validate(ctx, 0)
 		if err != nil {
 			if isCanceled(err) {
 				return err

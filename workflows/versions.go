@@ -24,6 +24,10 @@ const (
 	// integration.RevisionTruthfulStatus (failed_sync after a pause while
 	// failing; delete resolves every notification).
 	changeTruthfulStatus = "truthful-status"
+	// changeSafeReauthorization (v1): the rules at
+	// integration.RevisionSafeReauthorization (new credentials that fail
+	// validation are refused and change nothing).
+	changeSafeReauthorization = "safe-reauthorization"
 )
 
 // versions says which changes a run has.
@@ -44,6 +48,9 @@ func readVersions(ctx workflow.Context, kind integration.Kind) versions {
 	v.rules = integration.RevisionOriginal
 	if workflow.GetVersion(ctx, changeTruthfulStatus, workflow.DefaultVersion, 1) >= 1 {
 		v.rules = integration.RevisionTruthfulStatus
+	}
+	if workflow.GetVersion(ctx, changeSafeReauthorization, workflow.DefaultVersion, 1) >= 1 {
+		v.rules = integration.RevisionSafeReauthorization
 	}
 	return v
 }
