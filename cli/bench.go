@@ -42,6 +42,7 @@ import (
 	"github.com/acme/integrations/credential"
 	"github.com/acme/integrations/crm"
 	"github.com/acme/integrations/crm/sandbox"
+	"github.com/acme/integrations/crm/sandbox/sandboxfake"
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/internal/proc"
 	"github.com/acme/integrations/starter"
@@ -185,7 +186,7 @@ type benchStack struct {
 	starter    *starter.Starter
 	httpURL    string
 	sandboxURL string
-	sandbox    *sandbox.Client
+	sandbox    *sandboxfake.Client
 	connector  crm.Connector
 	// worker and serve are the child processes (nil when attached).
 	worker, serve *benchChild
@@ -376,7 +377,7 @@ func attachBenchStack(c *cli.Context) (*benchStack, error) {
 	}
 	stack.onClose(tc.Close)
 	stack.connector = sandbox.NewConnector(sandboxBase, nil)
-	stack.sandbox = sandbox.NewClient(sandboxBase, nil)
+	stack.sandbox = sandboxfake.NewClient(sandboxBase, nil)
 	stack.starter = &starter.Starter{Temporal: tc, Store: st, Keyring: kr, Connectors: crm.NewRegistry(stack.connector), TaskQueue: taskQueue(c)}
 	return stack, nil
 }
@@ -463,7 +464,7 @@ func startBenchStack(ctx context.Context, c *cli.Context, opts benchOptions, run
 	stack.onClose(func() { _ = server.Stop() })
 	stack.temporalPID = findChildPID("temporal")
 
-	sandboxServer, err := sandbox.NewServer("")
+	sandboxServer, err := sandboxfake.NewServer("")
 	if err != nil {
 		return stack, fmt.Errorf("sandbox: %w", err)
 	}
@@ -474,7 +475,7 @@ func startBenchStack(ctx context.Context, c *cli.Context, opts benchOptions, run
 	stack.onClose(stopSandbox)
 	stack.sandboxURL = "http://" + sandboxAddr
 	stack.connector = sandbox.NewConnector(stack.sandboxURL, nil)
-	stack.sandbox = sandbox.NewClient(stack.sandboxURL, nil)
+	stack.sandbox = sandboxfake.NewClient(stack.sandboxURL, nil)
 
 	queue := "bench-" + runID
 	stack.starter = &starter.Starter{Temporal: server.Client(), Store: st, Keyring: kr,
@@ -706,7 +707,7 @@ func setupBenchCRM(ctx context.Context, stack *benchStack, org, id string, laten
 		return benchCRM{}, err
 	}
 	if latency > 0 {
-		if _, err := stack.sandbox.SetFaults(ctx, acct.APIKey, sandbox.Faults{LatencyMS: int(latency / time.Millisecond)}); err != nil {
+		if _, err := stack.sandbox.SetFaults(ctx, acct.APIKey, sandboxfake.Faults{LatencyMS: int(latency / time.Millisecond)}); err != nil {
 			return benchCRM{}, err
 		}
 	}

@@ -23,7 +23,7 @@ import (
 
 	"github.com/acme/integrations/activities"
 	"github.com/acme/integrations/api"
-	"github.com/acme/integrations/crm/sandbox"
+	"github.com/acme/integrations/crm/sandbox/sandboxfake"
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/starter"
 	"github.com/acme/integrations/worker"
@@ -112,7 +112,7 @@ func runDev(c *cli.Context) error {
 	}()
 	tc := server.Client()
 
-	sandboxServer, err := sandbox.NewServer(filepath.Join(dataDir, "sandbox.json"))
+	sandboxServer, err := sandboxfake.NewServer(filepath.Join(dataDir, "sandbox.json"))
 	if err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}

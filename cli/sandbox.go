@@ -15,11 +15,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/acme/integrations/crm/sandbox"
+	"github.com/acme/integrations/crm/sandbox/sandboxfake"
 )
 
 func sandboxCommand() *cli.Command {
-	keyAction := func(name string, op func(ctx context.Context, sc *sandbox.Client, key string) (sandbox.Account, error)) *cli.Command {
+	keyAction := func(name string, op func(ctx context.Context, sc *sandboxfake.Client, key string) (sandboxfake.Account, error)) *cli.Command {
 		return &cli.Command{
 			Name: name, ArgsUsage: "KEY", Usage: name + " an account's API key",
 			Action: func(c *cli.Context) error {
@@ -27,7 +27,7 @@ func sandboxCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				return withSandbox(c, func(ctx context.Context, sc *sandbox.Client) error {
+				return withSandbox(c, func(ctx context.Context, sc *sandboxfake.Client) error {
 					a, err := op(ctx, sc, key)
 					if err != nil {
 						return err
@@ -50,7 +50,7 @@ func sandboxCommand() *cli.Command {
 			Action: func(c *cli.Context) error {
 				ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 				defer stop()
-				srv, err := sandbox.NewServer(c.String("state-file"))
+				srv, err := sandboxfake.NewServer(c.String("state-file"))
 				if err != nil {
 					return err
 				}
@@ -85,7 +85,7 @@ func sandboxCommand() *cli.Command {
 								scopes = append(scopes, strings.TrimSpace(s))
 							}
 						}
-						return withSandbox(c, func(ctx context.Context, sc *sandbox.Client) error {
+						return withSandbox(c, func(ctx context.Context, sc *sandboxfake.Client) error {
 							a, err := sc.CreateAccount(ctx, scopes)
 							if err != nil {
 								return err
@@ -104,16 +104,16 @@ func sandboxCommand() *cli.Command {
 						})
 					},
 				},
-				keyAction("revoke", func(ctx context.Context, sc *sandbox.Client, key string) (sandbox.Account, error) {
+				keyAction("revoke", func(ctx context.Context, sc *sandboxfake.Client, key string) (sandboxfake.Account, error) {
 					return sc.Revoke(ctx, key)
 				}),
-				keyAction("restore", func(ctx context.Context, sc *sandbox.Client, key string) (sandbox.Account, error) {
+				keyAction("restore", func(ctx context.Context, sc *sandboxfake.Client, key string) (sandboxfake.Account, error) {
 					return sc.Restore(ctx, key)
 				}),
-				keyAction("disable-api", func(ctx context.Context, sc *sandbox.Client, key string) (sandbox.Account, error) {
+				keyAction("disable-api", func(ctx context.Context, sc *sandboxfake.Client, key string) (sandboxfake.Account, error) {
 					return sc.DisableAPI(ctx, key)
 				}),
-				keyAction("enable-api", func(ctx context.Context, sc *sandbox.Client, key string) (sandbox.Account, error) {
+				keyAction("enable-api", func(ctx context.Context, sc *sandboxfake.Client, key string) (sandboxfake.Account, error) {
 					return sc.EnableAPI(ctx, key)
 				}),
 				{
@@ -122,7 +122,7 @@ func sandboxCommand() *cli.Command {
 						if c.NArg() != 2 {
 							return usagef("sandbox account drop-scope takes two arguments, KEY and SCOPE (got %d)", c.NArg())
 						}
-						return withSandbox(c, func(ctx context.Context, sc *sandbox.Client) error {
+						return withSandbox(c, func(ctx context.Context, sc *sandboxfake.Client) error {
 							a, err := sc.DropScope(ctx, c.Args().Get(0), c.Args().Get(1))
 							if err != nil {
 								return err
@@ -169,13 +169,13 @@ func sandboxFaultCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return withSandbox(c, func(ctx context.Context, sc *sandbox.Client) error {
+			return withSandbox(c, func(ctx context.Context, sc *sandboxfake.Client) error {
 				if c.Bool("clear") {
 					if err := sc.ClearFaults(ctx, key); err != nil {
 						return err
 					}
 				}
-				var f sandbox.Faults
+				var f sandboxfake.Faults
 				if changes {
 					f, err = sc.UpdateFaults(ctx, key, update)
 				} else {
@@ -193,7 +193,7 @@ func sandboxFaultCommand() *cli.Command {
 // faultsUpdateFromFlags turns the fault flags given into a FaultsUpdate;
 // changes is false when no fault flag was given. Flag values are checked
 // here so that mistakes are usage errors; the sandbox checks them again.
-func faultsUpdateFromFlags(c *cli.Context) (u sandbox.FaultsUpdate, changes bool, err error) {
+func faultsUpdateFromFlags(c *cli.Context) (u sandboxfake.FaultsUpdate, changes bool, err error) {
 	count := func(name string) (*int, error) {
 		if !c.IsSet(name) {
 			return nil, nil
@@ -236,8 +236,8 @@ func faultsUpdateFromFlags(c *cli.Context) (u sandbox.FaultsUpdate, changes bool
 	}
 	if c.IsSet("reject-field") {
 		v := c.String("reject-field")
-		if v != "" && !slices.Contains(sandbox.RejectFields(), v) {
-			return u, false, usagef("--reject-field must be one of %s (or \"\" to remove the rule), not %q", strings.Join(sandbox.RejectFields(), ", "), v)
+		if v != "" && !slices.Contains(sandboxfake.RejectFields(), v) {
+			return u, false, usagef("--reject-field must be one of %s (or \"\" to remove the rule), not %q", strings.Join(sandboxfake.RejectFields(), ", "), v)
 		}
 		u.RejectField, changes = &v, true
 	}
@@ -254,7 +254,7 @@ func faultsUpdateFromFlags(c *cli.Context) (u sandbox.FaultsUpdate, changes bool
 	return u, changes, nil
 }
 
-func printFaults(c *cli.Context, f sandbox.Faults) error {
+func printFaults(c *cli.Context, f sandboxfake.Faults) error {
 	if jsonOutput(c) {
 		return printJSON(c, f)
 	}
@@ -284,7 +284,7 @@ func sandboxRecordsCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return withSandbox(c, func(ctx context.Context, sc *sandbox.Client) error {
+			return withSandbox(c, func(ctx context.Context, sc *sandboxfake.Client) error {
 				st, err := sc.Records(ctx, key)
 				if err != nil {
 					return err
@@ -308,13 +308,13 @@ func sandboxRecordsCommand() *cli.Command {
 	}
 }
 
-func withSandbox(c *cli.Context, fn func(ctx context.Context, sc *sandbox.Client) error) error {
+func withSandbox(c *cli.Context, fn func(ctx context.Context, sc *sandboxfake.Client) error) error {
 	ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
 	defer cancel()
-	return fn(ctx, sandbox.NewClient(sandboxURL(c), &http.Client{Timeout: 20 * time.Second}))
+	return fn(ctx, sandboxfake.NewClient(sandboxURL(c), &http.Client{Timeout: 20 * time.Second}))
 }
 
-func printAccount(c *cli.Context, a sandbox.Account) error {
+func printAccount(c *cli.Context, a sandboxfake.Account) error {
 	if jsonOutput(c) {
 		return printJSON(c, a)
 	}

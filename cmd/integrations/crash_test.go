@@ -27,6 +27,7 @@ import (
 	"github.com/acme/integrations/credential"
 	"github.com/acme/integrations/crm"
 	"github.com/acme/integrations/crm/sandbox"
+	"github.com/acme/integrations/crm/sandbox/sandboxfake"
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/internal/proc"
 	"github.com/acme/integrations/internal/testenv"
@@ -84,7 +85,7 @@ type crashBundle struct {
 	env     []string
 	store   *store.Store
 	starter *starter.Starter
-	sandbox *sandbox.Client
+	sandbox *sandboxfake.Client
 	org     string
 
 	worker  *workerProcess
@@ -122,7 +123,7 @@ func setupCrash(t *testing.T) *crashBundle {
 	kr, err := credential.NewKeyring(key)
 	require.NoError(t, err)
 
-	sb, err := sandbox.NewServer("")
+	sb, err := sandboxfake.NewServer("")
 	require.NoError(t, err)
 	sandboxHTTP := httptest.NewServer(sb.Handler())
 	t.Cleanup(sandboxHTTP.Close)
@@ -140,7 +141,7 @@ func setupCrash(t *testing.T) *crashBundle {
 	queue := testenv.TaskQueue(t)
 	b := &crashBundle{
 		ctx: ctx, dir: dir, bin: bin, store: st, org: testenv.ID("org"),
-		sandbox: sandbox.NewClient(sandboxHTTP.URL, httpClient),
+		sandbox: sandboxfake.NewClient(sandboxHTTP.URL, httpClient),
 		env: proc.ChildEnv(map[string]string{
 			"DATABASE_URL":       dbURL,
 			"TEMPORAL_ADDRESS":   server.FrontendHostPort(),
@@ -269,7 +270,7 @@ func (b *crashBundle) activeCRM(t *testing.T) (string, string) {
 	require.NoError(t, err)
 	require.Equal(t, integration.StatusActive, st.Status)
 	latency := int(crashCRMLatency / time.Millisecond)
-	_, err = b.sandbox.UpdateFaults(b.ctx, acct.APIKey, sandbox.FaultsUpdate{LatencyMS: &latency})
+	_, err = b.sandbox.UpdateFaults(b.ctx, acct.APIKey, sandboxfake.FaultsUpdate{LatencyMS: &latency})
 	require.NoError(t, err)
 	return id, acct.APIKey
 }

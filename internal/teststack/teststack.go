@@ -26,6 +26,7 @@ import (
 	"github.com/acme/integrations/credential"
 	"github.com/acme/integrations/crm"
 	"github.com/acme/integrations/crm/sandbox"
+	"github.com/acme/integrations/crm/sandbox/sandboxfake"
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/internal/testenv"
 	"github.com/acme/integrations/starter"
@@ -40,7 +41,7 @@ type Stack struct {
 	Store      *store.Store
 	Temporal   client.Client
 	TaskQueue  string
-	Sandbox    *sandbox.Client
+	Sandbox    *sandboxfake.Client
 	SandboxURL string
 	Keyring    *credential.Keyring
 	Starter    *starter.Starter
@@ -73,7 +74,7 @@ func New(t *testing.T, db testenv.Database, opts Options) *Stack {
 	kr, err := credential.NewKeyring(key)
 	require.NoError(t, err)
 
-	sb, err := sandbox.NewServer("")
+	sb, err := sandboxfake.NewServer("")
 	require.NoError(t, err)
 	sandboxHTTP := httptest.NewServer(sb.Handler())
 	t.Cleanup(sandboxHTTP.Close)
@@ -106,7 +107,7 @@ func New(t *testing.T, db testenv.Database, opts Options) *Stack {
 
 	return &Stack{
 		DB: db, Store: st, Temporal: tc, TaskQueue: queue,
-		Sandbox: sandbox.NewClient(sandboxHTTP.URL, httpClient), SandboxURL: sandboxHTTP.URL,
+		Sandbox: sandboxfake.NewClient(sandboxHTTP.URL, httpClient), SandboxURL: sandboxHTTP.URL,
 		Keyring: kr, DataDir: dataDir, Logs: logs,
 		Starter: &starter.Starter{Temporal: tc, Store: st, Keyring: kr, Connectors: connectors, Config: opts.Config, TaskQueue: queue, Nudger: nudger},
 	}

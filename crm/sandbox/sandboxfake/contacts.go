@@ -1,4 +1,4 @@
-package sandbox
+package sandboxfake
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 )
 
 // MaxBatchSize is the most contacts one POST /api/v1/contacts/batch
-// accepts, and the sandbox Connector's BatchLimit.
+// accepts.
 const MaxBatchSize = 100
 
 // maxContactsBodyBytes bounds a contacts batch: MaxBatchSize leads of up to
@@ -426,7 +426,7 @@ func (s *Server) handleContactsBatch(w http.ResponseWriter, r *http.Request) {
 // it, as a real CRM would: a push that timed out may well have been applied.
 func (s *Server) serveContacts(r *http.Request, caller contactsCaller) (contactsReply, int) {
 	if ms := caller.book.currentFaults().LatencyMS; ms > 0 {
-		time.Sleep(time.Duration(ms) * time.Millisecond)
+		s.sleep(time.Duration(ms) * time.Millisecond)
 	}
 	switch {
 	case caller.revoked:

@@ -1,9 +1,14 @@
-// Package sandbox is a small simulated CRM for the dev stack, the
-// end-to-end tests and the benchmark, and the crm.Connector that talks to it.
+// Package sandboxfake is the sandbox CRM: a small simulated CRM for the dev
+// stack, the end-to-end tests and the benchmark, and the Client of its
+// control API. The connector that talks to it is package crm/sandbox; the
+// two share no code, so the connector's tests and the connector contract
+// suite (crm/crmtest) check the connector against an independent
+// implementation of the API, as they will check each real CRM's connector
+// against that CRM's fake (crm/<provider>/<provider>fake).
 //
 // The Server speaks two HTTP APIs:
 //
-// The CRM API, what the Connector calls, authenticated with
+// The CRM API, what the sandbox connector calls, authenticated with
 // "Authorization: Bearer <api key>":
 //
 //	GET  /api/v1/me                          200 {"account_id","scopes","api_enabled"}; 401 for an unknown or revoked key
@@ -59,7 +64,7 @@
 // Every error, on either API, is JSON {"error": "what went wrong and what to
 // do", "code": "machine_readable"} with a 4xx or 5xx status; an unknown key
 // is 404. No error message ever contains an API key or a contact's data.
-package sandbox
+package sandboxfake
 
 import (
 	"bytes"
@@ -148,6 +153,9 @@ type stateFile struct {
 // Server is the simulated CRM. It is safe for concurrent use.
 type Server struct {
 	statePath string
+	// sleep waits out the latency fault; tests replace it to observe the
+	// delays asked for without measuring time.
+	sleep func(time.Duration)
 
 	mu sync.Mutex
 	// accounts is keyed by API key, which is how both APIs address them.
@@ -165,7 +173,7 @@ type Server struct {
 // 0600. Contacts, faults and call logs are never written to it: see the
 // package documentation.
 func NewServer(statePath string) (*Server, error) {
-	s := &Server{statePath: statePath, accounts: map[string]*Account{}, books: map[string]*contactBook{}}
+	s := &Server{statePath: statePath, sleep: time.Sleep, accounts: map[string]*Account{}, books: map[string]*contactBook{}}
 	if statePath == "" {
 		return s, nil
 	}
@@ -352,7 +360,7 @@ func jsonFallback(mux *http.ServeMux) http.Handler {
 		case http.StatusNotFound:
 			// The path is not echoed: it may hold an API key.
 			writeError(w, &requestError{status: http.StatusNotFound, code: "not_found",
-				message: "no such endpoint: the sandbox serves /api/v1/me, /api/v1/contacts/batch and /control/...; see the sandbox package documentation"})
+				message: "no such endpoint: the sandbox serves /api/v1/me, /api/v1/contacts/batch and /control/...; see the documentation of package sandboxfake"})
 		case http.StatusMethodNotAllowed:
 			allow := probe.header.Get("Allow")
 			w.Header().Set("Allow", allow)
