@@ -137,6 +137,9 @@ func (c *Client) SetFaults(ctx context.Context, key string, f Faults) (Faults, e
 	u.FailNext, u.FailStatus, u.LatencyMS = setInt(f.FailNext), setInt(f.FailStatus), setInt(f.LatencyMS)
 	u.RateLimitNext, u.RetryAfterSeconds = setInt(f.RateLimitNext), setInt(f.RetryAfterSeconds)
 	u.RejectField, u.RejectContains = setString(f.RejectField), setString(f.RejectContains)
+	if f.FailMe {
+		u.FailMe = &f.FailMe
+	}
 	return c.UpdateFaults(ctx, key, u)
 }
 

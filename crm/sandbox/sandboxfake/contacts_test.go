@@ -473,6 +473,44 @@ func TestContacts(t *testing.T) {
 		push(t, bundle, piiContact("lead_1"))
 	})
 
+	t.Run("FailMeFailsValidationToo", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+
+		f, err := bundle.client.SetFaults(ctx, bundle.account.APIKey, Faults{FailNext: 2, FailMe: true})
+		require.NoError(t, err)
+		require.True(t, f.FailMe)
+
+		// Both APIs use up the one count.
+		resp := me(t, bundle)
+		require.Equal(t, http.StatusServiceUnavailable, resp.status)
+		require.Equal(t, "simulated_failure", resp.errorMessage(t).Code)
+		require.NotContains(t, resp.body, bundle.account.APIKey)
+		pushErr(t, bundle, http.StatusServiceUnavailable, "simulated_failure", piiContact("lead_1"))
+		require.Equal(t, http.StatusOK, me(t, bundle).status)
+		push(t, bundle, piiContact("lead_1"))
+
+		// Credentials come first: a revoked key is 401 during the outage
+		// and uses up nothing.
+		_, err = bundle.client.SetFaults(ctx, bundle.account.APIKey, Faults{FailNext: 1})
+		require.NoError(t, err)
+		_, err = bundle.client.Revoke(ctx, bundle.account.APIKey)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusUnauthorized, me(t, bundle).status)
+		f, err = bundle.client.Faults(ctx, bundle.account.APIKey)
+		require.NoError(t, err)
+		require.Equal(t, 1, f.FailNext)
+
+		// Clearing turns it off; without it /me is never failed.
+		require.NoError(t, bundle.client.ClearFaults(ctx, bundle.account.APIKey))
+		_, err = bundle.client.Restore(ctx, bundle.account.APIKey)
+		require.NoError(t, err)
+		f, err = bundle.client.SetFaults(ctx, bundle.account.APIKey, Faults{FailNext: 1})
+		require.NoError(t, err)
+		require.False(t, f.FailMe)
+		require.Equal(t, http.StatusOK, me(t, bundle).status)
+	})
+
 	t.Run("RateLimitWithRetryAfter", func(t *testing.T) {
 		t.Parallel()
 		bundle := setup(t)
@@ -580,6 +618,7 @@ func TestContacts(t *testing.T) {
 			"text without field": {`{"reject_field":"","reject_contains":"y"}`, "reject_contains needs reject_field"},
 			"misspelt":           {`{"fail_nxt":3}`, "unknown field"},
 			"mixed good and bad": {`{"fail_next":9,"latency_ms":-1}`, "latency_ms must be between"},
+			"fail_me not a bool": {`{"fail_me":"yes"}`, "fail_me"},
 		} {
 			resp := do(t, bundle.url, http.MethodPost, path, tc.body, nil)
 			require.Equal(t, http.StatusBadRequest, resp.status, name)

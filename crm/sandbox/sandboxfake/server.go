@@ -51,9 +51,11 @@
 //	GET    /control/keys/{key}/records       200 RecordStats {"records","upserts","by_key":{key: upserts}}
 //	GET    /control/keys/{key}/calls         200 [Call], the last 1000 contacts calls, oldest first
 //
-// Faults apply to contacts calls only, never to /api/v1/me: validation keeps
-// telling the truth about the credentials during a simulated outage. A
-// contacts call is delayed by latency_ms first (whatever its outcome), then
+// Faults apply to contacts calls only, never to /api/v1/me, so validation
+// keeps telling the truth about the credentials during a simulated outage;
+// only fail_me extends fail_next to /api/v1/me (an outage of the whole CRM,
+// during which validation cannot run: an authenticated /me call then uses up
+// one fail_next count and answers fail_status). A contacts call is delayed by latency_ms first (whatever its outcome), then
 // checked for key, API access and scope, then its body is checked, then
 // rate_limit_next (429, Retry-After retry_after_seconds) and after it
 // fail_next (fail_status) each answer one call and count down; only then are
@@ -431,6 +433,16 @@ func bearerKey(header string) (string, bool) {
 }
 
 func (s *Server) handleMe(w http.ResponseWriter, _ *http.Request, a Account) {
+	b, err := s.book(a.APIKey)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if status := b.meFailure(); status != 0 {
+		writeError(w, &requestError{status: status, code: "simulated_failure",
+			message: fmt.Sprintf("simulated failure (HTTP %d), set with the sandbox's fail_next and fail_me faults", status)})
+		return
+	}
 	writeJSON(w, http.StatusOK, Me{AccountID: a.ID, Scopes: nonNil(a.Scopes), APIEnabled: a.APIEnabled})
 }
 
