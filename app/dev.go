@@ -10,7 +10,7 @@ import (
 
 	sdkworker "go.temporal.io/sdk/worker"
 
-	"github.com/acme/integrations/crm/sandbox"
+	"github.com/acme/integrations/crm/sandbox/sandboxfake"
 )
 
 // DevOptions are the dev stack's own settings (the `dev` command's flags).
@@ -78,7 +78,7 @@ func RunDev(ctx context.Context, cfg Config, o DevOptions) error {
 		}
 	}()
 
-	sandboxServer, err := sandbox.NewServer(filepath.Join(cfg.DataDir, "sandbox.json"))
+	sandboxServer, err := sandboxfake.NewServer(filepath.Join(cfg.DataDir, "sandbox.json"))
 	if err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/acme/integrations/crm/sandbox"
+	"github.com/acme/integrations/crm/sandbox/sandboxfake"
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/starter"
 )
@@ -67,7 +68,7 @@ func setupBenchCRM(ctx context.Context, stack *benchStack, org, id string, laten
 		return benchCRM{}, err
 	}
 	if latency > 0 {
-		if _, err := stack.sandbox.SetFaults(ctx, acct.APIKey, sandbox.Faults{LatencyMS: int(latency / time.Millisecond)}); err != nil {
+		if _, err := stack.sandbox.SetFaults(ctx, acct.APIKey, sandboxfake.Faults{LatencyMS: int(latency / time.Millisecond)}); err != nil {
 			return benchCRM{}, err
 		}
 	}

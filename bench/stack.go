@@ -19,6 +19,7 @@ import (
 	"github.com/acme/integrations/credential"
 	"github.com/acme/integrations/crm"
 	"github.com/acme/integrations/crm/sandbox"
+	"github.com/acme/integrations/crm/sandbox/sandboxfake"
 	"github.com/acme/integrations/internal/proc"
 	"github.com/acme/integrations/starter"
 	"github.com/acme/integrations/store"
@@ -34,7 +35,7 @@ type benchStack struct {
 	starter    *starter.Starter
 	httpURL    string
 	sandboxURL string
-	sandbox    *sandbox.Client
+	sandbox    *sandboxfake.Client
 	connector  crm.Connector
 	// worker and serve are the child processes (nil when attached).
 	worker, serve *benchChild
@@ -84,7 +85,7 @@ func (s *benchStack) use(svc *app.Service) error {
 		return err
 	}
 	s.connector = connector
-	s.sandbox = sandbox.NewClient(s.sandboxURL, nil)
+	s.sandbox = sandboxfake.NewClient(s.sandboxURL, nil)
 	return nil
 }
 
@@ -153,7 +154,7 @@ func startBenchStack(ctx context.Context, cfg app.Config, opts Options, runID st
 	stack.onClose(func() { _ = server.Stop() })
 	stack.temporalPID = proc.ChildPID("temporal")
 
-	sandboxServer, err := sandbox.NewServer("")
+	sandboxServer, err := sandboxfake.NewServer("")
 	if err != nil {
 		return stack, fmt.Errorf("sandbox: %w", err)
 	}

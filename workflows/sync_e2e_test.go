@@ -9,7 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/acme/integrations/crm/sandbox"
+	"github.com/acme/integrations/crm/sandbox/sandboxfake"
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/internal/testenv"
 	"github.com/acme/integrations/starter"
@@ -108,7 +108,7 @@ func (b *flowBundle) state(t *testing.T, id string) integration.State {
 
 // requireExactlyOnce checks the sandbox holds exactly the given number of
 // records, each lead once.
-func (b *flowBundle) requireExactlyOnce(t *testing.T, key string, n int) sandbox.RecordStats {
+func (b *flowBundle) requireExactlyOnce(t *testing.T, key string, n int) sandboxfake.RecordStats {
 	t.Helper()
 	stats, err := b.stack.Sandbox.Records(b.ctx, key)
 	require.NoError(t, err)
@@ -140,7 +140,7 @@ func TestLeadsReachEveryCRMExactlyOnce(t *testing.T) {
 		b.activeLead(t) // 3 test leads before activation: routed nowhere
 		_, err := b.stack.Starter.Command(b.ctx, paused, integration.EventPause, "ops", "")
 		require.NoError(t, err)
-		_, err = b.stack.Sandbox.SetFaults(b.ctx, failingKey, sandbox.Faults{FailNext: 4, FailStatus: 503})
+		_, err = b.stack.Sandbox.SetFaults(b.ctx, failingKey, sandboxfake.Faults{FailNext: 4, FailStatus: 503})
 		require.NoError(t, err)
 		_, err = b.stack.Sandbox.Revoke(b.ctx, revokedKey)
 		require.NoError(t, err)
@@ -190,7 +190,7 @@ func TestSyncFaults(t *testing.T) {
 	ctx := context.Background()
 
 	// 5xx for a while: failed_sync with the error and a next attempt...
-	_, err := b.stack.Sandbox.SetFaults(ctx, key, sandbox.Faults{FailNext: 1000, FailStatus: 503})
+	_, err := b.stack.Sandbox.SetFaults(ctx, key, sandboxfake.Faults{FailNext: 1000, FailStatus: 503})
 	require.NoError(t, err)
 	b.sendLeads(t, 5, "Z")
 	require.Eventually(t, func() bool {
@@ -213,7 +213,7 @@ func TestSyncFaults(t *testing.T) {
 	requireNotices(t, b, crmID, "needs_attention", "open", 0)
 
 	// 429 with Retry-After: no call before the delay, never failed_sync.
-	_, err = b.stack.Sandbox.SetFaults(ctx, key, sandbox.Faults{RateLimitNext: 1, RetryAfterSeconds: 2})
+	_, err = b.stack.Sandbox.SetFaults(ctx, key, sandboxfake.Faults{RateLimitNext: 1, RetryAfterSeconds: 2})
 	require.NoError(t, err)
 	before := time.Now()
 	versionBefore := b.state(t, crmID).Version

@@ -26,7 +26,7 @@ import (
 
 	"github.com/acme/integrations/app"
 	"github.com/acme/integrations/credential"
-	"github.com/acme/integrations/crm/sandbox"
+	"github.com/acme/integrations/crm/sandbox/sandboxfake"
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/internal/proc"
 	"github.com/acme/integrations/internal/testenv"
@@ -84,7 +84,7 @@ type crashBundle struct {
 	env     []string
 	store   *store.Store
 	starter *starter.Starter
-	sandbox *sandbox.Client
+	sandbox *sandboxfake.Client
 	org     string
 
 	worker  *workerProcess
@@ -109,7 +109,7 @@ func setupCrash(t *testing.T) *crashBundle {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
 
-	sb, err := sandbox.NewServer("")
+	sb, err := sandboxfake.NewServer("")
 	require.NoError(t, err)
 	sandboxHTTP := httptest.NewServer(sb.Handler())
 	t.Cleanup(sandboxHTTP.Close)
@@ -136,7 +136,7 @@ func setupCrash(t *testing.T) *crashBundle {
 		Temporal:      app.TemporalConfig{Address: server.FrontendHostPort(), Namespace: app.DefaultNamespace},
 	}
 	b := &crashBundle{ctx: ctx, dir: dir, bin: bin, org: testenv.ID("org"),
-		sandbox: sandbox.NewClient(sandboxHTTP.URL, &http.Client{Timeout: 10 * time.Second})}
+		sandbox: sandboxfake.NewClient(sandboxHTTP.URL, &http.Client{Timeout: 10 * time.Second})}
 	svc, err := app.New(ctx, cfg, app.WithTemporalClient(tc), app.WithMigrate(), app.WithKeyring(),
 		app.WithNudger(20*time.Millisecond, func(string, ...any) { b.nudgesLost.Add(1) }))
 	require.NoError(t, err)
@@ -255,7 +255,7 @@ func (b *crashBundle) activeCRM(t *testing.T) (string, string) {
 	require.NoError(t, err)
 	require.Equal(t, integration.StatusActive, st.Status)
 	latency := int(crashCRMLatency / time.Millisecond)
-	_, err = b.sandbox.UpdateFaults(b.ctx, acct.APIKey, sandbox.FaultsUpdate{LatencyMS: &latency})
+	_, err = b.sandbox.UpdateFaults(b.ctx, acct.APIKey, sandboxfake.FaultsUpdate{LatencyMS: &latency})
 	require.NoError(t, err)
 	return id, acct.APIKey
 }

@@ -22,7 +22,7 @@ import (
 
 	"github.com/acme/integrations/app"
 	"github.com/acme/integrations/credential"
-	"github.com/acme/integrations/crm/sandbox"
+	"github.com/acme/integrations/crm/sandbox/sandboxfake"
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/internal/testenv"
 	"github.com/acme/integrations/starter"
@@ -36,7 +36,7 @@ type Stack struct {
 	Store      *store.Store
 	Temporal   client.Client
 	TaskQueue  string
-	Sandbox    *sandbox.Client
+	Sandbox    *sandboxfake.Client
 	SandboxURL string
 	Keyring    *credential.Keyring
 	Starter    *starter.Starter
@@ -64,7 +64,7 @@ func New(t *testing.T, db testenv.Database, opts Options) *Stack {
 	server := testenv.DevServer(t, workflows.SearchAttributes(integration.State{}))
 	ctx := context.Background()
 
-	sb, err := sandbox.NewServer("")
+	sb, err := sandboxfake.NewServer("")
 	require.NoError(t, err)
 	sandboxHTTP := httptest.NewServer(sb.Handler())
 	t.Cleanup(sandboxHTTP.Close)
@@ -93,7 +93,7 @@ func New(t *testing.T, db testenv.Database, opts Options) *Stack {
 
 	return &Stack{
 		DB: db, Store: svc.Store, Temporal: tc, TaskQueue: cfg.TaskQueue,
-		Sandbox: sandbox.NewClient(sandboxHTTP.URL, &http.Client{Timeout: 10 * time.Second}), SandboxURL: sandboxHTTP.URL,
+		Sandbox: sandboxfake.NewClient(sandboxHTTP.URL, &http.Client{Timeout: 10 * time.Second}), SandboxURL: sandboxHTTP.URL,
 		Keyring: svc.Keyring, DataDir: cfg.DataDir, Logs: logs, Starter: svc.Starter, Service: svc,
 	}
 }
