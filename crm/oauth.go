@@ -13,14 +13,34 @@ import (
 // request.
 type OAuth interface {
 	// AuthCodeURL returns the CRM's consent page for an authorization
-	// bound to state, redirecting back to redirectURL. It fails (saying
-	// which settings to configure) when the connector has no OAuth client.
-	AuthCodeURL(state, redirectURL string) (string, error)
-	// Exchange trades the code the CRM sent to redirectURL for the
+	// bound to req.State, redirecting back to req.RedirectURL. It fails
+	// (saying which settings to configure) when the connector has no OAuth
+	// client, or refuses an option its CRM does not have.
+	AuthCodeURL(req AuthRequest) (string, error)
+	// Exchange trades the code the CRM sent to req.RedirectURL for the
 	// credentials document the connector's other methods take (tokens,
 	// their expiry, where the account's API lives). Its error, an *Error
 	// where it can classify it, holds neither the code nor the tokens.
-	Exchange(ctx context.Context, code, redirectURL string) ([]byte, error)
+	Exchange(ctx context.Context, req ExchangeRequest) ([]byte, error)
+}
+
+// AuthRequest is what a consent page is asked for.
+type AuthRequest struct {
+	// State is the single-use value the callback must bring back.
+	State string
+	// RedirectURL is our callback (GET /oauth/callback).
+	RedirectURL string
+	// Sandbox asks for the CRM's test environment where it has one
+	// (Salesforce sandbox orgs log in at test.salesforce.com).
+	Sandbox bool
+}
+
+// ExchangeRequest is a callback's code to exchange, with what its
+// AuthRequest asked for.
+type ExchangeRequest struct {
+	Code        string
+	RedirectURL string
+	Sandbox     bool
 }
 
 // Expirer is implemented by connectors whose credentials documents know
