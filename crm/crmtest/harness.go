@@ -21,6 +21,7 @@
 package crmtest
 
 import (
+	"net/url"
 	"testing"
 	"time"
 
@@ -89,6 +90,17 @@ type Harness interface {
 	// connector (through the CRM's limit headers or its configuration)
 	// what to pace to. Called only when Capabilities().Pacing.
 	LimitCalls(t *testing.T, acct Account, n int, window time.Duration)
+	// RefuseBatches makes the fake refuse as a whole (the CRM's 400 or 413
+	// for the call) every push that carries a record whose field (a
+	// crm.Record JSON field name) contains contains. Called only when
+	// Capabilities().BatchRefusal.
+	RefuseBatches(t *testing.T, acct Account, field, contains string)
+	// Consent plays the customer on the fake's consent page at consentURL
+	// (the connector's AuthCodeURL): it approves the access the page asks
+	// for, for a new account with every permission, and returns the URL
+	// the fake redirects the browser to (our callback, with the code and
+	// the state). Called only when Capabilities().OAuth.
+	Consent(t *testing.T, consentURL string) (redirect *url.URL)
 }
 
 // Capabilities are what a CRM and its connector have beyond what every
@@ -108,6 +120,13 @@ type Capabilities struct {
 	// Pacing: the connector paces its own calls per account, so a backlog
 	// pushed under a call limit meets no rate-limit answer.
 	Pacing bool
+	// BatchRefusal: the CRM can refuse a batch as a whole for what it
+	// carries (Push then fails with crm.ClassBatchRejected, and the caller
+	// splits the batch to find the records at fault).
+	BatchRefusal bool
+	// OAuth: the customer connects through the CRM's consent page; the
+	// connector implements crm.OAuth.
+	OAuth bool
 }
 
 // Account is one account in the fake, as the suite sees it.
@@ -159,4 +178,19 @@ func (Unsupported) ExpireAccessToken(t *testing.T, _ Account) {
 func (Unsupported) LimitCalls(t *testing.T, _ Account, _ int, _ time.Duration) {
 	t.Helper()
 	t.Fatal("crmtest: Capabilities().Pacing is set but the harness does not implement LimitCalls")
+}
+
+// RefuseBatches fails the test: the harness claims
+// Capabilities().BatchRefusal without implementing it.
+func (Unsupported) RefuseBatches(t *testing.T, _ Account, _, _ string) {
+	t.Helper()
+	t.Fatal("crmtest: Capabilities().BatchRefusal is set but the harness does not implement RefuseBatches")
+}
+
+// Consent fails the test: the harness claims Capabilities().OAuth without
+// implementing it.
+func (Unsupported) Consent(t *testing.T, _ string) *url.URL {
+	t.Helper()
+	t.Fatal("crmtest: Capabilities().OAuth is set but the harness does not implement Consent")
+	return nil
 }

@@ -73,6 +73,13 @@ const (
 //   - Pacing (Pacing): under a limit of n calls per window, a backlog is
 //     pushed without a single rate-limit answer, and no window of the
 //     fake's recorded call times holds more than n calls.
+//   - Push/BatchRefused (BatchRefusal): a batch the CRM refuses as a whole
+//     for one record's content fails with crm.ClassBatchRejected and
+//     stores nothing; the same batch without that record goes through.
+//   - OAuth (OAuth): the consent page of AuthCodeURL redirects to the
+//     callback with the state and a code; Exchange turns the code into
+//     credentials that validate and deliver; the code works once; neither
+//     the consent URL nor any error holds the client secret or a token.
 //
 // No error, check, rejection reason or CRM ID may contain a secret of the
 // account or any of the records' PII.
@@ -97,12 +104,14 @@ func Run(t *testing.T, h Harness) {
 		t.Run("MissingPermission", s.pushMissingPermission)
 		t.Run("APIDisabled", s.pushAPIDisabled)
 		t.Run("TooLarge", s.pushTooLarge)
+		t.Run("BatchRefused", s.pushBatchRefused)
 	})
 	t.Run("Refresh", func(t *testing.T) {
 		t.Run("ExpiredAccessToken", s.refreshExpired)
 		t.Run("RevokedGrant", s.refreshRevoked)
 	})
 	t.Run("Pacing", s.pacing)
+	t.Run("OAuth", s.oauth)
 }
 
 // suite holds what every subtest shares; each subtest makes its own account.
@@ -627,4 +636,68 @@ func checkPacing(calls []Call, n int, window time.Duration) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func (s *suite) pushBatchRefused(t *testing.T) {
+	if !s.caps.BatchRefusal {
+		t.Skip("the CRM does not refuse batches as a whole (Capabilities().BatchRefusal is false)")
+	}
+	acct := s.setup(t)
+	s.h.RefuseBatches(t, acct, "email", rejectMarker)
+	recs := records("refused-batch", s.batchSize())
+	bad := recs[len(recs)-1]
+	bad.Email = rejectMarker + "@example.org"
+	recs[len(recs)-1] = bad
+
+	require.Equal(t, crm.ClassBatchRejected, s.pushError(t, acct, recs).Class, "refused for what it carries")
+	s.requireNothingStored(t, acct)
+
+	rest := recs[:len(recs)-1]
+	if len(rest) == 0 {
+		return
+	}
+	requireDelivered(t, s.pushAll(t, acct, rest))
+	require.Equal(t, onePerKey(keys(rest)), s.h.Records(t, acct))
+}
+
+// oauthCallback is where the suite asks the consent page to redirect to;
+// nothing listens there, the harness only reads the redirect.
+const oauthCallback = "http://127.0.0.1:9/oauth/callback"
+
+func (s *suite) oauth(t *testing.T) {
+	if !s.caps.OAuth {
+		t.Skip("the CRM has no consent page (Capabilities().OAuth is false)")
+	}
+	t.Parallel()
+	c, ok := s.h.Connector().(crm.OAuth)
+	require.True(t, ok, "Capabilities().OAuth is set: the connector must implement crm.OAuth")
+	const state = "crmtest-state-7f3a"
+	consent, err := c.AuthCodeURL(crm.AuthRequest{State: state, RedirectURL: oauthCallback})
+	require.NoError(t, err)
+	require.NotContains(t, consent, "secret", "the consent URL carries no client secret")
+
+	redirect := s.h.Consent(t, consent)
+	require.Equal(t, "127.0.0.1:9", redirect.Host, "the consent page redirects to the callback")
+	require.Equal(t, "/oauth/callback", redirect.Path)
+	require.Equal(t, state, redirect.Query().Get("state"), "the state comes back unchanged")
+	code := redirect.Query().Get("code")
+	require.NotEmpty(t, code, "the consent page sends a code")
+
+	raw, err := c.Exchange(t.Context(), crm.ExchangeRequest{Code: code, RedirectURL: oauthCallback})
+	require.NoError(t, err)
+	require.NoError(t, s.h.Connector().ParseCredentials(raw), "the exchanged document is stored like any other")
+	acct := Account{Handle: "oauth", Credentials: raw, Secrets: []string{code}}
+	requireAllOK(t, s.validate(t, acct, raw))
+	recs := records("oauth", s.batchSize())
+	requireDelivered(t, s.pushAll(t, acct, recs))
+
+	again, err := c.Exchange(t.Context(), crm.ExchangeRequest{Code: code, RedirectURL: oauthCallback})
+	require.Error(t, err, "a code works once")
+	require.Nil(t, again)
+	require.Equal(t, crm.ClassAuth, crm.ClassOf(err), "a spent code asks for consent again: %v", err)
+	requireClean(t, acct, err.Error())
+
+	_, err = c.Exchange(t.Context(), crm.ExchangeRequest{Code: "forged-" + code, RedirectURL: oauthCallback})
+	require.Error(t, err, "a forged code is refused")
+	requireClean(t, acct, err.Error())
 }
