@@ -268,10 +268,15 @@ func TestSyncFaults(t *testing.T) {
 	require.Equal(t, int64(1), c.Rejected)
 	require.Equal(t, integration.StatusActive, b.state(t, crmID).Status)
 
-	// No lead data in the workflow's history.
-	history := b.historyJSON(t, integration.WorkflowID(integration.KindCRM, crmID))
-	require.NotContains(t, history, "Ada Lovelace")
-	require.NotContains(t, history, "example.com")
+	// No lead data in the history of the CRM workflow, nor of the lead
+	// workflow (told the source of each test lead), every payload decoded.
+	for _, wid := range []string{integration.WorkflowID(integration.KindCRM, crmID), integration.WorkflowID(integration.KindLead, b.lead)} {
+		history := testenv.HistoryText(t, b.stack.Temporal, wid)
+		testenv.RequirePresent(t, history, b.org, "the scan of "+wid+" reads payloads: the org is only in its input and search attributes")
+		for _, pii := range []string{"Ada Lovelace", "example.com", "555 0100"} {
+			testenv.RequireAbsent(t, history, pii, "lead data in the history of "+wid)
+		}
+	}
 	require.NotContains(t, b.stack.Logs.String(), "example.com")
 }
 
