@@ -58,10 +58,15 @@ func (a *Activities) Project(ctx context.Context, in ProjectInput) error {
 	return nil
 }
 
-// ValidateInput names the CRM integration to validate.
+// ValidateInput names the CRM integration to validate, and the
+// credentials to validate it with.
 type ValidateInput struct {
 	IntegrationID string `json:"integration_id"`
 	Provider      string `json:"provider"`
+	// CredentialVersion is a candidate version (from an authorize) to
+	// validate and, if every check passes, promote to current; zero
+	// validates the current credentials.
+	CredentialVersion int `json:"credential_version,omitempty"`
 }
 
 // Validate runs the provider's checks with the integration's latest stored
@@ -159,6 +164,11 @@ func (a *Activities) Notify(ctx context.Context, in NotifyInput) error {
 			s.ConsecutiveFailures, formatTime(s.FailingSince), s.LastSyncError)
 		n.DedupeKey = fmt.Sprintf("%s:needs_attention:%d", s.ID, s.Version)
 		notes = append(notes, n)
+	case integration.EffectResolveAll:
+		if _, err := a.Store.ResolveNotifications(ctx, s.ID, "", s.UpdatedAt); err != nil {
+			return fmt.Errorf("resolve the notifications of %s: %w", s.ID, err)
+		}
+		return nil
 	case integration.EffectAttentionResolved:
 		if _, err := a.Store.ResolveNotifications(ctx, s.ID, "needs_attention", s.UpdatedAt); err != nil {
 			return fmt.Errorf("resolve attention alert of %s: %w", s.ID, err)

@@ -64,6 +64,7 @@ func (f *fakeCRM) Refresh(_ context.Context, raw []byte) ([]byte, error) {
 
 type testBundle struct {
 	ctx   context.Context
+	dbURL string
 	store *store.Store
 	kr    *credential.Keyring
 	fake  *fakeCRM
@@ -75,13 +76,14 @@ type testBundle struct {
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, testenv.SQLiteURL(t))
+	dbURL := testenv.SQLiteURL(t)
+	st, err := store.Open(ctx, dbURL)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
 	require.NoError(t, st.Migrate(ctx))
 	kr, err := credential.NewKeyring(make([]byte, 32))
 	require.NoError(t, err)
-	b := &testBundle{ctx: ctx, store: st, kr: kr, fake: &fakeCRM{}, crmID: "crm-1", lead: "lead-1"}
+	b := &testBundle{ctx: ctx, dbURL: dbURL, store: st, kr: kr, fake: &fakeCRM{}, crmID: "crm-1", lead: "lead-1"}
 	b.acts = &activities.Activities{Store: st, Connectors: crm.NewRegistry(b.fake), Keyring: kr}
 	now := time.Now().UTC()
 	for _, spec := range []integration.Spec{
@@ -269,7 +271,8 @@ func TestDeliverFailsWhenOutcomesCannotBeRecorded(t *testing.T) {
 	}
 	b.addLeads(t, emails...)
 	// Reads work, recording an outcome does not.
-	_, err := b.store.DB().Exec(`CREATE TRIGGER no_outcomes BEFORE UPDATE OF status ON lead_deliveries
+	db := testenv.OpenSQL(t, b.dbURL)
+	_, err := db.Exec(`CREATE TRIGGER no_outcomes BEFORE UPDATE OF status ON lead_deliveries
 BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END`)
 	require.NoError(t, err)
 	// Every push after the first is held until the recorder has failed to
@@ -298,7 +301,7 @@ BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END`)
 
 	// Once the database works again the retry delivers every lead; the
 	// CRM sees the first ones again under the same keys.
-	_, err = b.store.DB().Exec(`DROP TRIGGER no_outcomes`)
+	_, err = db.Exec(`DROP TRIGGER no_outcomes`)
 	require.NoError(t, err)
 	b.acts.OnRecorderFailure(nil)
 	b.fake.beforePush = nil

@@ -93,7 +93,7 @@ func (h *handler) methodNotAllowed(w http.ResponseWriter, r *http.Request) bool 
 }
 
 func (h *handler) health(w http.ResponseWriter, r *http.Request) {
-	if err := h.starter.Store.DB().PingContext(r.Context()); err != nil {
+	if err := h.starter.Store.Ping(r.Context()); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "database unreachable")
 		return
 	}

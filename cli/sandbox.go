@@ -4,17 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/acme/integrations/app"
 	"github.com/acme/integrations/crm/sandbox"
 )
 
@@ -44,24 +42,24 @@ func sandboxCommand() *cli.Command {
 			Name:  "serve",
 			Usage: "run the sandbox CRM on its own (dev runs one for you)",
 			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "addr", Value: defaultSandboxAddr, Usage: "listen address"},
+				&cli.StringFlag{Name: "addr", Value: app.DefaultSandboxAddr, Usage: "listen address"},
 				&cli.StringFlag{Name: "state-file", Usage: "keep accounts in this JSON file across restarts (default: in memory)"},
 			},
 			Action: func(c *cli.Context) error {
-				ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+				ctx, stop := signalContext(c)
 				defer stop()
 				srv, err := sandbox.NewServer(c.String("state-file"))
 				if err != nil {
 					return err
 				}
-				logger := slog.New(slog.NewJSONHandler(c.App.ErrWriter, nil))
-				stopHTTP, err := serveHTTP(ctx, c.String("addr"), srv.Handler(), logger)
+				logger := processLogger(c)
+				httpServer, err := app.ServeHTTP(c.String("addr"), srv.Handler(), logger)
 				if err != nil {
 					return err
 				}
-				logger.Info("sandbox CRM listening", "addr", c.String("addr"))
+				logger.Info("sandbox CRM listening", "addr", httpServer.Addr)
 				<-ctx.Done()
-				stopHTTP()
+				httpServer.Stop()
 				return nil
 			},
 		}, {
@@ -308,10 +306,15 @@ func sandboxRecordsCommand() *cli.Command {
 	}
 }
 
+// withSandbox runs fn with a control client of the configured sandbox CRM.
 func withSandbox(c *cli.Context, fn func(ctx context.Context, sc *sandbox.Client) error) error {
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
 	defer cancel()
-	return fn(ctx, sandbox.NewClient(sandboxURL(c), &http.Client{Timeout: 20 * time.Second}))
+	return fn(ctx, sandbox.NewClient(cfg.SandboxURL, &http.Client{Timeout: 20 * time.Second}))
 }
 
 func printAccount(c *cli.Context, a sandbox.Account) error {

@@ -46,10 +46,7 @@ type Event struct {
 	Error string `json:"error,omitempty"`
 	// NextAttempt is when a failed sync is retried (sync-failed).
 	NextAttempt *time.Time `json:"next_attempt,omitempty"`
-	// Attention is the threshold after which a persisting failed sync
-	// needs attention (sync-failed).
-	Attention AttentionThreshold `json:"attention,omitempty"`
-	At        time.Time          `json:"at"`
+	At          time.Time  `json:"at"`
 }
 
 // AttentionThreshold says when failing syncs need a human: at least
@@ -65,6 +62,55 @@ const (
 	DefaultAttentionAfter    = 6 * time.Hour
 )
 
+// Reached reports whether failures consecutive failed syncs over failingFor
+// need a human: at least Failures of them over at least After (both
+// boundaries included).
+func (a AttentionThreshold) Reached(failures int, failingFor time.Duration) bool {
+	return failures >= a.Failures && failingFor >= a.After
+}
+
+// Revision numbers the changes made to the rules after release. A workflow
+// run applies the revision it started with (the shell gates it with
+// workflow.GetVersion), so histories recorded under older rules replay
+// with those rules.
+type Revision int
+
+// The revisions of the rules.
+const (
+	// RevisionOriginal is the rules as first released.
+	RevisionOriginal Revision = 0
+	// RevisionTruthfulStatus: a CRM integration that becomes active again
+	// (resumed, or its validation passing after a pause) while its last
+	// sync failed shows failed_sync with its counters, retried at once,
+	// until a sync succeeds, instead of a healthy active; and delete
+	// resolves every open notification and alert of the integration (the
+	// support alert included), not only pause notices.
+	RevisionTruthfulStatus Revision = 1
+	// RevisionSafeReauthorization: new credentials for a set-up CRM
+	// integration that fail validation are refused (the authorize is a
+	// rejection naming the failed checks): the integration keeps its
+	// current credentials and its status, instead of being paused by a
+	// mistyped key. (The shell only promotes credentials that passed.)
+	RevisionSafeReauthorization Revision = 2
+	// LatestRevision is the revision new runs use.
+	LatestRevision = RevisionSafeReauthorization
+)
+
+// Rules are the transition rules at one revision, with the policy
+// threshold they apply.
+type Rules struct {
+	// Attention is when a persisting failed sync needs a human.
+	Attention AttentionThreshold
+	// Revision selects the rule changes in force.
+	Revision Revision
+}
+
+// CurrentRules are the latest rules under policy p (its zero fields
+// taking the defaults).
+func CurrentRules(p Policy) Rules {
+	return Rules{Attention: p.Or(DefaultPolicy()).Attention, Revision: LatestRevision}
+}
+
 // EffectType names a side effect the shell carries out after a transition.
 type EffectType string
 
@@ -76,6 +122,9 @@ const (
 	EffectNotifyPaused EffectType = "notify-paused"
 	// EffectResolvePaused resolves the open pause notifications.
 	EffectResolvePaused EffectType = "resolve-paused"
+	// EffectResolveAll resolves every open notification and alert of the
+	// integration (on delete).
+	EffectResolveAll EffectType = "resolve-all"
 	// EffectSetupReminder reminds the org that setup is still incomplete.
 	EffectSetupReminder EffectType = "setup-reminder"
 	// EffectAbandoned tells support that setup was abandoned.
@@ -143,11 +192,18 @@ func Created(s State, actor string) Change {
 	}
 }
 
-// Apply runs the rules of design §2: it returns the state after ev, whether
-// anything visible changed (then the version is bumped and Change describes
-// it), and the effects to carry out. A *Rejection means the state does not
-// allow ev; nothing changes then. Apply never mutates s.
+// Apply runs the current rules with the default policy: ApplyRules(ev,
+// CurrentRules(DefaultPolicy())).
 func (s State) Apply(ev Event) (Transition, error) {
+	return s.ApplyRules(ev, CurrentRules(DefaultPolicy()))
+}
+
+// ApplyRules runs the rules of design §2: it returns the state after ev,
+// whether anything visible changed (then the version is bumped and Change
+// describes it), and the effects to carry out. A *Rejection means the
+// state does not allow ev; nothing changes then. ApplyRules never mutates
+// s.
+func (s State) ApplyRules(ev Event, r Rules) (Transition, error) {
 	if s.Status == StatusDeleted {
 		return Transition{State: s}, reject(ev.Type, "integration %s is deleted: create a new one", s.ID)
 	}
@@ -156,9 +212,9 @@ func (s State) Apply(ev Event) (Transition, error) {
 	var err error
 	switch s.Kind {
 	case KindLead:
-		effects, err = next.applyLead(ev)
+		effects, err = next.applyLead(ev, r)
 	case KindCRM:
-		effects, err = next.applyCRM(ev)
+		effects, err = next.applyCRM(ev, r)
 	default:
 		err = fmt.Errorf("integration %s has unknown kind %q", s.ID, s.Kind)
 	}
@@ -184,12 +240,15 @@ func (s State) Apply(ev Event) (Transition, error) {
 
 // applyShared handles the events both kinds treat alike; handled is false
 // for the rest.
-func (s *State) applyShared(ev Event) (effects []Effect, handled bool) {
+func (s *State) applyShared(ev Event, r Rules) (effects []Effect, handled bool) {
 	switch ev.Type {
 	case EventDelete:
 		s.Status, s.Reason = StatusDeleted, ReasonNone
-		if s.Kind == KindCRM {
-			// Whatever was open about this integration is moot now.
+		// Whatever was open about this integration is moot now.
+		switch {
+		case r.Revision >= RevisionTruthfulStatus:
+			effects = append(effects, Effect{Type: EffectResolveAll})
+		case s.Kind == KindCRM:
 			effects = append(effects, Effect{Type: EffectResolvePaused})
 		}
 		return effects, true
@@ -214,8 +273,21 @@ func (s *State) activate() {
 	s.Abandoned = false
 }
 
-func (s *State) applyLead(ev Event) ([]Effect, error) {
-	if effects, ok := s.applyShared(ev); ok {
+// reactivate brings a set-up CRM integration back from a pause. Under
+// RevisionTruthfulStatus one whose last sync failed shows failed_sync with
+// its counters, due for a retry at once (the shell delivers on becoming
+// syncing), until a sync succeeds: a healthy active would not be true.
+func (s *State) reactivate(at time.Time, r Rules) {
+	s.activate()
+	if r.Revision >= RevisionTruthfulStatus && s.ConsecutiveFailures > 0 {
+		s.Status, s.Reason = StatusFailedSync, ReasonSyncError
+		next := at
+		s.NextAttemptAt = &next
+	}
+}
+
+func (s *State) applyLead(ev Event, r Rules) ([]Effect, error) {
+	if effects, ok := s.applyShared(ev, r); ok {
 		return effects, nil
 	}
 	switch ev.Type {
@@ -269,13 +341,17 @@ func (s *State) leadReceived(ev Event) []Effect {
 	return []Effect{{Type: EffectRequestRevision, Source: ev.Source}}
 }
 
-func (s *State) applyCRM(ev Event) ([]Effect, error) {
-	if effects, ok := s.applyShared(ev); ok {
+func (s *State) applyCRM(ev Event, r Rules) ([]Effect, error) {
+	if effects, ok := s.applyShared(ev, r); ok {
 		return effects, nil
 	}
 	switch ev.Type {
 	case EventAuthorize:
-		return s.authorize(ev), nil
+		if _, failed := pauseReason(ev.Checks); failed && s.Status != StatusSetupIncomplete && r.Revision >= RevisionSafeReauthorization {
+			return nil, reject(ev.Type, "the new credentials for %s failed validation (%s); it keeps its current credentials and status %s: fix them and authorize again",
+				s.ID, describeChecks(ev.Checks), s.Status)
+		}
+		return s.authorize(ev, r), nil
 	case EventCompleteSetup:
 		switch {
 		case s.Status != StatusSetupIncomplete:
@@ -310,21 +386,21 @@ func (s *State) applyCRM(ev Event) ([]Effect, error) {
 			s.Reason = reason
 			return []Effect{{Type: EffectNotifyPaused, Reason: reason, Checks: ev.Checks}}, nil
 		}
-		s.activate()
+		s.reactivate(ev.At, r)
 		return resolveIf(recovered), nil
 	case EventValidated:
-		return s.judge(ev, s.recordValidation(ev)), nil
+		return s.judge(ev, s.recordValidation(ev), r), nil
 	case EventSyncSucceeded:
 		return s.syncSucceeded(), nil
 	case EventSyncFailed:
-		return s.syncFailed(ev), nil
+		return s.syncFailed(ev, r), nil
 	case EventLeadReceived:
 		return nil, reject(ev.Type, "CRM integration %s does not receive leads from partners", s.ID)
 	}
 	return nil, reject(ev.Type, "unknown command %q for CRM integration %s", ev.Type, s.ID)
 }
 
-func (s *State) authorize(ev Event) []Effect {
+func (s *State) authorize(ev Event, r Rules) []Effect {
 	recovered := s.recordValidation(ev)
 	_, failed := pauseReason(ev.Checks)
 	s.markStep(StepAuthorized, !failed, ev.At)
@@ -337,7 +413,7 @@ func (s *State) authorize(ev Event) []Effect {
 		return nil
 	}
 	// Once set up, fresh credentials are judged like any validation.
-	return s.judge(ev, recovered)
+	return s.judge(ev, recovered, r)
 }
 
 // syncSucceeded clears a failing sync: active again, counters reset, and
@@ -359,7 +435,7 @@ func (s *State) syncSucceeded() []Effect {
 // syncFailed records a transient sync failure: failed_sync with the error
 // and the next attempt; a failure persisting past the threshold needs
 // attention, alerted once.
-func (s *State) syncFailed(ev Event) []Effect {
+func (s *State) syncFailed(ev Event, r Rules) []Effect {
 	if !s.Syncs() {
 		// Paused or set up meanwhile: the failure no longer says anything.
 		return nil
@@ -372,14 +448,8 @@ func (s *State) syncFailed(ev Event) []Effect {
 	}
 	s.LastSyncError = ev.Error
 	s.NextAttemptAt = ev.NextAttempt
-	threshold := ev.Attention
-	if threshold.Failures <= 0 {
-		threshold.Failures = DefaultAttentionFailures
-	}
-	if threshold.After <= 0 {
-		threshold.After = DefaultAttentionAfter
-	}
-	if !s.NeedsAttention && s.ConsecutiveFailures >= threshold.Failures && ev.At.Sub(*s.FailingSince) >= threshold.After {
+	threshold := Policy{Attention: r.Attention}.Or(DefaultPolicy()).Attention
+	if !s.NeedsAttention && threshold.Reached(s.ConsecutiveFailures, ev.At.Sub(*s.FailingSince)) {
 		s.NeedsAttention = true
 		return []Effect{{Type: EffectNeedsAttention, Reason: s.Reason}}
 	}
@@ -388,7 +458,7 @@ func (s *State) syncFailed(ev Event) []Effect {
 
 // judge applies a recorded validation outcome to a CRM integration;
 // recovered says the previous validation had failed and this one passed.
-func (s *State) judge(ev Event, recovered bool) []Effect {
+func (s *State) judge(ev Event, recovered bool, r Rules) []Effect {
 	reason, failed := pauseReason(ev.Checks)
 	switch {
 	case s.Status == StatusSetupIncomplete, s.Status == StatusPaused && s.Reason == ReasonManual:
@@ -399,7 +469,7 @@ func (s *State) judge(ev Event, recovered bool) []Effect {
 		s.Status, s.Reason = StatusPaused, reason
 		return []Effect{{Type: EffectNotifyPaused, Reason: reason, Checks: ev.Checks}}
 	case !failed && s.PausedByValidation():
-		s.activate()
+		s.reactivate(ev.At, r)
 		return []Effect{{Type: EffectResolvePaused}}
 	}
 	return resolveIf(recovered)
@@ -459,9 +529,19 @@ func describeFailures(v *Validation) string {
 	if v == nil {
 		return "no validation has run"
 	}
+	return describeChecks(v.Checks)
+}
+
+// describeChecks lists the failed checks of a validation with what to do
+// about each, on one line.
+func describeChecks(checks []Check) string {
 	var parts []string
-	for _, c := range v.Failed() {
-		parts = append(parts, c.Name+": "+c.Message)
+	for _, c := range (Validation{Checks: checks}).Failed() {
+		part := c.Name + ": " + c.Message
+		if c.Remediation != "" {
+			part += " (fix: " + c.Remediation + ")"
+		}
+		parts = append(parts, part)
 	}
 	return strings.Join(parts, "; ")
 }

@@ -156,6 +156,13 @@ func requireTransitionInvariants(t *testing.T, s State, ev Event, tr Transition,
 		FromStatus: s.Status, FromReason: s.Reason, ToStatus: tr.State.Status, ToReason: tr.State.Reason,
 		Actor: ev.Actor, Note: ev.Note, At: ev.At,
 	}, tr.Change)
+	// The status is true: a CRM integration that shows a healthy active
+	// has no failing sync behind it.
+	if tr.State.Kind == KindCRM && tr.State.Status == StatusActive {
+		require.Zero(t, tr.State.ConsecutiveFailures, "%s: active while its last sync failed", ev.Type)
+		require.False(t, tr.State.NeedsAttention, "%s: active while it needs attention", ev.Type)
+		require.Empty(t, tr.State.LastSyncError, "%s: active with a sync error", ev.Type)
+	}
 	// Identity never changes.
 	require.Equal(t, s.ID, tr.State.ID)
 	require.Equal(t, s.OrgID, tr.State.OrgID)
@@ -282,6 +289,14 @@ func validation(checks []Check) Event { return Event{Type: EventValidated, Check
 
 func timer(typ EventType) Event { return Event{Type: typ} }
 
+// syncFailure is a transient delivery failure, retried a minute later.
+func syncFailure() Event {
+	return Event{Type: EventSyncFailed, Actor: ActorSystem, Error: "crm transient (HTTP 503)"}
+}
+
+// syncSuccess is a delivery round the CRM answered.
+func syncSuccess() Event { return Event{Type: EventSyncSucceeded, Actor: ActorSystem} }
+
 // fixtures build every state of both lifecycles by replaying events from
 // New, keyed by "kind/status reason". They are filled in by init because
 // some build on others.
@@ -317,11 +332,23 @@ func init() {
 			return b.replay(t, b.newCRM(t), authorizeWith(passing()), command(EventCompleteSetup))
 		},
 		"crm/failed_sync": func(t *testing.T, b *testBundle) State {
+			return b.replay(t, fixtures["crm/active"](t, b), syncFailure())
+		},
+		"crm/failed_sync needs_attention": func(t *testing.T, b *testBundle) State {
+			// Five consecutive failures over six hours: the default threshold.
 			s := fixtures["crm/active"](t, b)
-			// No event reaches failed_sync until CRM syncs join the rules (a
-			// later issue), so this one fixture sets the status directly.
-			s.Status = StatusFailedSync
+			for range DefaultAttentionFailures {
+				b.now = b.now.Add(DefaultAttentionAfter / (DefaultAttentionFailures - 1))
+				s = b.replay(t, s, syncFailure())
+			}
+			require.True(t, s.NeedsAttention)
 			return s
+		},
+		"crm/paused manual while failing": func(t *testing.T, b *testBundle) State {
+			return b.replay(t, fixtures["crm/failed_sync needs_attention"](t, b), command(EventPause))
+		},
+		"crm/paused expired_credentials while failing": func(t *testing.T, b *testBundle) State {
+			return b.replay(t, fixtures["crm/failed_sync needs_attention"](t, b), validation(failing(ReasonExpiredCredentials)))
 		},
 		"crm/paused expired_credentials": func(t *testing.T, b *testBundle) State {
 			return b.replay(t, fixtures["crm/active"](t, b), validation(failing(ReasonExpiredCredentials)))
@@ -385,7 +412,10 @@ func TestFixtures(t *testing.T) {
 		"crm/needs_information":                           {StatusSetupIncomplete, ReasonNeedsInformation},
 		"crm/awaiting_finish":                             {StatusSetupIncomplete, ReasonAwaitingFinish},
 		"crm/active":                                      {StatusActive, ReasonNone},
-		"crm/failed_sync":                                 {StatusFailedSync, ReasonNone},
+		"crm/failed_sync":                                 {StatusFailedSync, ReasonSyncError},
+		"crm/failed_sync needs_attention":                 {StatusFailedSync, ReasonSyncError},
+		"crm/paused manual while failing":                 {StatusPaused, ReasonManual},
+		"crm/paused expired_credentials while failing":    {StatusPaused, ReasonExpiredCredentials},
 		"crm/paused expired_credentials":                  {StatusPaused, ReasonExpiredCredentials},
 		"crm/paused insufficient_permissions":             {StatusPaused, ReasonInsufficientPermissions},
 		"crm/paused api_disabled":                         {StatusPaused, ReasonAPIDisabled},
@@ -1117,13 +1147,7 @@ func TestApply_CRMValidation(t *testing.T) {
 		accepted{
 			name: "passing validation does not clear failed_sync (syncs do)", given: "crm/failed_sync",
 			event:      validation(passing()),
-			wantStatus: StatusFailedSync, wantReason: ReasonNone, wantChanged: false,
-		},
-		accepted{
-			name: "re-authorizing an active integration with failing checks pauses and notifies", given: "crm/active",
-			event:      authorizeWith(failing(ReasonExpiredCredentials)),
-			wantStatus: StatusPaused, wantReason: ReasonExpiredCredentials, wantChanged: true,
-			wantEffects: []Effect{{Type: EffectNotifyPaused, Reason: ReasonExpiredCredentials, Checks: failing(ReasonExpiredCredentials)}},
+			wantStatus: StatusFailedSync, wantReason: ReasonSyncError, wantChanged: false,
 		},
 		accepted{
 			name: "a manual pause never resumes on the same passing validation", given: "crm/paused manual",
@@ -1390,7 +1414,7 @@ func TestApply_PauseNotificationLifecycle(t *testing.T) {
 		{command(EventPause), StatusPaused, ReasonManual, nil},
 		{resumeWith(passing()), StatusActive, ReasonNone, resolve},
 		{validation(passing()), StatusActive, ReasonNone, nil},
-		{command(EventDelete), StatusDeleted, ReasonNone, resolve},
+		{command(EventDelete), StatusDeleted, ReasonNone, []Effect{{Type: EffectResolveAll}}},
 	}
 	b := setup(t)
 	s := b.given(t, "crm/active")
@@ -1421,13 +1445,9 @@ func TestApply_Delete(t *testing.T) {
 			require.Equal(t, StatusDeleted, tr.State.Status)
 			require.Equal(t, ReasonNone, tr.State.Reason)
 			require.False(t, tr.State.ValidatesPeriodically())
-			if s.Kind == KindCRM {
-				// Whatever pause notification may be open is moot now,
-				// whatever the state it was deleted from.
-				require.Equal(t, []Effect{{Type: EffectResolvePaused}}, tr.Effects)
-			} else {
-				require.Nil(t, tr.Effects, "a lead integration has no pause notifications")
-			}
+			// Whatever notification or alert may be open is moot now,
+			// whatever the state it was deleted from.
+			require.Equal(t, []Effect{{Type: EffectResolveAll}}, tr.Effects)
 
 			// Once deleted, everything is rejected.
 			for _, ev := range eventCatalog() {
@@ -1656,8 +1676,8 @@ type catalogEvent struct {
 	event Event
 }
 
-// eventCatalog returns one of every input the rules know (except CRM syncs,
-// which come later), plus an unknown one.
+// eventCatalog returns one of every input the rules know, plus an unknown
+// one.
 func eventCatalog() []catalogEvent {
 	return []catalogEvent{
 		{"lead with the expected source", leadFrom(testExpectedSource)},
@@ -1677,6 +1697,8 @@ func eventCatalog() []catalogEvent {
 		{"delete", command(EventDelete)},
 		{"setup reminder due", timer(EventReminderDue)},
 		{"setup abandon due", timer(EventAbandonDue)},
+		{"sync succeeded", syncSuccess()},
+		{"sync failed", syncFailure()},
 		{"created (not an input)", command(EventCreated)},
 		{"unknown event", command("frobnicate")},
 	}
@@ -1715,14 +1737,31 @@ func TestApply_EveryEventInEveryState(t *testing.T) {
 					require.Equal(t, wantsResolve(s, ce.event), slices.ContainsFunc(tr.Effects, func(e Effect) bool {
 						return e.Type == EffectResolvePaused
 					}), "resolve-paused effect")
+					require.Equal(t, ce.event.Type == EventDelete, slices.ContainsFunc(tr.Effects, func(e Effect) bool {
+						return e.Type == EffectResolveAll
+					}), "only delete resolves everything")
 				}
 				if err == nil && tr.State.Status == StatusActive && s.Status != StatusActive {
-					// Only complete-setup, a resume or a passing validation
-					// ever activate.
-					require.Contains(t, []EventType{EventCompleteSetup, EventResume, EventValidated, EventAuthorize}, ce.event.Type)
+					// Only complete-setup, a resume, a passing validation or
+					// a successful sync ever activate.
+					require.Contains(t, []EventType{EventCompleteSetup, EventResume, EventValidated, EventAuthorize, EventSyncSucceeded}, ce.event.Type)
 					if s.Status == StatusSetupIncomplete {
 						require.Equal(t, EventCompleteSetup, ce.event.Type, "only complete-setup finishes setup")
 					}
+					if s.ConsecutiveFailures > 0 {
+						require.Equal(t, EventSyncSucceeded, ce.event.Type, "only a successful sync clears a failing one")
+					}
+				}
+				if err == nil && tr.State.Status == StatusFailedSync && s.Status != StatusFailedSync {
+					// failed_sync comes from a failing sync, or from a pause
+					// lifted while the last sync had failed.
+					if ce.event.Type != EventSyncFailed {
+						require.Contains(t, []EventType{EventResume, EventValidated, EventAuthorize}, ce.event.Type)
+						require.Positive(t, s.ConsecutiveFailures)
+					}
+				}
+				if err == nil && (ce.event.Type == EventSyncFailed || ce.event.Type == EventSyncSucceeded) && !s.Syncs() {
+					require.False(t, tr.Changed, "a sync outcome means nothing to an integration that does not sync")
 				}
 			})
 		}
@@ -1734,11 +1773,9 @@ func TestApply_EveryEventInEveryState(t *testing.T) {
 // (periodic, authorize once set up, or resume) that passes where the last
 // recorded one failed, in whatever state.
 func wantsResolve(s State, ev Event) bool {
-	if s.Kind != KindCRM {
+	if s.Kind != KindCRM || ev.Type == EventDelete {
+		// Delete resolves everything at once (EffectResolveAll).
 		return false
-	}
-	if ev.Type == EventDelete {
-		return true
 	}
 	switch {
 	case ev.Type == EventValidated, ev.Type == EventResume:

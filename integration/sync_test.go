@@ -38,7 +38,8 @@ func (b *syncBundle) activeCRM(t *testing.T) integration.State {
 func (b *syncBundle) fail(t *testing.T, s integration.State, at time.Time, threshold integration.AttentionThreshold) integration.Transition {
 	t.Helper()
 	next := at.Add(time.Minute)
-	tr, err := s.Apply(integration.Event{Type: integration.EventSyncFailed, Actor: "system", Error: "HTTP 503 (transient)", NextAttempt: &next, Attention: threshold, At: at})
+	rules := integration.Rules{Attention: threshold, Revision: integration.LatestRevision}
+	tr, err := s.ApplyRules(integration.Event{Type: integration.EventSyncFailed, Actor: "system", Error: "HTTP 503 (transient)", NextAttempt: &next, At: at}, rules)
 	require.NoError(t, err)
 	return tr
 }

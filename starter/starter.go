@@ -130,6 +130,11 @@ func (s *Starter) Command(ctx context.Context, id string, event integration.Even
 // provider, stores it encrypted as a new credentials version, and asks the
 // workflow to validate it. The credentials never enter the workflow.
 func (s *Starter) Authorize(ctx context.Context, id string, raw []byte, by string) (integration.State, error) {
+	if s.Keyring == nil {
+		// Refuse before anything is stored: credentials sealed with no
+		// key, or another key than the workers', could never be opened.
+		return integration.State{}, fmt.Errorf("authorize %s: no encryption key: set %s to the key the workers use", id, credential.KeyEnv)
+	}
 	current, err := s.current(ctx, id)
 	if err != nil {
 		return integration.State{}, err

@@ -42,13 +42,9 @@ func (s *Store) SaveCredential(ctx context.Context, integrationID string, cipher
 		return 0, fmt.Errorf("save credentials of %s: ciphertext is empty; seal the credentials first", integrationID)
 	}
 	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
-		// Concurrent saves for one integration would read the same MAX on
-		// PostgreSQL; a transaction-scoped advisory lock per integration
-		// serialises them. (SQLite serialises writers already.)
-		if s.dialect == "postgres" {
-			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('crm_credentials:' || $1))`, integrationID); err != nil {
-				return err
-			}
+		// Concurrent saves for one integration would read the same MAX.
+		if err := s.dialect.lockCredentials(ctx, tx, integrationID); err != nil {
+			return err
 		}
 		q := tx.Rebind(`INSERT INTO crm_credentials (integration_id, version, ciphertext, created_at)
 VALUES (?, (SELECT COALESCE(MAX(version), 0) + 1 FROM crm_credentials WHERE integration_id = ?), ?, ?)

@@ -11,9 +11,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
-
-	"github.com/acme/integrations/schema"
 )
 
 // Delivery statuses: a delivery is pending until the CRM accepts the lead
@@ -31,10 +28,6 @@ const MaxPendingLimit = 1000
 // MaxDeliveryErrorLength bounds the texts a delivery keeps (bytes): the
 // last error, the CRM's record ID and rejection reason. Longer ones are cut.
 const MaxDeliveryErrorLength = 2000
-
-// completeChunk is how many results one SQLite UPDATE completes: 4
-// parameters each stays far below SQLite's parameter limit.
-const completeChunk = 500
 
 // Delivery is a pending delivery of a lead to a CRM integration, with the
 // lead's payload.
@@ -73,21 +66,11 @@ type pendingRow struct {
 	Attempts int `db:"attempts"`
 }
 
-// pendingQuery selects a CRM integration's pending deliveries after a
-// lead ID with their leads. The subquery walks lead_deliveries_pending_idx
-// in lead order from that ID and stops at the limit; the join then looks up
-// just those leads. For PostgreSQL the lookup is a LATERAL subquery with
-// LIMIT 1, which the planner cannot flatten: a plain join is planned as a
-// hash join over a scan of every lead ever received whenever the leads
-// table is small enough to look cheap.
-var pendingQuery = map[string]string{
-	schema.Postgres: pendingFrom + `CROSS JOIN LATERAL (SELECT * FROM leads WHERE leads.id = d.lead_id LIMIT 1) l
-ORDER BY d.lead_id`,
-	schema.SQLite: pendingFrom + `JOIN leads l ON l.id = d.lead_id
-ORDER BY d.lead_id`,
-}
-
-// pendingFrom is pendingQuery up to the join with leads.
+// pendingFrom is the common start of the dialects' pendingQuery, which
+// selects a CRM integration's pending deliveries after a lead ID with their
+// leads. The subquery walks lead_deliveries_pending_idx in lead order from
+// that ID and stops at the limit; the join with leads that each dialect
+// appends then looks up just those leads.
 const pendingFrom = `SELECT ` + leadColumns + `, d.attempts
 FROM (
 	SELECT lead_id, attempts FROM lead_deliveries
@@ -111,7 +94,7 @@ func (s *Store) PendingDeliveriesAfter(ctx context.Context, crmID string, afterL
 	if limit < 1 || limit > MaxPendingLimit {
 		return nil, fmt.Errorf("pending deliveries of %s: limit %d is out of range: give 1-%d", crmID, limit, MaxPendingLimit)
 	}
-	pending, err := s.prepared(ctx, pendingQuery[s.dialect])
+	pending, err := s.prepared(ctx, s.dialect.pendingQuery())
 	if err != nil {
 		return nil, fmt.Errorf("pending deliveries of %s: %w", crmID, err)
 	}
@@ -173,78 +156,8 @@ func (s *Store) CompleteDeliveries(ctx context.Context, crmID string, results []
 	if len(results) == 0 {
 		return nil
 	}
-	var err error
-	if s.dialect == schema.Postgres {
-		err = s.completeDeliveriesPostgres(ctx, crmID, results, dbTime(at))
-	} else {
-		err = s.inTx(ctx, func(tx *sqlx.Tx) error {
-			for chunk := range slices.Chunk(results, completeChunk) {
-				if err := completeDeliveriesSQLite(ctx, tx, crmID, chunk, dbTime(at)); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	if err != nil {
+	if err := s.dialect.completeDeliveries(ctx, s, crmID, results, dbTime(at)); err != nil {
 		return fmt.Errorf("complete deliveries of %s: %w", crmID, err)
-	}
-	return nil
-}
-
-// completeQueryPostgres records a batch of results in one prepared UPDATE
-// whatever its size: the results come as four arrays, unnested into rows.
-// The range of their lead IDs bounds the index scan: without it, and
-// without statistics (a table autovacuum has not analyzed yet, or a server
-// with autovacuum off), PostgreSQL plans a scan of every pending delivery
-// of the CRM integration for each batch, which a backlog makes quadratic.
-const completeQueryPostgres = `UPDATE lead_deliveries d
-SET status = v.status, crm_record_id = v.crm_record_id, reason = v.reason, completed_at = ?
-FROM unnest(CAST(? AS BIGINT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[])) AS v(lead_id, status, crm_record_id, reason)
-WHERE d.crm_integration_id = ? AND d.lead_id BETWEEN ? AND ? AND d.lead_id = v.lead_id AND d.status = 'pending'`
-
-// completeDeliveriesPostgres records results with completeQueryPostgres:
-// one statement, so all or nothing without a transaction around it.
-func (s *Store) completeDeliveriesPostgres(ctx context.Context, crmID string, results []DeliveryResult, at time.Time) error {
-	ids := make([]int64, len(results))
-	statuses := make([]string, len(results))
-	records := make([]string, len(results))
-	reasons := make([]string, len(results))
-	for i, r := range results {
-		ids[i], statuses[i], records[i], reasons[i] = r.LeadID, r.Status, cleanText(r.CRMRecordID), cleanText(r.Reason)
-	}
-	complete, err := s.prepared(ctx, completeQueryPostgres)
-	if err != nil {
-		return err
-	}
-	if _, err := complete.ExecContext(ctx, at, pq.Array(ids), pq.Array(statuses), pq.Array(records), pq.Array(reasons),
-		crmID, slices.Min(ids), slices.Max(ids)); err != nil {
-		return fmt.Errorf("update lead_deliveries: %w", err)
-	}
-	return nil
-}
-
-// completeDeliveriesSQLite records results in one UPDATE joined with a
-// VALUES list, whose columns SQLite names column1, column2, ...
-func completeDeliveriesSQLite(ctx context.Context, tx *sqlx.Tx, crmID string, results []DeliveryResult, at time.Time) error {
-	var values strings.Builder
-	args := make([]any, 0, 2+4*len(results))
-	args = append(args, at)
-	for i, r := range results {
-		if i > 0 {
-			values.WriteString(", ")
-		}
-		// The cast keeps the lead ID an integer for the comparison.
-		values.WriteString("(CAST(? AS BIGINT), ?, ?, ?)")
-		args = append(args, r.LeadID, r.Status, cleanText(r.CRMRecordID), cleanText(r.Reason))
-	}
-	args = append(args, crmID)
-	q := tx.Rebind(`UPDATE lead_deliveries
-SET status = v.column2, crm_record_id = v.column3, reason = v.column4, completed_at = ?
-FROM (VALUES ` + values.String() + `) AS v
-WHERE lead_deliveries.crm_integration_id = ? AND lead_deliveries.lead_id = v.column1 AND lead_deliveries.status = 'pending'`)
-	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-		return fmt.Errorf("update lead_deliveries: %w", err)
 	}
 	return nil
 }
@@ -268,17 +181,9 @@ func (s *Store) RecordDeliveryFailure(ctx context.Context, crmID string, leadIDs
 	// The range bounds the index scan as in completeQueryPostgres.
 	const update = `UPDATE lead_deliveries SET attempts = attempts + 1, last_error = ?
 WHERE crm_integration_id = ? AND status = 'pending' AND lead_id BETWEEN ? AND ? AND `
-	first, last := slices.Min(leadIDs), slices.Max(leadIDs)
-	var q string
-	var args []any
-	if s.dialect == schema.Postgres {
-		// One parameter whatever the batch size, so one query plan.
-		q, args = s.db.Rebind(update+`lead_id = ANY(?)`), []any{message, crmID, first, last, pq.Array(leadIDs)}
-	} else {
-		var err error
-		if q, args, err = sqlx.In(update+`lead_id IN (?)`, message, crmID, first, last, leadIDs); err != nil {
-			return fmt.Errorf("record delivery failure of %s: %w", crmID, err)
-		}
+	q, args, err := s.dialect.anyLeadID(update, []any{message, crmID, slices.Min(leadIDs), slices.Max(leadIDs)}, leadIDs)
+	if err != nil {
+		return fmt.Errorf("record delivery failure of %s: %w", crmID, err)
 	}
 	if _, err := s.db.ExecContext(ctx, q, args...); err != nil {
 		return fmt.Errorf("record delivery failure of %s: %w", crmID, err)
@@ -372,6 +277,37 @@ func (s *Store) timeOf(ctx context.Context, query string, args ...any) (*time.Ti
 	}
 	t = t.UTC()
 	return &t, nil
+}
+
+// CompletionsSince returns when the first of the CRM integrations'
+// deliveries completed (delivered or rejected) at or after since, and how
+// many of them completed later than that first one (not at the same
+// instant): how a backlog drains, for the benchmark. It returns the zero
+// time and 0 when none did.
+func (s *Store) CompletionsSince(ctx context.Context, crmIDs []string, since time.Time) (first time.Time, after int64, err error) {
+	if len(crmIDs) == 0 {
+		return time.Time{}, 0, nil
+	}
+	// ORDER BY and LIMIT rather than MIN, whose result SQLite does not
+	// declare as a time for the driver to parse.
+	q, args, err := sqlx.In(`SELECT completed_at FROM lead_deliveries
+WHERE crm_integration_id IN (?) AND completed_at >= ? ORDER BY completed_at LIMIT 1`, crmIDs, dbTime(since))
+	if err != nil {
+		return time.Time{}, 0, fmt.Errorf("first completion since %s: %w", since.Format(time.RFC3339), err)
+	}
+	if err := sqlx.GetContext(ctx, s.db, &first, s.db.Rebind(q), args...); errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, 0, nil
+	} else if err != nil {
+		return time.Time{}, 0, fmt.Errorf("first completion since %s: %w", since.Format(time.RFC3339), err)
+	}
+	q, args, err = sqlx.In(`SELECT COUNT(*) FROM lead_deliveries WHERE crm_integration_id IN (?) AND completed_at > ?`, crmIDs, first)
+	if err == nil {
+		err = sqlx.GetContext(ctx, s.db, &after, s.db.Rebind(q), args...)
+	}
+	if err != nil {
+		return time.Time{}, 0, fmt.Errorf("completions after %s: %w", first.UTC().Format(time.RFC3339Nano), err)
+	}
+	return first.UTC(), after, nil
 }
 
 // DeliveryLatencies returns, shortest first, how long each delivery

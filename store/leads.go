@@ -2,20 +2,16 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
 	"github.com/acme/integrations/integration"
-	"github.com/acme/integrations/schema"
 )
 
 // ErrInvalidLead is wrapped by AddLead's errors for a lead that cannot be
@@ -194,52 +190,11 @@ func (s *Store) AddLead(ctx context.Context, l Lead) (IntakeResult, error) {
 	if err != nil {
 		return IntakeResult{}, fmt.Errorf("add lead to %s: %w (%w)", l.IntegrationID, err, ErrInvalidLead)
 	}
-	var res IntakeResult
-	if s.dialect == schema.Postgres {
-		res, err = s.addLeadPostgres(ctx, row)
-	} else {
-		res, err = s.addLeadInTx(ctx, row)
-	}
+	res, err := s.dialect.addLead(ctx, s, row)
 	if err != nil {
 		return IntakeResult{}, fmt.Errorf("add lead to %s: %w", l.IntegrationID, err)
 	}
 	return res, nil
-}
-
-// addLeadInTx is AddLead on SQLite: a transaction of a few statements,
-// which cost no round trips in process. The transaction holds the write
-// lock from BEGIN, so what it reads cannot change before it commits.
-func (s *Store) addLeadInTx(ctx context.Context, row leadRow) (IntakeResult, error) {
-	var res IntakeResult
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		res = IntakeResult{}
-		var owner integrationRow
-		q := tx.Rebind(`SELECT ` + integrationColumns + ` FROM integrations WHERE id = ?`)
-		if err := sqlx.GetContext(ctx, tx, &owner, q, row.LeadIntegrationID); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("lead integration %q: %w", row.LeadIntegrationID, ErrNotFound)
-			}
-			return fmt.Errorf("read lead integration: %w", err)
-		}
-		if err := checkLeadIntegration(owner); err != nil {
-			return err
-		}
-		var err error
-		if res.Integration, err = owner.toState(); err != nil {
-			return err
-		}
-		row.OrgID = owner.OrgID
-
-		if res.LeadID, res.Duplicate, err = insertLead(ctx, tx, row); err != nil || res.Duplicate {
-			return err
-		}
-		if owner.Status != string(integration.StatusActive) {
-			return nil
-		}
-		res.Routed, err = routeLead(ctx, tx, res.LeadID, owner.OrgID, row.ReceivedAt)
-		return err
-	})
-	return res, err
 }
 
 // checkLeadIntegration says, wrapping ErrNotFound, why leads cannot arrive
@@ -252,123 +207,6 @@ func checkLeadIntegration(row integrationRow) error {
 		return fmt.Errorf("lead integration %q is deleted: %w", row.ID, ErrNotFound)
 	}
 	return nil
-}
-
-// postgresIntake is AddLead in one PostgreSQL statement: it reads the lead
-// integration, inserts the lead if the integration takes leads and has no
-// lead with that external ID, and routes it if the integration is active.
-// One statement is one snapshot, so the routing and the returned state
-// agree; prepared, it costs one exchange with the server instead of two per
-// statement plus BEGIN and COMMIT, and exchanges (and parsing and planning)
-// are what bound intake throughput on a small machine. A concurrent insert
-// of the same external ID makes ON CONFLICT wait for it to commit and then
-// do nothing, so exactly one of them stores the lead. lead_id is NULL when
-// nothing was inserted.
-const postgresIntake = `WITH owner AS (
-	SELECT ` + integrationColumns + ` FROM integrations WHERE id = ?
-), inserted AS (
-	INSERT INTO leads (lead_integration_id, org_id, external_id, source, name, email, phone, message, attributes, received_at)
-	SELECT id, org_id, ?, ?, ?, ?, ?, ?, CAST(? AS JSONB), CAST(? AS TIMESTAMPTZ)
-	FROM owner
-	WHERE kind = 'lead' AND status <> 'deleted'
-	ON CONFLICT (lead_integration_id, external_id) DO NOTHING
-	RETURNING id, org_id
-), routed AS (
-	INSERT INTO lead_deliveries (crm_integration_id, lead_id, status, attempts, last_error, crm_record_id, reason, created_at)
-	SELECT crm.id, inserted.id, 'pending', 0, '', '', '', CAST(? AS TIMESTAMPTZ)
-	FROM inserted, owner, integrations crm
-	WHERE owner.status = 'active' AND crm.org_id = inserted.org_id AND crm.kind = 'crm' AND crm.status <> 'deleted'
-	RETURNING crm_integration_id
-)
-SELECT owner.*,
-	(SELECT id FROM inserted) AS lead_id,
-	ARRAY(SELECT crm_integration_id FROM routed ORDER BY crm_integration_id) AS routed
-FROM owner`
-
-// intakeRow is the row postgresIntake returns.
-type intakeRow struct {
-	integrationRow
-	LeadID sql.NullInt64  `db:"lead_id"`
-	Routed pq.StringArray `db:"routed"`
-}
-
-// addLeadPostgres is AddLead on PostgreSQL.
-func (s *Store) addLeadPostgres(ctx context.Context, row leadRow) (IntakeResult, error) {
-	intake, err := s.prepared(ctx, postgresIntake)
-	if err != nil {
-		return IntakeResult{}, err
-	}
-	var out intakeRow
-	err = intake.GetContext(ctx, &out, row.LeadIntegrationID,
-		row.ExternalID, row.Source, row.Name, row.Email, row.Phone, row.Message, row.Attributes, row.ReceivedAt,
-		row.ReceivedAt)
-	if errors.Is(err, sql.ErrNoRows) {
-		return IntakeResult{}, fmt.Errorf("lead integration %q: %w", row.LeadIntegrationID, ErrNotFound)
-	}
-	if err != nil {
-		return IntakeResult{}, fmt.Errorf("insert lead: %w", err)
-	}
-	if err := checkLeadIntegration(out.integrationRow); err != nil {
-		return IntakeResult{}, err
-	}
-	res := IntakeResult{LeadID: out.LeadID.Int64, Routed: out.Routed}
-	if res.Integration, err = out.toState(); err != nil {
-		return IntakeResult{}, err
-	}
-	if len(res.Routed) == 0 {
-		res.Routed = nil
-	}
-	if out.LeadID.Valid {
-		return res, nil
-	}
-	// A duplicate. In a new statement, which sees the conflicting row even
-	// if the insert had to wait for it to commit.
-	res.Duplicate = true
-	q := s.db.Rebind(`SELECT id FROM leads WHERE lead_integration_id = ? AND external_id = ?`)
-	if err := sqlx.GetContext(ctx, s.db, &res.LeadID, q, row.LeadIntegrationID, row.ExternalID); err != nil {
-		return IntakeResult{}, fmt.Errorf("find the original of a duplicate lead: %w", err)
-	}
-	return res, nil
-}
-
-// insertLead inserts row unless its lead integration already has a lead
-// with that external ID, and returns the ID of the stored lead, new or
-// original (SQLite).
-func insertLead(ctx context.Context, tx *sqlx.Tx, row leadRow) (id int64, duplicate bool, err error) {
-	q := tx.Rebind(`INSERT INTO leads (lead_integration_id, org_id, external_id, source, name, email, phone, message, attributes, received_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (lead_integration_id, external_id) DO NOTHING
-RETURNING id`)
-	err = sqlx.GetContext(ctx, tx, &id, q, row.LeadIntegrationID, row.OrgID, row.ExternalID, row.Source,
-		row.Name, row.Email, row.Phone, row.Message, row.Attributes, row.ReceivedAt)
-	if err == nil {
-		return id, false, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return 0, false, fmt.Errorf("insert lead: %w", err)
-	}
-	q = tx.Rebind(`SELECT id FROM leads WHERE lead_integration_id = ? AND external_id = ?`)
-	if err := sqlx.GetContext(ctx, tx, &id, q, row.LeadIntegrationID, row.ExternalID); err != nil {
-		return 0, false, fmt.Errorf("find the original of a duplicate lead: %w", err)
-	}
-	return id, true, nil
-}
-
-// routeLead creates a pending delivery of lead leadID for every CRM
-// integration of org that is not deleted, in one statement, and returns
-// those integrations' IDs, sorted (SQLite).
-func routeLead(ctx context.Context, tx *sqlx.Tx, leadID int64, org string, at time.Time) ([]string, error) {
-	q := tx.Rebind(`INSERT INTO lead_deliveries (crm_integration_id, lead_id, status, attempts, last_error, crm_record_id, reason, created_at)
-SELECT id, ?, 'pending', 0, '', '', '', ?
-FROM integrations
-WHERE org_id = ? AND kind = 'crm' AND status <> 'deleted'
-RETURNING crm_integration_id`)
-	var routed []string
-	if err := sqlx.SelectContext(ctx, tx, &routed, q, leadID, at, org); err != nil {
-		return nil, fmt.Errorf("route lead %d: %w", leadID, err)
-	}
-	slices.Sort(routed)
-	return routed, nil
 }
 
 // CountLeads returns how many leads the lead integration has stored.

@@ -589,6 +589,56 @@ func TestDeliveryLatencies(t *testing.T) {
 	})
 }
 
+func TestCompletionsSince(t *testing.T) {
+	t.Parallel()
+	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
+		b := setup(t, db)
+		f := newDeliveryFixture(t, b, "completions", 4)
+		elsewhere := newDeliveryFixture(t, b, "completions-elsewhere", 1)
+		ids := []string{f.crm, f.otherCRM}
+		complete := func(crmID string, at time.Time, leads ...int64) {
+			t.Helper()
+			results := make([]store.DeliveryResult, len(leads))
+			for i, id := range leads {
+				results[i] = store.DeliveryResult{LeadID: id, Status: store.DeliveryDelivered}
+			}
+			require.NoError(t, b.store.CompleteDeliveries(b.ctx, crmID, results, at))
+		}
+		since := t0.Add(time.Minute)
+		complete(f.crm, since.Add(-time.Second), f.leads[0])                      // before since
+		complete(elsewhere.crm, since, elsewhere.leads[0])                        // a CRM not asked about
+		complete(f.otherCRM, since.Add(time.Millisecond), f.leads[0], f.leads[1]) // the first two, at once
+		require.NoError(t, b.store.CompleteDeliveries(b.ctx, f.crm, []store.DeliveryResult{
+			{LeadID: f.leads[1], Status: store.DeliveryRejected, Reason: "invalid email"},
+		}, since.Add(2*time.Millisecond)))
+		complete(f.crm, since.Add(3*time.Millisecond), f.leads[2])
+		// f.leads[3] stays pending for both.
+
+		for _, tc := range []struct {
+			name  string
+			ids   []string
+			since time.Time
+			first time.Time
+			after int64
+		}{
+			{"FirstAndTheLaterOnes", ids, since, since.Add(time.Millisecond), 2},
+			{"CompletionAtSinceCounts", ids, since.Add(2 * time.Millisecond), since.Add(2 * time.Millisecond), 1},
+			{"OnlyTheCRMsAsked", []string{f.crm}, t0, since.Add(-time.Second), 2},
+			{"NoneSince", ids, since.Add(time.Hour), time.Time{}, 0},
+			{"UnknownCRM", []string{"completions-no-such-crm"}, t0, time.Time{}, 0},
+			{"NoCRMs", nil, t0, time.Time{}, 0},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				first, after, err := b.store.CompletionsSince(b.ctx, tc.ids, tc.since)
+				require.NoError(t, err)
+				require.Equal(t, tc.first, first, "in UTC")
+				require.Equal(t, tc.after, after)
+			})
+		}
+	})
+}
+
 func TestIntakeTokens(t *testing.T) {
 	t.Parallel()
 	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {

@@ -151,6 +151,24 @@ func TestOpen(t *testing.T) {
 	})
 }
 
+func TestBackendAndPing(t *testing.T) {
+	t.Parallel()
+	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
+		b := setup(t, db)
+		require.Equal(t, db.Name, b.store.Backend())
+		require.NoError(t, b.store.Ping(b.ctx))
+
+		// A store whose pool is gone says so, naming the database but not
+		// its URL.
+		closed, err := store.Open(b.ctx, db.URL)
+		require.NoError(t, err)
+		require.NoError(t, closed.Close())
+		err = closed.Ping(b.ctx)
+		require.ErrorContains(t, err, "ping "+db.Name+" database")
+		require.NotContains(t, err.Error(), db.URL)
+	})
+}
+
 func TestMigrate(t *testing.T) {
 	t.Parallel()
 	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {

@@ -19,17 +19,18 @@ func New(c client.Client, taskQueue string, a *activities.Activities, policy int
 	if taskQueue == "" {
 		taskQueue = workflows.TaskQueue
 	}
-	// Signal order across command names depends on this interceptor.
-	opts.Interceptors = append(opts.Interceptors, &workflows.SignalOrder{})
+	// Signal order and the worker's policy reach the workflows through
+	// this interceptor; a run without it refuses to proceed.
+	opts.Interceptors = append(opts.Interceptors, workflows.NewRuntime(policy))
 	w := sdkworker.New(c, taskQueue, opts)
-	Register(w, a, policy)
+	Register(w, a)
 	return w
 }
 
 // Register adds the workflows and activities to any registry, such as a
-// worker or a test environment.
-func Register(r sdkworker.Registry, a *activities.Activities, policy integration.Policy) {
-	_ = policy // read by the workflows once the worker-side policy lands
+// worker or a test environment (which must also install the
+// workflows.Runtime interceptor).
+func Register(r sdkworker.Registry, a *activities.Activities) {
 	r.RegisterWorkflow(workflows.LeadIntegration)
 	r.RegisterWorkflow(workflows.CRMIntegration)
 	r.RegisterActivity(a)

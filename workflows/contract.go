@@ -75,68 +75,54 @@ type Command struct {
 	// Only the source travels through history; the lead's contact details
 	// never do.
 	Source string `json:"source,omitempty"`
+	// CredentialVersion is the stored (sealed) credentials version an
+	// authorize is about: the candidate to validate, promoted to current
+	// only if it passes. Zero validates the current credentials again.
+	// The version number, never the credentials, travels in history.
+	CredentialVersion int `json:"credential_version,omitempty"`
 }
 
-// Config tunes the workflow's timers. Zero values take the defaults.
+// Config is what one integration overrides of the worker's policy, given
+// at creation (`integrations create --validation-interval ...`): zero
+// fields follow the worker's integration.Policy, which running workflows
+// read at each timer. It travels in the workflow input, so it is carried
+// across continue-as-new.
 type Config struct {
 	// ValidationInterval is how often a set-up CRM integration validates
-	// its credentials and permissions (default 1h).
+	// its credentials and permissions.
 	ValidationInterval time.Duration `json:"validation_interval,omitempty"`
 	// ReminderAfter is how long setup may stay incomplete before the org is
-	// reminded (default 72h).
+	// reminded.
 	ReminderAfter time.Duration `json:"reminder_after,omitempty"`
 	// AbandonAfter is how long setup may stay incomplete before the
-	// integration is flagged abandoned (default 30 days).
+	// integration is flagged abandoned.
 	AbandonAfter time.Duration `json:"abandon_after,omitempty"`
 	// MaxHistoryEvents continues as new once history reaches this many
 	// events, besides whenever the server suggests it (0: server only).
 	MaxHistoryEvents int `json:"max_history_events,omitempty"`
 	// SyncInterval is the safety timer: pending leads are looked for at
-	// least this often even without a nudge (default 5m).
+	// least this often even without a nudge.
 	SyncInterval time.Duration `json:"sync_interval,omitempty"`
 	// SyncBackoffInitial and SyncBackoffMax bound the capped exponential
-	// backoff between attempts of a failing sync (defaults 1s and 5m).
+	// backoff between attempts of a failing sync.
 	SyncBackoffInitial time.Duration `json:"sync_backoff_initial,omitempty"`
 	SyncBackoffMax     time.Duration `json:"sync_backoff_max,omitempty"`
-	// Attention is when a persisting failed sync needs a human (default 5
-	// consecutive failures over 6h).
+	// Attention is when a persisting failed sync needs a human.
 	Attention integration.AttentionThreshold `json:"attention,omitempty"`
 }
 
-// Defaults for Config.
-const (
-	DefaultValidationInterval = time.Hour
-	DefaultReminderAfter      = 72 * time.Hour
-	DefaultAbandonAfter       = 30 * 24 * time.Hour
-	DefaultSyncInterval       = 5 * time.Minute
-	DefaultSyncBackoffInitial = time.Second
-	DefaultSyncBackoffMax     = 5 * time.Minute
-)
-
-// WithDefaults fills the zero fields of c.
-func (c Config) WithDefaults() Config {
-	if c.ValidationInterval <= 0 {
-		c.ValidationInterval = DefaultValidationInterval
+// Overrides returns the policy settings c overrides; its zero fields are
+// the ones c leaves to the worker.
+func (c Config) Overrides() integration.Policy {
+	return integration.Policy{
+		ValidationInterval: c.ValidationInterval,
+		ReminderAfter:      c.ReminderAfter,
+		AbandonAfter:       c.AbandonAfter,
+		SyncInterval:       c.SyncInterval,
+		SyncBackoffInitial: c.SyncBackoffInitial,
+		SyncBackoffMax:     c.SyncBackoffMax,
+		Attention:          c.Attention,
 	}
-	if c.ReminderAfter <= 0 {
-		c.ReminderAfter = DefaultReminderAfter
-	}
-	if c.AbandonAfter <= 0 {
-		c.AbandonAfter = DefaultAbandonAfter
-	}
-	if c.SyncInterval <= 0 {
-		c.SyncInterval = DefaultSyncInterval
-	}
-	if c.SyncBackoffInitial <= 0 {
-		c.SyncBackoffInitial = DefaultSyncBackoffInitial
-	}
-	if c.SyncBackoffMax <= 0 {
-		c.SyncBackoffMax = DefaultSyncBackoffMax
-	}
-	if c.SyncBackoffMax < c.SyncBackoffInitial {
-		c.SyncBackoffMax = c.SyncBackoffInitial
-	}
-	return c
 }
 
 // Input starts a run of an integration workflow: the first run with the
@@ -150,19 +136,11 @@ type Input struct {
 	LastChange integration.Change `json:"last_change"`
 	// ProjectedVersion is the highest version known to be in the database.
 	ProjectedVersion int64 `json:"projected_version"`
-	// NextValidationAt is when the periodic validation is due.
-	NextValidationAt time.Time `json:"next_validation_at"`
+	// Timers is the run's timer state (next validation, requested and
+	// retried syncs, the safety sync), computed by package integration.
+	integration.Timers
 	// Run counts continue-as-new generations, for operators.
 	Run int `json:"run"`
-	// SyncRequested says pending leads may be waiting: set by a nudge, by
-	// activation, by a full batch, and after a failure (then gated by
-	// RetryAt).
-	SyncRequested bool `json:"sync_requested,omitempty"`
-	// RetryAt is the earliest next delivery attempt after a failure or a
-	// rate limit.
-	RetryAt time.Time `json:"retry_at"`
-	// NextSyncAt is when the safety timer looks for pending leads.
-	NextSyncAt time.Time `json:"next_sync_at"`
 }
 
 // Snapshot is what the status query and the describe update return: the

@@ -3,8 +3,6 @@ package workflows_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +13,6 @@ import (
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/acme/integrations/crm/sandbox"
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/internal/testenv"
 	"github.com/acme/integrations/internal/teststack"
@@ -238,106 +235,6 @@ func TestNoSecretsInHistoryOrLogs(t *testing.T) {
 	cred, err := b.stack.Store.LatestCredential(b.ctx, id)
 	require.NoError(t, err)
 	require.NotContains(t, string(cred.Ciphertext), key)
-}
-
-// recorders make the replay fixtures in testdata/. A fixture is a history
-// of released workflow code: once written it is never rewritten, so old
-// histories keep proving that new code replays them. A new behaviour gets a
-// new fixture.
-var recorders = map[string]func(t *testing.T, b *e2eBundle) string{
-	"crm_lifecycle.json":  recordCRMLifecycle,
-	"lead_lifecycle.json": recordLeadLifecycle,
-	"crm_sync.json":       recordCRMSync,
-}
-
-// TestRecordHistory writes the missing replay fixtures when
-// INTEGRATIONS_RECORD_HISTORY=1; otherwise it checks they all exist.
-func TestRecordHistory(t *testing.T) {
-	t.Parallel()
-	for name, record := range recorders {
-		path := filepath.Join("testdata", name)
-		if _, err := os.Stat(path); err == nil {
-			continue
-		}
-		if os.Getenv("INTEGRATIONS_RECORD_HISTORY") != "1" {
-			t.Fatalf("replay fixture %s missing: run with INTEGRATIONS_RECORD_HISTORY=1", path)
-		}
-		b := setupE2E(t, testenv.Database{Name: "sqlite", URL: testenv.SQLiteURL(t)}, syncConfig)
-		wid := record(t, b)
-		require.Eventually(t, func() bool {
-			d, err := b.stack.Temporal.DescribeWorkflowExecution(b.ctx, wid, "")
-			require.NoError(t, err)
-			return d.WorkflowExecutionInfo.Status == enums.WORKFLOW_EXECUTION_STATUS_COMPLETED
-		}, 10*time.Second, 100*time.Millisecond)
-		iter := b.stack.Temporal.GetWorkflowHistory(b.ctx, wid, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-		var events []string
-		for iter.HasNext() {
-			ev, err := iter.Next()
-			require.NoError(t, err)
-			raw, err := protojson.Marshal(ev)
-			require.NoError(t, err)
-			events = append(events, string(raw))
-		}
-		require.NoError(t, os.MkdirAll("testdata", 0o755))
-		require.NoError(t, os.WriteFile(path, []byte(`{"events":[`+strings.Join(events, ",")+`]}`), 0o644))
-	}
-}
-
-func recordCRMLifecycle(t *testing.T, b *e2eBundle) string {
-	crmID := testenv.ID("recorded-crm")
-	key := b.activeCRM(t, "recorded-org", crmID)
-	// Signals in a burst, as an operator or script might send them.
-	for _, name := range []string{workflows.Pause, workflows.Resume, workflows.Pause} {
-		b.signal(t, integration.KindCRM, crmID, name, workflows.Command{By: "op"})
-	}
-	b.describe(t, integration.KindCRM, crmID)
-	_, err := b.stack.Starter.Command(b.ctx, crmID, integration.EventResume, "op", "")
-	require.NoError(t, err)
-	_, err = b.stack.Sandbox.Revoke(b.ctx, key)
-	require.NoError(t, err)
-	b.waitFor(t, crmID, integration.StatusPaused)
-	_, err = b.stack.Sandbox.Restore(b.ctx, key)
-	require.NoError(t, err)
-	b.waitFor(t, crmID, integration.StatusActive)
-	_, err = b.stack.Starter.Command(b.ctx, crmID, integration.EventDelete, "op", "")
-	require.NoError(t, err)
-	return integration.WorkflowID(integration.KindCRM, crmID)
-}
-
-func recordLeadLifecycle(t *testing.T, b *e2eBundle) string {
-	leadID := testenv.ID("recorded-lead")
-	_, err := b.stack.Starter.Create(b.ctx, integration.Spec{ID: leadID, OrgID: "recorded-org", Kind: integration.KindLead, Provider: "zillow", ExpectedSource: "Z"}, "test")
-	require.NoError(t, err)
-	b.signal(t, integration.KindLead, leadID, workflows.LeadReceived, workflows.Command{Source: "z"})
-	b.signal(t, integration.KindLead, leadID, workflows.LeadReceived, workflows.Command{Source: "Z"})
-	b.describe(t, integration.KindLead, leadID)
-	_, err = b.stack.Starter.Command(b.ctx, leadID, integration.EventCompleteSetup, "op", "")
-	require.NoError(t, err)
-	_, err = b.stack.Starter.Command(b.ctx, leadID, integration.EventDelete, "op", "")
-	require.NoError(t, err)
-	return integration.WorkflowID(integration.KindLead, leadID)
-}
-
-// recordCRMSync records deliveries, a failing sync with backoff, a rate
-// limit, recovery and a rejected lead.
-func recordCRMSync(t *testing.T, b *e2eBundle) string {
-	f := &flowBundle{e2eBundle: b, org: "recorded-org"}
-	crmID, key := f.crm(t)
-	f.activeLead(t)
-	f.sendLeads(t, 3, "Z")
-	f.waitDelivered(t, crmID, 3)
-	_, err := b.stack.Sandbox.SetFaults(b.ctx, key, sandbox.Faults{FailNext: 3, FailStatus: 503})
-	require.NoError(t, err)
-	f.sendLeads(t, 2, "Z")
-	f.waitDelivered(t, crmID, 5)
-	f.waitStatus(t, crmID, integration.StatusActive)
-	_, err = b.stack.Sandbox.SetFaults(b.ctx, key, sandbox.Faults{RateLimitNext: 1, RetryAfterSeconds: 1})
-	require.NoError(t, err)
-	f.sendLeads(t, 2, "Z")
-	f.waitDelivered(t, crmID, 7)
-	_, err = b.stack.Starter.Command(b.ctx, crmID, integration.EventDelete, "op", "")
-	require.NoError(t, err)
-	return integration.WorkflowID(integration.KindCRM, crmID)
 }
 
 func (b *e2eBundle) waitFor(t *testing.T, id string, status integration.Status) {

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/interceptor"
 	sdkworker "go.temporal.io/sdk/worker"
 
+	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/internal/testenv"
 	"github.com/acme/integrations/workflows"
 )
@@ -27,9 +28,10 @@ func TestReplayRecordedHistories(t *testing.T) {
 			t.Parallel()
 			raw, err := os.ReadFile(file)
 			require.NoError(t, err)
-			require.Contains(t, string(raw), "WORKFLOW_EXECUTION_COMPLETED", "fixture is a whole, finished run")
+			finished := strings.Contains(string(raw), "WORKFLOW_EXECUTION_COMPLETED") || strings.Contains(string(raw), "WORKFLOW_EXECUTION_CONTINUED_AS_NEW")
+			require.True(t, finished, "fixture is a whole run, completed or continued as new")
 			replayer, err := sdkworker.NewWorkflowReplayerWithOptions(sdkworker.WorkflowReplayerOptions{
-				Interceptors: []interceptor.WorkerInterceptor{&workflows.SignalOrder{}},
+				Interceptors: []interceptor.WorkerInterceptor{workflows.NewRuntime(integration.DefaultPolicy())},
 			})
 			require.NoError(t, err)
 			replayer.RegisterWorkflow(workflows.LeadIntegration)
@@ -50,7 +52,7 @@ func TestReplayDetectsChange(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tampered.json")
 	require.NoError(t, os.WriteFile(path, []byte(tampered), 0o600))
 	replayer, err := sdkworker.NewWorkflowReplayerWithOptions(sdkworker.WorkflowReplayerOptions{
-		Interceptors: []interceptor.WorkerInterceptor{&workflows.SignalOrder{}},
+		Interceptors: []interceptor.WorkerInterceptor{workflows.NewRuntime(integration.DefaultPolicy())},
 	})
 	require.NoError(t, err)
 	replayer.RegisterWorkflow(workflows.CRMIntegration)

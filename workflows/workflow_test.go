@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,12 +42,17 @@ type validateResult struct {
 
 type testBundle struct {
 	env *testsuite.TestWorkflowEnvironment
+	// policy is the worker's policy the runs read; setPolicy changes it
+	// mid-run, as a worker restarted with another policy would.
+	policy atomic.Pointer[integration.Policy]
 
 	mu sync.Mutex
 	// projected, notified and validated record the activity calls in order.
 	projected []activities.ProjectInput
 	notified  []activities.NotifyInput
 	validated []activities.ValidateInput
+	// validatedAt is the workflow time of each Validate call.
+	validatedAt []time.Time
 	// validateScript answers Validate calls in order (retries included);
 	// calls beyond it pass.
 	validateScript []validateResult
@@ -59,13 +65,20 @@ type testBundle struct {
 }
 
 // setup builds a test environment the way worker.New builds a worker: with
-// the SignalOrder interceptor installed.
+// the Runtime interceptor installed, serving the bundle's policy (the
+// defaults until setPolicy).
 func setup(t *testing.T) *testBundle {
 	t.Helper()
-	return setupWithInterceptors(t, []interceptor.WorkerInterceptor{&workflows.SignalOrder{}})
+	b := &testBundle{}
+	b.setPolicy(integration.DefaultPolicy())
+	runtime := &workflows.Runtime{Policy: func() integration.Policy { return *b.policy.Load() }}
+	return setupWithInterceptors(t, b, []interceptor.WorkerInterceptor{runtime})
 }
 
-func setupWithInterceptors(t *testing.T, interceptors []interceptor.WorkerInterceptor) *testBundle {
+// setPolicy changes the worker policy the runs read from now on.
+func (b *testBundle) setPolicy(p integration.Policy) { b.policy.Store(&p) }
+
+func setupWithInterceptors(t *testing.T, b *testBundle, interceptors []interceptor.WorkerInterceptor) *testBundle {
 	t.Helper()
 	var suite testsuite.WorkflowTestSuite
 	suite.SetLogger(testenv.DiscardLogger())
@@ -78,7 +91,7 @@ func setupWithInterceptors(t *testing.T, interceptors []interceptor.WorkerInterc
 	env.RegisterWorkflow(workflows.CRMIntegration)
 	env.RegisterActivity(acts)
 
-	b := &testBundle{env: env}
+	b.env = env
 	env.OnActivity(acts.Project, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ProjectInput) error {
 			b.mu.Lock()
@@ -99,6 +112,7 @@ func setupWithInterceptors(t *testing.T, interceptors []interceptor.WorkerInterc
 			defer b.mu.Unlock()
 			call := len(b.validated)
 			b.validated = append(b.validated, in)
+			b.validatedAt = append(b.validatedAt, env.Now().UTC())
 			if call < len(b.validateScript) {
 				return b.validateScript[call].checks, b.validateScript[call].err
 			}
@@ -163,9 +177,12 @@ func activeCRMInput(t *testing.T, cfg workflows.Config) workflows.Input {
 	require.Equal(t, integration.StatusActive, s.Status)
 	return workflows.Input{
 		State: s, Config: cfg, LastChange: change, ProjectedVersion: s.Version,
-		NextValidationAt: testStart.Add(workflows.DefaultValidationInterval), Run: 2,
-		// A syncing run carries its safety timer across continue-as-new.
-		NextSyncAt: testStart.Add(cfg.WithDefaults().SyncInterval),
+		Timers: integration.Timers{
+			NextValidationAt: testStart.Add(cfg.Overrides().Or(integration.DefaultPolicy()).ValidationInterval),
+			// A syncing run carries its safety timer across continue-as-new.
+			NextSyncAt: testStart.Add(cfg.Overrides().Or(integration.DefaultPolicy()).SyncInterval),
+		},
+		Run: 2,
 	}
 }
 
@@ -301,8 +318,8 @@ func TestUnitSetupReminderAndAbandon(t *testing.T) {
 	b := setup(t)
 	const day = 24 * time.Hour
 	var beforeReminder, afterReminder, afterAbandon workflows.Snapshot
-	b.queryAt(t, workflows.DefaultReminderAfter-time.Minute, &beforeReminder)
-	b.queryAt(t, workflows.DefaultReminderAfter+time.Minute, &afterReminder)
+	b.queryAt(t, integration.DefaultReminderAfter-time.Minute, &beforeReminder)
+	b.queryAt(t, integration.DefaultReminderAfter+time.Minute, &afterReminder)
 	b.queryAt(t, 31*day, &afterAbandon)
 	stillRunning := false
 	b.at(31*day+time.Minute, func() { stillRunning = !b.env.IsWorkflowCompleted() })
@@ -337,9 +354,9 @@ func TestUnitSetupReminderAndAbandon(t *testing.T) {
 	}, b.changes())
 	b.requireConsistentProjections(t, 1)
 	p := b.projections()
-	require.Equal(t, testStart.Add(workflows.DefaultReminderAfter), p[1].Change.At)
+	require.Equal(t, testStart.Add(integration.DefaultReminderAfter), p[1].Change.At)
 	require.Equal(t, "system", p[1].Change.Actor)
-	require.Equal(t, testStart.Add(workflows.DefaultAbandonAfter), p[2].Change.At)
+	require.Equal(t, testStart.Add(integration.DefaultAbandonAfter), p[2].Change.At)
 	require.False(t, p[1].State.Abandoned)
 	require.True(t, p[2].State.ReminderSent && p[2].State.Abandoned)
 }
@@ -553,7 +570,7 @@ func TestUnitContinueAsNewOnTimerWake(t *testing.T) {
 	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 	require.Equal(t, in.State, next.State, "the validation passed with the same checks: no change")
 	require.Equal(t, in.ProjectedVersion, next.ProjectedVersion)
-	require.Equal(t, in.NextValidationAt.Add(workflows.DefaultValidationInterval), next.NextValidationAt)
+	require.Equal(t, in.NextValidationAt.Add(integration.DefaultValidationInterval), next.NextValidationAt)
 	require.Equal(t, in.Run+1, next.Run)
 	require.Len(t, b.validations(), 1)
 	require.Empty(t, b.projections())
@@ -677,7 +694,7 @@ func TestUnitDeleteEndsWorkflow(t *testing.T) {
 			}, b.changes())
 			p := b.projections()
 			require.Equal(t, "created by mistake", p[1].Change.Note)
-			require.Equal(t, []integration.EffectType{integration.EffectResolvePaused}, b.effects())
+			require.Equal(t, []integration.EffectType{integration.EffectResolveAll}, b.effects())
 		})
 	}
 }
@@ -718,31 +735,23 @@ func TestUnitSignalBatchAppliedInArrivalOrder(t *testing.T) {
 	require.Len(t, b.validations(), 1, "resume validates once")
 }
 
-// TestUnitSignalBatchWithoutSignalOrder shows why workers install the
-// SignalOrder interceptor: without it, signals drain channel by channel, so
-// the batch pause, resume, pause is read as pause, pause, resume and the
-// integration ends up active.
-func TestUnitSignalBatchWithoutSignalOrder(t *testing.T) {
+// TestUnitWithoutRuntimeRefusesToRun shows what a worker without the
+// Runtime interceptor gets: not a silent reordering of the batch pause,
+// resume, pause (channels would drain it as pause, pause, resume and leave
+// the integration active), but a run that refuses to proceed, saying why.
+func TestUnitWithoutRuntimeRefusesToRun(t *testing.T) {
 	t.Parallel()
-	b := setupWithInterceptors(t, nil)
+	b := setupWithInterceptors(t, &testBundle{}, nil)
 	sendBatch(b, 10*time.Minute)
-	var after workflows.Snapshot
-	b.queryAt(t, 20*time.Minute, &after)
-	b.cancelAt(30 * time.Minute)
 
 	b.env.ExecuteWorkflow(workflows.CRMIntegration, activeCRMInput(t, workflows.Config{}))
-	b.requireCanceled(t)
 
-	require.Equal(t, integration.StatusActive, after.State.Status, "the user's last word, pause, is lost")
-	require.Equal(t, []string{
-		"v4 pause active/->paused/manual",
-		"v5 resume paused/manual->active/",
-	}, b.changes())
-	var notes []string
-	for _, p := range b.projections() {
-		notes = append(notes, p.Change.Note)
-	}
-	require.Equal(t, []string{"1", "2"}, notes, "the second pause was taken before the resume, and rejected")
+	require.True(t, b.env.IsWorkflowCompleted())
+	err := b.env.GetWorkflowError()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "workflows.Runtime worker interceptor")
+	require.Contains(t, err.Error(), "out of order")
+	require.Empty(t, b.projections(), "nothing was applied")
 }
 
 // TestUnitUpdateBehindPendingSignal covers updates the validator cannot
