@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -167,7 +168,8 @@ func New(ctx context.Context, cfg Config, opts ...Option) (svc *Service, err err
 		}
 	}
 	s.Connectors = connectors(cfg)
-	s.Starter = &starter.Starter{Store: st, Keyring: s.Keyring, Connectors: s.Connectors, TaskQueue: cfg.TaskQueue}
+	s.Starter = &starter.Starter{Store: st, Keyring: s.Keyring, Connectors: s.Connectors, TaskQueue: cfg.TaskQueue,
+		OAuthRedirectURL: strings.TrimRight(cfg.PublicURL, "/") + api.OAuthCallbackPath}
 	if !o.temporal {
 		return s, nil
 	}

@@ -52,6 +52,9 @@ type Starter struct {
 	Nudger *Nudger
 	// Now is the clock for creation times (time.Now when nil).
 	Now func() time.Time
+	// OAuthRedirectURL is the callback the CRMs' consent pages redirect
+	// to (PUBLIC-URL/oauth/callback); empty: OAuth connect is off.
+	OAuthRedirectURL string
 }
 
 func (s *Starter) taskQueue() string {

@@ -2,9 +2,12 @@ package store_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/internal/testenv"
+	"github.com/acme/integrations/schema"
 	"github.com/acme/integrations/store"
 )
 
@@ -36,8 +40,29 @@ func setup(t testing.TB, db testenv.Database) *testBundle {
 	return &testBundle{ctx: ctx, db: db, store: s}
 }
 
-// migrations is how many numbered migrations schema/ holds.
-const migrations = 4
+// migrations is how many numbered migrations schema/ holds for SQLite
+// (PostgreSQL holds the same numbers, which schema's tests check), and
+// lastMigration the highest number.
+var migrations, lastMigration = countMigrations()
+
+func countMigrations() (n int, last int64) {
+	fsys, err := schema.FS(schema.SQLite)
+	if err != nil {
+		panic(err)
+	}
+	names, err := fs.Glob(fsys, "*.sql")
+	if err != nil {
+		panic(err)
+	}
+	for _, name := range names {
+		num, err := strconv.ParseInt(strings.SplitN(name, "_", 2)[0], 10, 64)
+		if err != nil {
+			panic(fmt.Sprintf("migration %s is not numbered", name))
+		}
+		n, last = n+1, max(last, num)
+	}
+	return n, last
+}
 
 // t0 is a UTC time at microsecond resolution: what the store returns.
 var t0 = time.Date(2025, 3, 4, 5, 6, 7, 123456000, time.UTC)
@@ -190,7 +215,7 @@ func TestMigrate(t *testing.T) {
 
 		var version int64
 		require.NoError(t, b.store.DB().GetContext(b.ctx, &version, `SELECT MAX(version_id) FROM goose_db_version`))
-		require.Equal(t, int64(migrations), version)
+		require.Equal(t, lastMigration, version)
 
 		for _, table := range []string{"integrations", "integration_events", "crm_credentials", "notifications", "leads", "lead_deliveries", "intake_tokens"} {
 			var n int
@@ -835,5 +860,49 @@ func TestSyncHealthRoundTrip(t *testing.T) {
 		got, err = b.store.Get(b.ctx, st.ID)
 		require.NoError(t, err)
 		require.Equal(t, ok, got)
+	})
+}
+
+func TestOAuthStates(t *testing.T) {
+	t.Parallel()
+	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
+		b := setup(t, db)
+		hash := func(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
+		st := store.OAuthState{
+			StateHash: hash("state-1"), IntegrationID: "crm-1", Provider: "hubspot", Sandbox: true,
+			RedirectURL: "http://127.0.0.1:8080/oauth/callback", RequestedBy: "alice",
+			CreatedAt: t0, ExpiresAt: t0.Add(10 * time.Minute),
+		}
+		require.NoError(t, b.store.AddOAuthState(b.ctx, st))
+		require.NoError(t, b.store.AddOAuthState(b.ctx, store.OAuthState{
+			StateHash: hash("state-2"), IntegrationID: "crm-1", Provider: "hubspot",
+			RedirectURL: st.RedirectURL, CreatedAt: t0, ExpiresAt: t0.Add(time.Minute),
+		}))
+
+		_, err := b.store.ConsumeOAuthState(b.ctx, hash("forged"), t0)
+		require.ErrorIs(t, err, store.ErrNotFound, "an unknown state")
+		_, err = b.store.ConsumeOAuthState(b.ctx, hash("state-2"), t0.Add(time.Minute))
+		require.ErrorIs(t, err, store.ErrNotFound, "expired at its expiry")
+
+		got, err := b.store.ConsumeOAuthState(b.ctx, hash("state-1"), t0.Add(time.Minute))
+		require.NoError(t, err)
+		require.Equal(t, st, got)
+		_, err = b.store.ConsumeOAuthState(b.ctx, hash("state-1"), t0.Add(2*time.Minute))
+		require.ErrorIs(t, err, store.ErrNotFound, "single-use")
+
+		n, err := b.store.CountOAuthStates(b.ctx, "crm-1")
+		require.NoError(t, err)
+		require.Equal(t, 2, n)
+
+		for _, bad := range []store.OAuthState{
+			{StateHash: []byte("short"), IntegrationID: "crm-1", Provider: "hubspot", RedirectURL: "x", CreatedAt: t0, ExpiresAt: t0.Add(time.Minute)},
+			{StateHash: hash("s3"), Provider: "hubspot", RedirectURL: "x", CreatedAt: t0, ExpiresAt: t0.Add(time.Minute)},
+			{StateHash: hash("s4"), IntegrationID: "crm-1", Provider: "hubspot", RedirectURL: "x", CreatedAt: t0, ExpiresAt: t0},
+		} {
+			require.Error(t, b.store.AddOAuthState(b.ctx, bad))
+		}
+		n, err = b.store.CountOAuthStates(b.ctx, "crm-1")
+		require.NoError(t, err)
+		require.Equal(t, 2, n, "refused states store nothing")
 	})
 }
