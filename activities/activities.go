@@ -26,11 +26,16 @@ type Activities struct {
 	Keyring    *credential.Keyring
 	Logger     *slog.Logger
 
-	// paging overrides Deliver's page size and budget in tests (zero
-	// values: the defaults).
+	// paging overrides Deliver's page size, budget and the clock the
+	// budget is measured on in tests (zero values: the defaults);
+	// recorderFailed, when set, is called once a Deliver run's recorder has
+	// failed and told the pusher to stop, so a test can hold the pusher
+	// until then instead of racing it.
 	paging struct {
-		maxPage int
-		budget  time.Duration
+		maxPage        int
+		budget         time.Duration
+		now            func() time.Time
+		recorderFailed func()
 	}
 }
 

@@ -124,7 +124,7 @@ type pendingPage struct {
 const maxCoalesced = 2 * store.MaxPendingLimit
 
 func (p *pipeline) run(ctx context.Context) (DeliverResult, error) {
-	p.started = time.Now()
+	p.started = p.now()
 	readCtx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
 	pages := make(chan pendingPage, 1)
@@ -207,6 +207,9 @@ func (p *pipeline) record(ctx context.Context) (DeliverResult, error) {
 			// same leads again creates nothing new.
 			recordErr = fmt.Errorf("deliver %s: record outcomes: %w", p.id, err)
 			close(p.recorderFailed)
+			if hook := p.acts.paging.recorderFailed; hook != nil {
+				hook()
+			}
 			continue
 		}
 		for _, r := range results {
@@ -248,7 +251,15 @@ func (p *pipeline) read(ctx context.Context, pages chan<- pendingPage) error {
 }
 
 // spent reports whether the run's budget is spent.
-func (p *pipeline) spent() bool { return time.Since(p.started) >= p.budget }
+func (p *pipeline) spent() bool { return p.now().Sub(p.started) >= p.budget }
+
+// now reads the clock the budget is measured on.
+func (p *pipeline) now() time.Time {
+	if now := p.acts.paging.now; now != nil {
+		return now()
+	}
+	return time.Now()
+}
 
 // push pushes one page in batches of the connector's limit and hands the
 // outcomes of each batch the CRM answered to the recorder. A failing batch

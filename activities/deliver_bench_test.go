@@ -17,6 +17,7 @@ import (
 	"github.com/acme/integrations/credential"
 	"github.com/acme/integrations/crm"
 	"github.com/acme/integrations/crm/sandbox"
+	"github.com/acme/integrations/crm/sandbox/sandboxfake"
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/internal/proc"
 	"github.com/acme/integrations/internal/testenv"
@@ -60,12 +61,12 @@ func benchmarkDeliverBacklog(b *testing.B, databaseURL string) {
 	kr, err := credential.NewKeyring(make([]byte, 32))
 	require.NoError(b, err)
 
-	server, err := sandbox.NewServer("")
+	server, err := sandboxfake.NewServer("")
 	require.NoError(b, err)
 	httpServer := httptest.NewServer(server.Handler())
 	b.Cleanup(httpServer.Close)
 	connector := sandbox.NewConnector(httpServer.URL, nil)
-	client := sandbox.NewClient(httpServer.URL, nil)
+	client := sandboxfake.NewClient(httpServer.URL, nil)
 	acts := &activities.Activities{Store: st, Connectors: crm.NewRegistry(connector), Keyring: kr}
 
 	now := time.Now().UTC()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,12 +23,13 @@ import (
 // fakeCRM is a connector whose Push answers from a script, and which can
 // refresh its credentials like an OAuth CRM.
 type fakeCRM struct {
-	// delay is how long each push takes.
-	delay     time.Duration
-	pushes    [][]crm.Record
-	creds     [][]byte
-	script    []error
-	refreshTo []byte
+	// beforePush, when set, is called with the call's index (from 0) before
+	// each push is answered, so a test can hold a push.
+	beforePush func(call int)
+	pushes     [][]crm.Record
+	creds      [][]byte
+	script     []error
+	refreshTo  []byte
 	// onRefresh runs while a refresh is under way.
 	onRefresh func()
 	// checks and validateErr are what Validate answers; validated the
@@ -47,8 +49,10 @@ func (f *fakeCRM) Validate(_ context.Context, raw []byte) ([]integration.Check, 
 }
 
 func (f *fakeCRM) Push(_ context.Context, raw []byte, records []crm.Record) ([]crm.RecordResult, error) {
-	time.Sleep(f.delay)
 	call := len(f.pushes)
+	if f.beforePush != nil {
+		f.beforePush(call)
+	}
 	f.pushes = append(f.pushes, records)
 	f.creds = append(f.creds, raw)
 	if call < len(f.script) && f.script[call] != nil {
@@ -326,7 +330,12 @@ func TestDeliverStopsAtAFailingBatchAndRecordsWhatWentBefore(t *testing.T) {
 func TestDeliverLeavesMoreWhenTheBudgetIsSpent(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	b.acts.SetPaging(4, time.Nanosecond) // one batch per run, mid-page
+	// Each push takes a second of a fake clock, the budget: one batch per
+	// run, mid-page.
+	var clock atomic.Int64
+	b.acts.SetBudgetClock(func() time.Time { return time.Unix(clock.Load(), 0) })
+	b.fake.beforePush = func(int) { clock.Add(1) }
+	b.acts.SetPaging(4, time.Second)
 	b.addLeads(t, "a@x", "b@x", "c@x", "d@x", "e@x")
 
 	require.Equal(t, activities.DeliverResult{Delivered: 2, More: true}, b.deliver(t))
@@ -339,7 +348,6 @@ func TestDeliverFailsWhenOutcomesCannotBeRecorded(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.acts.SetPaging(10, time.Hour) // pages of five batches
-	b.fake.delay = 2 * time.Millisecond
 	emails := make([]string, 200)
 	for i := range emails {
 		emails[i] = fmt.Sprintf("lead%d@x", i)
@@ -350,22 +358,37 @@ func TestDeliverFailsWhenOutcomesCannotBeRecorded(t *testing.T) {
 	_, err := db.Exec(`CREATE TRIGGER no_outcomes BEFORE UPDATE OF status ON lead_deliveries
 BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END`)
 	require.NoError(t, err)
+	// Every push after the first is held until the recorder has failed to
+	// write the first batch's outcomes, so whether the pusher stops does
+	// not depend on who runs first. The pusher may have decided on the
+	// second push before it saw the failure (or may see it first and not
+	// push again); a third is pushed only by a pusher that ignores it.
+	recorderFailed := make(chan struct{})
+	b.acts.OnRecorderFailure(func() { close(recorderFailed) })
+	b.fake.beforePush = func(call int) {
+		if call == 0 {
+			return
+		}
+		select {
+		case <-recorderFailed:
+		case <-time.After(time.Minute):
+			t.Fatal("the recorder never failed to write the first batch's outcomes")
+		}
+	}
 
 	_, err = b.acts.Deliver(b.ctx, activities.DeliverInput{IntegrationID: b.crmID, Provider: "fake"})
 	require.ErrorContains(t, err, "record outcomes")
-	// The batches pushed before the failed write was noticed, not the
-	// 100 of the backlog (a margin of 2 ms a batch for a write that
-	// fails at once).
 	require.NotEmpty(t, b.fake.pushes)
-	require.Less(t, len(b.fake.pushes), 50, "pushing stops once recording failed")
+	require.LessOrEqual(t, len(b.fake.pushes), 2, "pushing stops once recording failed: at most the push under way, of the 100 batches of the backlog")
 	require.Equal(t, store.DeliveryCounts{Pending: 200}, withoutTimes(b.counts(t)))
 
 	// Once the database works again the retry delivers every lead; the
 	// CRM sees the first ones again under the same keys.
 	_, err = db.Exec(`DROP TRIGGER no_outcomes`)
 	require.NoError(t, err)
+	b.acts.OnRecorderFailure(nil)
+	b.fake.beforePush = nil
 	failed := len(b.fake.pushes)
-	b.fake.delay = 0
 	require.Equal(t, activities.DeliverResult{Delivered: 200}, b.deliver(t))
 	require.Equal(t, b.fake.pushes[0][0].Key, b.fake.pushes[failed][0].Key)
 }

@@ -136,8 +136,10 @@ func (b *intakeBundle) waitDelivered(t *testing.T, n int64) {
 	}, 60*time.Second, 100*time.Millisecond, "%s delivers %d leads (now %+v)", b.crm, n, b.deliveries(t))
 }
 
-// requireNoPII checks that no response and no log line carries a contact
-// field of a lead.
+// requireNoPII checks that no response, no log line and nothing in the
+// workflow histories of the org's lead and CRM integrations (every
+// payload decoded) carries a contact field of a lead; the histories hold
+// neither the intake token nor the CRM's API key either.
 func (b *intakeBundle) requireNoPII(t *testing.T) {
 	t.Helper()
 	logs := b.stack.Logs.String()
@@ -146,6 +148,13 @@ func (b *intakeBundle) requireNoPII(t *testing.T) {
 			require.NotContains(t, body, pii, "a response contains lead PII")
 		}
 		require.NotContains(t, logs, pii, "the logs contain lead PII")
+	}
+	for _, wid := range []string{integration.WorkflowID(integration.KindLead, b.lead), integration.WorkflowID(integration.KindCRM, b.crm)} {
+		history := testenv.HistoryText(t, b.stack.Temporal, wid)
+		testenv.RequirePresent(t, history, b.org, "the scan of "+wid+" reads payloads")
+		for _, secret := range append([]string{b.token, b.crmKey}, piiValues...) {
+			testenv.RequireAbsent(t, history, secret, "lead data or a secret in the history of "+wid)
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/acme/integrations/cli"
 	"github.com/acme/integrations/integration"
@@ -306,9 +307,29 @@ func TestCRMLifecycle(t *testing.T) {
 		v = b.view(t, "pause", id, "--by", "ops", "--note", "maintenance")
 		requireStatus(t, v, integration.StatusPaused, integration.ReasonManual)
 		b.rejected(t, "pause", id)
-		time.Sleep(3500 * time.Millisecond) // three validation intervals
+		// Validation keeps running, and passing, while the pause holds:
+		// three periodic validations later nothing has changed.
+		paused := v.Version
+		before := len(b.validations(t, id))
+		var since []validation
+		require.Eventually(t, func() bool {
+			since = b.validations(t, id)[before:]
+			done := 0
+			for _, val := range since {
+				if val.completed {
+					done++
+				}
+			}
+			return done >= 3
+		}, 60*time.Second, 200*time.Millisecond, "three validations run during the manual pause")
+		for _, val := range since {
+			for _, c := range val.checks {
+				require.True(t, c.OK, "validation during the pause passes: %+v", c)
+			}
+		}
 		v = b.status(t, id)
 		requireStatus(t, v, integration.StatusPaused, integration.ReasonManual)
+		require.Equal(t, paused, v.Version, "nothing changed during the pause")
 
 		// Resume validates: a revoked key turns the manual pause into a
 		// validation pause...
@@ -331,6 +352,37 @@ func TestCRMLifecycle(t *testing.T) {
 		b.rejected(t, "resume", id)
 		b.rejected(t, "authorize", id, "--credentials-file", b.credentialsFile(t, fresh))
 	})
+}
+
+// validation is one Validate activity of an integration's workflow.
+type validation struct {
+	completed bool
+	checks    []integration.Check
+}
+
+// validations returns the Validate activities the integration's workflow
+// scheduled, oldest first across its runs, with the checks of those that
+// completed: what the workflow really ran, wherever the projection shows
+// no change.
+func (b *testBundle) validations(t *testing.T, id string) []validation {
+	t.Helper()
+	var out []validation
+	for _, run := range testenv.History(t, b.stack.Temporal, integration.WorkflowID(integration.KindCRM, id)) {
+		scheduled := map[int64]int{} // event ID -> index in out
+		for _, ev := range run.Events {
+			if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == "Validate" {
+				scheduled[ev.GetEventId()] = len(out)
+				out = append(out, validation{})
+			}
+			if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil {
+				if i, ok := scheduled[a.GetScheduledEventId()]; ok {
+					out[i].completed = true
+					require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(a.GetResult(), &out[i].checks))
+				}
+			}
+		}
+	}
+	return out
 }
 
 func requireOpenPauseNotices(t *testing.T, b *testBundle, id string, want int) {

@@ -4,22 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/acme/integrations/crm/sandbox"
+	"github.com/acme/integrations/app"
+	"github.com/acme/integrations/crm/sandbox/sandboxfake"
 )
 
 func sandboxCommand() *cli.Command {
-	keyAction := func(name string, op func(ctx context.Context, sc *sandbox.Client, key string) (sandbox.Account, error)) *cli.Command {
+	keyAction := func(name string, op func(ctx context.Context, sc *sandboxfake.Client, key string) (sandboxfake.Account, error)) *cli.Command {
 		return &cli.Command{
 			Name: name, ArgsUsage: "KEY", Usage: name + " an account's API key",
 			Action: func(c *cli.Context) error {
@@ -27,7 +25,7 @@ func sandboxCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				return withSandbox(c, func(ctx context.Context, sc *sandbox.Client) error {
+				return withSandbox(c, func(ctx context.Context, sc *sandboxfake.Client) error {
 					a, err := op(ctx, sc, key)
 					if err != nil {
 						return err
@@ -44,24 +42,24 @@ func sandboxCommand() *cli.Command {
 			Name:  "serve",
 			Usage: "run the sandbox CRM on its own (dev runs one for you)",
 			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "addr", Value: defaultSandboxAddr, Usage: "listen address"},
+				&cli.StringFlag{Name: "addr", Value: app.DefaultSandboxAddr, Usage: "listen address"},
 				&cli.StringFlag{Name: "state-file", Usage: "keep accounts in this JSON file across restarts (default: in memory)"},
 			},
 			Action: func(c *cli.Context) error {
-				ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+				ctx, stop := signalContext(c)
 				defer stop()
-				srv, err := sandbox.NewServer(c.String("state-file"))
+				srv, err := sandboxfake.NewServer(c.String("state-file"))
 				if err != nil {
 					return err
 				}
-				logger := slog.New(slog.NewJSONHandler(c.App.ErrWriter, nil))
-				stopHTTP, err := serveHTTP(ctx, c.String("addr"), srv.Handler(), logger)
+				logger := processLogger(c)
+				httpServer, err := app.ServeHTTP(c.String("addr"), srv.Handler(), logger)
 				if err != nil {
 					return err
 				}
-				logger.Info("sandbox CRM listening", "addr", c.String("addr"))
+				logger.Info("sandbox CRM listening", "addr", httpServer.Addr)
 				<-ctx.Done()
-				stopHTTP()
+				httpServer.Stop()
 				return nil
 			},
 		}, {
@@ -85,7 +83,7 @@ func sandboxCommand() *cli.Command {
 								scopes = append(scopes, strings.TrimSpace(s))
 							}
 						}
-						return withSandbox(c, func(ctx context.Context, sc *sandbox.Client) error {
+						return withSandbox(c, func(ctx context.Context, sc *sandboxfake.Client) error {
 							a, err := sc.CreateAccount(ctx, scopes)
 							if err != nil {
 								return err
@@ -104,16 +102,16 @@ func sandboxCommand() *cli.Command {
 						})
 					},
 				},
-				keyAction("revoke", func(ctx context.Context, sc *sandbox.Client, key string) (sandbox.Account, error) {
+				keyAction("revoke", func(ctx context.Context, sc *sandboxfake.Client, key string) (sandboxfake.Account, error) {
 					return sc.Revoke(ctx, key)
 				}),
-				keyAction("restore", func(ctx context.Context, sc *sandbox.Client, key string) (sandbox.Account, error) {
+				keyAction("restore", func(ctx context.Context, sc *sandboxfake.Client, key string) (sandboxfake.Account, error) {
 					return sc.Restore(ctx, key)
 				}),
-				keyAction("disable-api", func(ctx context.Context, sc *sandbox.Client, key string) (sandbox.Account, error) {
+				keyAction("disable-api", func(ctx context.Context, sc *sandboxfake.Client, key string) (sandboxfake.Account, error) {
 					return sc.DisableAPI(ctx, key)
 				}),
-				keyAction("enable-api", func(ctx context.Context, sc *sandbox.Client, key string) (sandbox.Account, error) {
+				keyAction("enable-api", func(ctx context.Context, sc *sandboxfake.Client, key string) (sandboxfake.Account, error) {
 					return sc.EnableAPI(ctx, key)
 				}),
 				{
@@ -122,7 +120,7 @@ func sandboxCommand() *cli.Command {
 						if c.NArg() != 2 {
 							return usagef("sandbox account drop-scope takes two arguments, KEY and SCOPE (got %d)", c.NArg())
 						}
-						return withSandbox(c, func(ctx context.Context, sc *sandbox.Client) error {
+						return withSandbox(c, func(ctx context.Context, sc *sandboxfake.Client) error {
 							a, err := sc.DropScope(ctx, c.Args().Get(0), c.Args().Get(1))
 							if err != nil {
 								return err
@@ -169,13 +167,13 @@ func sandboxFaultCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return withSandbox(c, func(ctx context.Context, sc *sandbox.Client) error {
+			return withSandbox(c, func(ctx context.Context, sc *sandboxfake.Client) error {
 				if c.Bool("clear") {
 					if err := sc.ClearFaults(ctx, key); err != nil {
 						return err
 					}
 				}
-				var f sandbox.Faults
+				var f sandboxfake.Faults
 				if changes {
 					f, err = sc.UpdateFaults(ctx, key, update)
 				} else {
@@ -193,7 +191,7 @@ func sandboxFaultCommand() *cli.Command {
 // faultsUpdateFromFlags turns the fault flags given into a FaultsUpdate;
 // changes is false when no fault flag was given. Flag values are checked
 // here so that mistakes are usage errors; the sandbox checks them again.
-func faultsUpdateFromFlags(c *cli.Context) (u sandbox.FaultsUpdate, changes bool, err error) {
+func faultsUpdateFromFlags(c *cli.Context) (u sandboxfake.FaultsUpdate, changes bool, err error) {
 	count := func(name string) (*int, error) {
 		if !c.IsSet(name) {
 			return nil, nil
@@ -236,8 +234,8 @@ func faultsUpdateFromFlags(c *cli.Context) (u sandbox.FaultsUpdate, changes bool
 	}
 	if c.IsSet("reject-field") {
 		v := c.String("reject-field")
-		if v != "" && !slices.Contains(sandbox.RejectFields(), v) {
-			return u, false, usagef("--reject-field must be one of %s (or \"\" to remove the rule), not %q", strings.Join(sandbox.RejectFields(), ", "), v)
+		if v != "" && !slices.Contains(sandboxfake.RejectFields(), v) {
+			return u, false, usagef("--reject-field must be one of %s (or \"\" to remove the rule), not %q", strings.Join(sandboxfake.RejectFields(), ", "), v)
 		}
 		u.RejectField, changes = &v, true
 	}
@@ -254,7 +252,7 @@ func faultsUpdateFromFlags(c *cli.Context) (u sandbox.FaultsUpdate, changes bool
 	return u, changes, nil
 }
 
-func printFaults(c *cli.Context, f sandbox.Faults) error {
+func printFaults(c *cli.Context, f sandboxfake.Faults) error {
 	if jsonOutput(c) {
 		return printJSON(c, f)
 	}
@@ -284,7 +282,7 @@ func sandboxRecordsCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return withSandbox(c, func(ctx context.Context, sc *sandbox.Client) error {
+			return withSandbox(c, func(ctx context.Context, sc *sandboxfake.Client) error {
 				st, err := sc.Records(ctx, key)
 				if err != nil {
 					return err
@@ -308,13 +306,18 @@ func sandboxRecordsCommand() *cli.Command {
 	}
 }
 
-func withSandbox(c *cli.Context, fn func(ctx context.Context, sc *sandbox.Client) error) error {
+// withSandbox runs fn with a control client of the configured sandbox CRM.
+func withSandbox(c *cli.Context, fn func(ctx context.Context, sc *sandboxfake.Client) error) error {
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
 	defer cancel()
-	return fn(ctx, sandbox.NewClient(sandboxURL(c), &http.Client{Timeout: 20 * time.Second}))
+	return fn(ctx, sandboxfake.NewClient(cfg.SandboxURL, &http.Client{Timeout: 20 * time.Second}))
 }
 
-func printAccount(c *cli.Context, a sandbox.Account) error {
+func printAccount(c *cli.Context, a sandboxfake.Account) error {
 	if jsonOutput(c) {
 		return printJSON(c, a)
 	}

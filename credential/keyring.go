@@ -230,6 +230,10 @@ func LoadOrCreateKeyFile(path string) ([]byte, error) {
 	return key, nil
 }
 
+// ReadKeyFile returns the key stored base64-encoded in path, never creating
+// it: for processes that use the dev stack's key but must not make one.
+func ReadKeyFile(path string) ([]byte, error) { return readKeyFile(path) }
+
 func readKeyFile(path string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {

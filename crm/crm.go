@@ -112,9 +112,15 @@ type Refresher interface {
 // are idempotent on it. Every other field is lead PII and must never appear
 // in an error or a log line.
 type Record struct {
-	Key        string         `json:"key"`
-	Source     string         `json:"source"`
+	Key    string `json:"key"`
+	Source string `json:"source"`
+	// Name is the whole name as the partner sent it; FirstName and
+	// LastName are its parts (the partner's, or split from Name at intake
+	// by the documented rule), for CRMs that keep them apart.
 	Name       string         `json:"name,omitempty"`
+	FirstName  string         `json:"first_name,omitempty"`
+	LastName   string         `json:"last_name,omitempty"`
+	Company    string         `json:"company,omitempty"`
 	Email      string         `json:"email,omitempty"`
 	Phone      string         `json:"phone,omitempty"`
 	Message    string         `json:"message,omitempty"`
@@ -251,6 +257,12 @@ const (
 	ClassRateLimited ErrorClass = "rate_limited"
 	// ClassTransient: 5xx, timeout, network; retry with backoff.
 	ClassTransient ErrorClass = "transient"
+	// ClassBatchRejected: the CRM refused the call as a whole for what it
+	// carried (a 400 or 413 for the batch, not auth, permission, rate limit
+	// or a server error). The caller splits the batch until it finds the
+	// records at fault; a refused batch of one record is that record's
+	// rejection, with the CRM's reason (Error.Code).
+	ClassBatchRejected ErrorClass = "batch_rejected"
 	// ClassRecordRejected: the CRM refused one record (bad data); retrying
 	// the same record will not help. Push reports such records as
 	// RecordRejected results, never as this class of whole-call error.
@@ -266,7 +278,13 @@ type Error struct {
 	RetryAfter time.Duration
 	// StatusCode is the HTTP status, zero when there was no response.
 	StatusCode int
-	Err        error
+	// Code is the CRM's own error code (e.g. INVALID_SESSION_ID,
+	// EXPIRED_AUTHENTICATION), when it gave one that looks like a code.
+	Code string
+	// Err is the detail; like the rest it is shown to customers, so it
+	// names what failed in the CRM's terms, never our URLs, credentials
+	// or lead data.
+	Err error
 }
 
 // Error implements error.
@@ -274,8 +292,13 @@ func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("crm ")
 	b.WriteString(string(e.Class))
-	if e.StatusCode != 0 {
+	switch {
+	case e.StatusCode != 0 && e.Code != "":
+		fmt.Fprintf(&b, " (HTTP %d, %s)", e.StatusCode, e.Code)
+	case e.StatusCode != 0:
 		fmt.Fprintf(&b, " (HTTP %d)", e.StatusCode)
+	case e.Code != "":
+		fmt.Fprintf(&b, " (%s)", e.Code)
 	}
 	if e.RetryAfter > 0 {
 		fmt.Fprintf(&b, ", retry after %s", e.RetryAfter)

@@ -137,6 +137,11 @@ func (s *Starter) Command(ctx context.Context, id string, event integration.Even
 // could not be reached) is destroyed before Authorize returns. The
 // credentials never enter the workflow: only their version number does.
 func (s *Starter) Authorize(ctx context.Context, id string, raw []byte, by string) (integration.State, error) {
+	if s.Keyring == nil {
+		// Refuse before anything is stored: credentials sealed with no
+		// key, or another key than the workers', could never be opened.
+		return integration.State{}, fmt.Errorf("authorize %s: no encryption key: set %s to the key the workers use", id, credential.KeyEnv)
+	}
 	current, err := s.current(ctx, id)
 	if err != nil {
 		return integration.State{}, err

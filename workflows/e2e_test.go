@@ -3,15 +3,12 @@ package workflows_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/internal/testenv"
@@ -78,28 +75,6 @@ func (b *e2eBundle) transitions(t *testing.T, id string) []string {
 		out = append(out, fmt.Sprintf("v%d %s %s/%s->%s/%s", ch.Version, ch.Event, ch.FromStatus, ch.FromReason, ch.ToStatus, ch.ToReason))
 	}
 	return out
-}
-
-// historyJSON returns the full history of every run of a workflow, as the
-// Temporal UI would show it.
-func (b *e2eBundle) historyJSON(t *testing.T, workflowID string) string {
-	t.Helper()
-	var sb strings.Builder
-	runs, err := b.stack.Temporal.ListWorkflow(b.ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: fmt.Sprintf("WorkflowId = %q", workflowID)})
-	require.NoError(t, err)
-	require.NotEmpty(t, runs.Executions)
-	for _, run := range runs.Executions {
-		iter := b.stack.Temporal.GetWorkflowHistory(b.ctx, workflowID, run.Execution.RunId, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-		for iter.HasNext() {
-			ev, err := iter.Next()
-			require.NoError(t, err)
-			raw, err := protojson.Marshal(ev)
-			require.NoError(t, err)
-			sb.Write(raw)
-			sb.WriteByte('\n')
-		}
-	}
-	return sb.String()
 }
 
 // TestSignalEqualsUpdate drives two integrations through the same commands,
@@ -225,12 +200,13 @@ func TestSearchAttributesFindWorkflow(t *testing.T) {
 }
 
 // TestNoSecretsInHistoryOrLogs authorizes with a real sandbox key and scans
-// the workflow's whole history and everything the worker logged.
+// the workflow's whole history, every payload decoded, and everything the
+// worker logged.
 func TestNoSecretsInHistoryOrLogs(t *testing.T) {
 	t.Parallel()
 	b := setupE2E(t, testenv.Database{Name: "sqlite", URL: testenv.SQLiteURL(t)}, workflows.Config{MaxHistoryEvents: 60, ValidationInterval: time.Second})
-	id := testenv.ID("crm")
-	key := b.activeCRM(t, testenv.ID("org"), id)
+	id, org := testenv.ID("crm"), testenv.ID("org")
+	key := b.activeCRM(t, org, id)
 	// A revoked key makes the validation fail and log, the riskiest path.
 	_, err := b.stack.Sandbox.Revoke(b.ctx, key)
 	require.NoError(t, err)
@@ -239,10 +215,16 @@ func TestNoSecretsInHistoryOrLogs(t *testing.T) {
 		require.NoError(t, err)
 		return st.Status == integration.StatusPaused
 	}, 30*time.Second, 100*time.Millisecond)
+	// The negative control: a secret of the test's own as an update
+	// argument (a pause's note), where a leaked credential would travel.
+	planted := testenv.ID("planted-secret")
+	_, err = b.stack.Starter.Command(b.ctx, id, integration.EventPause, "op", "contains "+planted)
+	require.NoError(t, err)
 
-	history := b.historyJSON(t, integration.WorkflowID(integration.KindCRM, id))
-	require.Contains(t, history, "authorize", "the history was read")
-	require.NotContains(t, history, key)
+	history := testenv.HistoryText(t, b.stack.Temporal, integration.WorkflowID(integration.KindCRM, id))
+	testenv.RequirePresent(t, history, org, "the scan reads payloads: the org is only in the workflow input and search attributes")
+	testenv.RequirePresent(t, history, planted, "the scan sees an update argument")
+	testenv.RequireAbsent(t, history, key, "the API key in the history")
 	require.NotContains(t, b.stack.Logs.String(), key)
 	require.NotEmpty(t, b.stack.Logs.String(), "the worker logged something")
 

@@ -14,7 +14,7 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/acme/integrations/crm/sandbox"
+	"github.com/acme/integrations/crm/sandbox/sandboxfake"
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/internal/testenv"
 	"github.com/acme/integrations/internal/teststack"
@@ -219,12 +219,12 @@ func recordCRMSync(t *testing.T, b *e2eBundle) string {
 	f.activeLead(t)
 	f.sendLeads(t, 3, "Z")
 	f.waitDelivered(t, crmID, 3)
-	_, err := b.stack.Sandbox.SetFaults(b.ctx, key, sandbox.Faults{FailNext: 3, FailStatus: 503})
+	_, err := b.stack.Sandbox.SetFaults(b.ctx, key, sandboxfake.Faults{FailNext: 3, FailStatus: 503})
 	require.NoError(t, err)
 	f.sendLeads(t, 2, "Z")
 	f.waitDelivered(t, crmID, 5)
 	f.waitStatus(t, crmID, integration.StatusActive)
-	_, err = b.stack.Sandbox.SetFaults(b.ctx, key, sandbox.Faults{RateLimitNext: 1, RetryAfterSeconds: 1})
+	_, err = b.stack.Sandbox.SetFaults(b.ctx, key, sandboxfake.Faults{RateLimitNext: 1, RetryAfterSeconds: 1})
 	require.NoError(t, err)
 	f.sendLeads(t, 2, "Z")
 	f.waitDelivered(t, crmID, 7)
@@ -240,7 +240,7 @@ func recordAttentionAndResume(t *testing.T, b *e2eBundle) string {
 	f := &flowBundle{e2eBundle: b, org: "recorded-org"}
 	crmID, key := f.crm(t)
 	f.activeLead(t)
-	_, err := b.stack.Sandbox.SetFaults(b.ctx, key, sandbox.Faults{FailNext: 1000, FailStatus: 503})
+	_, err := b.stack.Sandbox.SetFaults(b.ctx, key, sandboxfake.Faults{FailNext: 1000, FailStatus: 503})
 	require.NoError(t, err)
 	f.sendLeads(t, 1, "Z")
 	require.Eventually(t, func() bool { return f.state(t, crmID).NeedsAttention }, 30*time.Second, 50*time.Millisecond, "needs attention")

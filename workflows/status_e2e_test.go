@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/acme/integrations/crm/sandbox"
+	"github.com/acme/integrations/crm/sandbox/sandboxfake"
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/internal/testenv"
 	"github.com/acme/integrations/store"
@@ -21,7 +21,7 @@ import (
 // failures over 1s).
 func (b *flowBundle) failingWithAttention(t *testing.T, crmID, key string) integration.State {
 	t.Helper()
-	_, err := b.stack.Sandbox.SetFaults(b.ctx, key, sandbox.Faults{FailNext: 100000, FailStatus: 503})
+	_, err := b.stack.Sandbox.SetFaults(b.ctx, key, sandboxfake.Faults{FailNext: 100000, FailStatus: 503})
 	require.NoError(t, err)
 	b.sendLeads(t, 1, "Z")
 	var st integration.State

@@ -24,9 +24,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
+	"github.com/acme/integrations/app"
 	"github.com/acme/integrations/credential"
-	"github.com/acme/integrations/crm"
-	"github.com/acme/integrations/crm/sandbox"
+	"github.com/acme/integrations/crm/sandbox/sandboxfake"
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/internal/proc"
 	"github.com/acme/integrations/internal/testenv"
@@ -84,7 +84,7 @@ type crashBundle struct {
 	env     []string
 	store   *store.Store
 	starter *starter.Starter
-	sandbox *sandbox.Client
+	sandbox *sandboxfake.Client
 	org     string
 
 	worker  *workerProcess
@@ -109,24 +109,10 @@ func setupCrash(t *testing.T) *crashBundle {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
 
-	st, err := store.Open(ctx, dbURL)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	require.NoError(t, st.Migrate(ctx))
-
-	// One key shared by the test's starter (which seals credentials) and
-	// every worker (which opens them), as production shares it.
-	key := make([]byte, credential.KeySize)
-	_, err = cryptorand.Read(key)
-	require.NoError(t, err)
-	kr, err := credential.NewKeyring(key)
-	require.NoError(t, err)
-
-	sb, err := sandbox.NewServer("")
+	sb, err := sandboxfake.NewServer("")
 	require.NoError(t, err)
 	sandboxHTTP := httptest.NewServer(sb.Handler())
 	t.Cleanup(sandboxHTTP.Close)
-	httpClient := &http.Client{Timeout: 10 * time.Second}
 
 	tc, err := client.NewClientFromExisting(server.Client(), client.Options{Logger: testenv.QuietLogger()})
 	require.NoError(t, err)
@@ -137,33 +123,33 @@ func setupCrash(t *testing.T) *crashBundle {
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
 
-	queue := testenv.TaskQueue(t)
-	b := &crashBundle{
-		ctx: ctx, dir: dir, bin: bin, store: st, org: testenv.ID("org"),
-		sandbox: sandbox.NewClient(sandboxHTTP.URL, httpClient),
-		env: proc.ChildEnv(map[string]string{
-			"DATABASE_URL":       dbURL,
-			"TEMPORAL_ADDRESS":   server.FrontendHostPort(),
-			"TEMPORAL_NAMESPACE": "default",
-			// No Temporal profile of the machine may point the worker
-			// elsewhere.
-			"TEMPORAL_CONFIG_FILE":     filepath.Join(dir, "no-temporal-config.toml"),
-			"INTEGRATIONS_SANDBOX_URL": sandboxHTTP.URL,
-			credential.KeyEnv:          base64.StdEncoding.EncodeToString(key),
-			"INTEGRATIONS_TASK_QUEUE":  queue,
-			// Nothing may fall back to a dev stack's state.
-			"INTEGRATIONS_DATA_DIR": dir,
-		}),
+	// One key shared by the test's starter (which seals credentials) and
+	// every worker (which opens them), as production shares it.
+	key := make([]byte, credential.KeySize)
+	_, err = cryptorand.Read(key)
+	require.NoError(t, err)
+	// The data dir is the test's own: nothing may fall back to a dev
+	// stack's state.
+	cfg := app.Config{
+		DataDir: dir, DatabaseURL: dbURL, TaskQueue: testenv.TaskQueue(t), SandboxURL: sandboxHTTP.URL,
+		EncryptionKey: base64.StdEncoding.EncodeToString(key),
+		Temporal:      app.TemporalConfig{Address: server.FrontendHostPort(), Namespace: app.DefaultNamespace},
 	}
+	b := &crashBundle{ctx: ctx, dir: dir, bin: bin, org: testenv.ID("org"),
+		sandbox: sandboxfake.NewClient(sandboxHTTP.URL, &http.Client{Timeout: 10 * time.Second})}
+	svc, err := app.New(ctx, cfg, app.WithTemporalClient(tc), app.WithMigrate(), app.WithKeyring(),
+		app.WithNudger(20*time.Millisecond, func(string, ...any) { b.nudgesLost.Add(1) }))
+	require.NoError(t, err)
+	t.Cleanup(svc.Close)
+	require.NoError(t, svc.Start(ctx))
+	b.store, b.starter = svc.Store, svc.Starter
+	b.starter.Config = crashConfig
 
-	nudgeCtx, stopNudger := context.WithCancel(context.Background())
-	t.Cleanup(stopNudger)
-	nudger := starter.NewNudger(tc, 20*time.Millisecond, func(string, ...any) { b.nudgesLost.Add(1) })
-	go nudger.Run(nudgeCtx)
-	b.starter = &starter.Starter{
-		Temporal: tc, Store: st, Keyring: kr, Config: crashConfig, TaskQueue: queue, Nudger: nudger,
-		Connectors: crm.NewRegistry(sandbox.NewConnector(sandboxHTTP.URL, httpClient)),
-	}
+	// The workers run with exactly this configuration; no Temporal profile
+	// of the machine may point them elsewhere.
+	set := cfg.Environ()
+	set["TEMPORAL_CONFIG_FILE"] = filepath.Join(dir, "no-temporal-config.toml")
+	b.env = proc.ChildEnv(set)
 
 	// The current worker, whichever it is by then, dies with the test; a
 	// failed run shows the end of its log.
@@ -269,7 +255,7 @@ func (b *crashBundle) activeCRM(t *testing.T) (string, string) {
 	require.NoError(t, err)
 	require.Equal(t, integration.StatusActive, st.Status)
 	latency := int(crashCRMLatency / time.Millisecond)
-	_, err = b.sandbox.UpdateFaults(b.ctx, acct.APIKey, sandbox.FaultsUpdate{LatencyMS: &latency})
+	_, err = b.sandbox.UpdateFaults(b.ctx, acct.APIKey, sandboxfake.FaultsUpdate{LatencyMS: &latency})
 	require.NoError(t, err)
 	return id, acct.APIKey
 }

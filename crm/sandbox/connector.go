@@ -1,3 +1,33 @@
+// Package sandbox is the crm.Connector for the sandbox CRM, and the template
+// for a connector: a new CRM's connector (crm/hubspot, crm/salesforce, ...)
+// copies its shape.
+//
+//   - The package holds the connector only. It owns everything it needs to
+//     speak the CRM's API (paths, required scopes, batch limit, the wire
+//     shapes it sends and reads) and imports no fake: the fake CRM it is
+//     tested against, crm/sandbox/sandboxfake, is a separate package that
+//     implements the same API from the CRM's side, so a mismatch between the
+//     two fails a test instead of hiding behind constants they share.
+//   - ParseCredentials checks the credentials document strictly and never
+//     echoes its values; Validate maps the CRM's answers to the crm.Check*
+//     checks with remediation texts; Push maps the CRM's per-record results
+//     to crm.RecordResult and whole-call failures to a classified *crm.Error
+//     that carries status codes, error codes, counts and keys, never
+//     credentials or lead PII.
+//   - connector_test.go and push_test.go cover what is particular to this
+//     CRM (its messages, its error codes, servers that misbehave);
+//     contract_test.go runs the shared connector contract suite,
+//     crm/crmtest, against the connector and its fake.
+//
+// The sandbox CRM API, as this connector uses it (see package sandboxfake
+// for the full API and its control side):
+//
+//	GET  /api/v1/me              → 200 {"account_id","scopes","api_enabled"}; 401 for a bad key
+//	POST /api/v1/contacts/batch  body {"contacts":[record...]}, 1 to BatchLimit records
+//	                             → 200 {"results":[{"key","status":"created"|"updated"|"rejected","id","error"}]}
+//
+// authenticated with "Authorization: Bearer <api key>"; errors are JSON
+// {"error": "...", "code": "..."}.
 package sandbox
 
 import (
@@ -21,8 +51,31 @@ import (
 // ProviderName is the provider name of sandbox CRM integrations.
 const ProviderName = "sandbox"
 
+// The scopes the service needs on a sandbox account.
+const (
+	ScopeContactsRead  = "contacts.read"
+	ScopeContactsWrite = "contacts.write"
+)
+
 // RequiredScopes returns the scopes the service needs on a sandbox account.
 func RequiredScopes() []string { return []string{ScopeContactsRead, ScopeContactsWrite} }
+
+// MaxBatchSize is the most records one Push sends: the sandbox CRM's limit
+// per contacts batch, and the connector's BatchLimit.
+const MaxBatchSize = 100
+
+// The sandbox CRM API's endpoints.
+const (
+	pathMe            = "/api/v1/me"
+	pathContactsBatch = "/api/v1/contacts/batch"
+)
+
+// defaultTimeout bounds every call when the caller passes no *http.Client
+// of its own.
+const defaultTimeout = 10 * time.Second
+
+// maxResponseBytes bounds how much of a CRM API response is read.
+const maxResponseBytes = 1 << 20
 
 // credentialsExample is shown in every credentials error.
 const credentialsExample = `{"api_key": "sbx_..."}`
@@ -143,7 +196,7 @@ func (c *Connector) Validate(ctx context.Context, raw []byte) ([]integration.Che
 		return credentialsFailed("the stored credentials are unusable: " + err.Error()), nil
 	}
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.baseURL+"/api/v1/me", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.baseURL+pathMe, nil)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox validate: invalid sandbox URL %q: %w", c.baseURL, err)
 	}
@@ -162,9 +215,10 @@ func (c *Connector) Validate(ctx context.Context, raw []byte) ([]integration.Che
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:
 		msg := "the sandbox CRM rejected the API key (HTTP 401)"
-		if apiErr := decodeAPIError(resp.StatusCode, data); apiErr.Code != "" {
+		var body errorBody
+		if json.Unmarshal(data, &body) == nil && body.Error != "" && body.Code != "" {
 			// A well-formed sandbox error; redact anyway in case it quotes the request.
-			msg += ": " + strings.ReplaceAll(apiErr.Message, creds.APIKey, "[redacted]")
+			msg += ": " + strings.ReplaceAll(body.Error, creds.APIKey, "[redacted]")
 		}
 		return credentialsFailed(msg), nil
 	case resp.StatusCode != http.StatusOK:
@@ -173,14 +227,14 @@ func (c *Connector) Validate(ctx context.Context, raw []byte) ([]integration.Che
 			Class:      crm.ClassForStatus(resp.StatusCode),
 			StatusCode: resp.StatusCode,
 			RetryAfter: crm.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
-			Err:        fmt.Errorf("GET %s/api/v1/me answered %s", c.baseURL, resp.Status),
+			Err:        fmt.Errorf("GET %s%s answered %s", c.baseURL, pathMe, resp.Status),
 		})
 	}
 
-	var me Me
+	var me meResponse
 	if err := json.Unmarshal(data, &me); err != nil || me.AccountID == "" {
 		return nil, fmt.Errorf("sandbox validate: %w", &crm.Error{Class: crm.ClassTransient, StatusCode: resp.StatusCode,
-			Err: fmt.Errorf("GET %s/api/v1/me did not answer with an account: is that the sandbox CRM?", c.baseURL)})
+			Err: fmt.Errorf("GET %s%s did not answer with an account: is that the sandbox CRM?", c.baseURL, pathMe)})
 	}
 	return []integration.Check{
 		{Name: crm.CheckCredentials, OK: true, Message: fmt.Sprintf("API key accepted for sandbox account %s", me.AccountID)},
@@ -202,7 +256,7 @@ func credentialsFailed(message string) []integration.Check {
 	}
 }
 
-func scopesCheck(me Me) integration.Check {
+func scopesCheck(me meResponse) integration.Check {
 	var missing []string
 	for _, scope := range RequiredScopes() {
 		if !slices.Contains(me.Scopes, scope) {
@@ -220,7 +274,7 @@ func scopesCheck(me Me) integration.Check {
 	return integration.Check{Name: crm.CheckScopes, OK: true, Message: "has the required scopes " + strings.Join(RequiredScopes(), ", ")}
 }
 
-func apiAccessCheck(me Me) integration.Check {
+func apiAccessCheck(me meResponse) integration.Check {
 	if !me.APIEnabled {
 		return integration.Check{
 			Name:        crm.CheckAPIAccess,
@@ -266,7 +320,7 @@ func (c *Connector) Push(ctx context.Context, raw []byte, records []crm.Record) 
 		return nil, fmt.Errorf("sandbox push: encode %d records: a record's attributes are not JSON-encodable", len(records))
 	}
 
-	endpoint := c.baseURL + "/api/v1/contacts/batch"
+	endpoint := c.baseURL + pathContactsBatch
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("sandbox push: invalid sandbox URL %q: %w", c.baseURL, err)
@@ -314,12 +368,6 @@ func (c *Connector) Push(ctx context.Context, raw []byte, records []crm.Record) 
 	return results, nil
 }
 
-// contactsBatch is the request body the connector sends; crm.Record's JSON
-// field names are the sandbox's contact fields.
-type contactsBatch struct {
-	Contacts []crm.Record `json:"contacts"`
-}
-
 // errorCodePattern is what an error code must look like to be quoted.
 var errorCodePattern = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
 
@@ -328,7 +376,7 @@ var errorCodePattern = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
 // message, or whatever a server that is not the sandbox answered, may echo
 // the request, which holds the key and the leads.
 func (c *Connector) pushError(resp *http.Response, data []byte) *crm.Error {
-	detail := fmt.Sprintf("POST %s/api/v1/contacts/batch answered %s", c.baseURL, resp.Status)
+	detail := fmt.Sprintf("POST %s%s answered %s", c.baseURL, pathContactsBatch, resp.Status)
 	var body errorBody
 	if json.Unmarshal(data, &body) == nil && errorCodePattern.MatchString(body.Code) {
 		detail += " (" + body.Code + ")"
@@ -345,4 +393,55 @@ func (c *Connector) pushError(resp *http.Response, data []byte) *crm.Error {
 		RetryAfter: crm.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 		Err:        errors.New(detail),
 	}
+}
+
+// describeScopes lists an account's scopes for a message.
+func describeScopes(scopes []string) string {
+	if len(scopes) == 0 {
+		return "no scopes"
+	}
+	return strings.Join(scopes, ", ")
+}
+
+// The wire shapes of the sandbox CRM API, as the connector sends and reads
+// them. They are the connector's own copy of the API: package sandboxfake
+// declares the server's side, and the contract suite checks that they agree.
+
+// meResponse is the answer to GET /api/v1/me.
+type meResponse struct {
+	AccountID  string   `json:"account_id"`
+	Scopes     []string `json:"scopes"`
+	APIEnabled bool     `json:"api_enabled"`
+}
+
+// contactsBatch is the request body of POST /api/v1/contacts/batch;
+// crm.Record's JSON field names are the sandbox's contact fields.
+type contactsBatch struct {
+	Contacts []crm.Record `json:"contacts"`
+}
+
+// The statuses of one contact in a batch response.
+const (
+	contactCreated  = "created"
+	contactUpdated  = "updated"
+	contactRejected = "rejected"
+)
+
+// contactResult is one contact's outcome in a batch response.
+type contactResult struct {
+	Key    string `json:"key"`
+	Status string `json:"status"`
+	ID     string `json:"id,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// contactsResponse is the 200 body of POST /api/v1/contacts/batch.
+type contactsResponse struct {
+	Results []contactResult `json:"results"`
+}
+
+// errorBody is the JSON shape of every sandbox error response.
+type errorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code,omitempty"`
 }

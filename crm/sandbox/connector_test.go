@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/acme/integrations/crm"
+	"github.com/acme/integrations/crm/sandbox/sandboxfake"
 	"github.com/acme/integrations/integration"
 )
 
@@ -17,20 +18,20 @@ func TestConnector(t *testing.T) {
 	t.Parallel()
 
 	type testBundle struct {
-		client    *Client
+		client    *sandboxfake.Client
 		connector *Connector
-		account   Account
+		account   sandboxfake.Account
 		// creds is the credentials document of account.
 		creds []byte
 	}
 
 	setup := func(t *testing.T) *testBundle {
 		t.Helper()
-		server, err := NewServer("")
+		server, err := sandboxfake.NewServer("")
 		require.NoError(t, err)
 		httpServer := httptest.NewServer(server.Handler())
 		t.Cleanup(httpServer.Close)
-		client := NewClient(httpServer.URL, nil)
+		client := sandboxfake.NewClient(httpServer.URL, nil)
 		account, err := client.CreateAccount(context.Background(), nil)
 		require.NoError(t, err)
 		return &testBundle{

@@ -1,9 +1,13 @@
 // Package proc reads this machine's processes and processors from /proc
 // (Linux), and prepares the environment of the child processes that the
-// benchmark and the tests start. It serves measurements, not the service.
+// benchmark and the tests start. It serves measurements, not the service;
+// it is the one copy of these readers (the benchmark, the crash test and
+// the activities' delivery benchmark use it).
 package proc
 
 import (
+	"bufio"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -39,6 +43,57 @@ func Stat(pid string) (name string, ppid int, cpu, reaped time.Duration, ok bool
 	}
 	ppid, _ = strconv.Atoi(fields[1])
 	return s[open+1 : closing], ppid, ticks(11) + ticks(12), ticks(13) + ticks(14), true
+}
+
+// PeakRSS reads a process's peak resident set size (VmHWM) in bytes.
+func PeakRSS(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("parse VmHWM of %d: %w", pid, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM for process %d", pid)
+}
+
+// ChildPID returns the PID of a child of this process whose name starts
+// with prefix, or 0.
+func ChildPID(prefix string) int {
+	entries, _ := os.ReadDir("/proc")
+	self := os.Getpid()
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if name, ppid, _, _, ok := Stat(e.Name()); ok && ppid == self && strings.HasPrefix(name, prefix) {
+			return pid
+		}
+	}
+	return 0
+}
+
+// NamedCPU sums the CPU time of every process named name, including their
+// children that exited (a server's short-lived backends); ok is false when
+// there is none.
+func NamedCPU(name string) (total time.Duration, ok bool) {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if n, _, cpu, reaped, found := Stat(e.Name()); found && n == name {
+			total += cpu + reaped
+			ok = true
+		}
+	}
+	return total, ok
 }
 
 // MachineBusy reads the CPU time all processors spent on anything but

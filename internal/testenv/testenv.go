@@ -1,5 +1,7 @@
 // Package testenv gives tests the real services they run against: a fresh
-// PostgreSQL database, a SQLite file, and a shared Temporal dev server.
+// PostgreSQL database, a SQLite file, and a shared Temporal dev server; and
+// HistoryText, the rendering of a workflow's whole history (every run,
+// every payload decoded) that secret and lead-data scans read.
 //
 // A service that cannot be reached makes the test skip with a loud message
 // on a developer machine; with INTEGRATIONS_REQUIRE_SERVICES=1 (CI sets it)

@@ -11,8 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -22,15 +20,13 @@ import (
 	"go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
 
-	"github.com/acme/integrations/activities"
+	"github.com/acme/integrations/app"
 	"github.com/acme/integrations/credential"
-	"github.com/acme/integrations/crm"
-	"github.com/acme/integrations/crm/sandbox"
+	"github.com/acme/integrations/crm/sandbox/sandboxfake"
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/internal/testenv"
 	"github.com/acme/integrations/starter"
 	"github.com/acme/integrations/store"
-	"github.com/acme/integrations/worker"
 	"github.com/acme/integrations/workflows"
 )
 
@@ -40,7 +36,7 @@ type Stack struct {
 	Store      *store.Store
 	Temporal   client.Client
 	TaskQueue  string
-	Sandbox    *sandbox.Client
+	Sandbox    *sandboxfake.Client
 	SandboxURL string
 	Keyring    *credential.Keyring
 	Starter    *starter.Starter
@@ -49,35 +45,29 @@ type Stack struct {
 	DataDir string
 	// Logs collects everything the worker and its client logged.
 	Logs *SyncBuffer
+	// Service is the assembled service the fields above come from.
+	Service *app.Service
 }
 
 // Options tune a stack.
 type Options struct {
+	// Config is the per-integration overrides the Starter gives the
+	// integrations it creates.
 	Config workflows.Config
 }
 
-// New starts a stack for t on db; everything stops when t ends.
+// New starts a stack for t on db; everything stops when t ends. It is
+// assembled by app.New, as `integrations dev` is, and leaves dev.json and
+// encryption.key in DataDir as dev does.
 func New(t *testing.T, db testenv.Database, opts Options) *Stack {
 	t.Helper()
 	server := testenv.DevServer(t, workflows.SearchAttributes(integration.State{}))
 	ctx := context.Background()
 
-	st, err := store.Open(ctx, db.URL)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	require.NoError(t, st.Migrate(ctx))
-
-	dataDir := t.TempDir()
-	key, err := credential.LoadOrCreateKeyFile(filepath.Join(dataDir, "encryption.key"))
-	require.NoError(t, err)
-	kr, err := credential.NewKeyring(key)
-	require.NoError(t, err)
-
-	sb, err := sandbox.NewServer("")
+	sb, err := sandboxfake.NewServer("")
 	require.NoError(t, err)
 	sandboxHTTP := httptest.NewServer(sb.Handler())
 	t.Cleanup(sandboxHTTP.Close)
-	httpClient := &http.Client{Timeout: 10 * time.Second}
 
 	logs := &SyncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -85,30 +75,26 @@ func New(t *testing.T, db testenv.Database, opts Options) *Stack {
 	require.NoError(t, err)
 	t.Cleanup(tc.Close)
 
-	queue := testenv.TaskQueue(t)
-	connectors := crm.NewRegistry(sandbox.NewConnector(sandboxHTTP.URL, httpClient))
-	acts := &activities.Activities{Store: st, Connectors: connectors, Keyring: kr, Logger: logger}
-	w := worker.New(tc, queue, acts, integration.DefaultPolicy(), sdkworker.Options{})
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Stop)
-
-	info, err := json.Marshal(map[string]string{
-		"temporal_address": server.FrontendHostPort(), "namespace": "default",
-		"database_url": db.URL, "sandbox_url": sandboxHTTP.URL, "task_queue": queue,
-	})
+	cfg := app.Config{
+		DataDir: t.TempDir(), DatabaseURL: db.URL, TaskQueue: testenv.TaskQueue(t), SandboxURL: sandboxHTTP.URL,
+		Temporal: app.TemporalConfig{Address: server.FrontendHostPort(), Namespace: app.DefaultNamespace},
+	}
+	svc, err := app.New(ctx, cfg, app.WithLogger(logger), app.WithTemporalClient(tc), app.WithMigrate(),
+		app.WithDevKeyring(), app.WithWorker(sdkworker.Options{}), app.WithNudger(20*time.Millisecond, nil))
 	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(dataDir, "dev.json"), info, 0o600))
+	t.Cleanup(svc.Close)
+	require.NoError(t, svc.Start(ctx))
+	svc.Starter.Config = opts.Config
 
-	nudgeCtx, stopNudger := context.WithCancel(context.Background())
-	t.Cleanup(stopNudger)
-	nudger := starter.NewNudger(tc, 20*time.Millisecond, logger.Warn)
-	go nudger.Run(nudgeCtx)
+	require.NoError(t, app.WriteDevInfo(cfg.DataDir, app.DevInfo{
+		TemporalAddress: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace,
+		DatabaseURL: cfg.DatabaseURL, SandboxURL: cfg.SandboxURL, TaskQueue: cfg.TaskQueue,
+	}))
 
 	return &Stack{
-		DB: db, Store: st, Temporal: tc, TaskQueue: queue,
-		Sandbox: sandbox.NewClient(sandboxHTTP.URL, httpClient), SandboxURL: sandboxHTTP.URL,
-		Keyring: kr, DataDir: dataDir, Logs: logs,
-		Starter: &starter.Starter{Temporal: tc, Store: st, Keyring: kr, Connectors: connectors, Config: opts.Config, TaskQueue: queue, Nudger: nudger},
+		DB: db, Store: svc.Store, Temporal: tc, TaskQueue: cfg.TaskQueue,
+		Sandbox: sandboxfake.NewClient(sandboxHTTP.URL, &http.Client{Timeout: 10 * time.Second}), SandboxURL: sandboxHTTP.URL,
+		Keyring: svc.Keyring, DataDir: cfg.DataDir, Logs: logs, Starter: svc.Starter, Service: svc,
 	}
 }
 

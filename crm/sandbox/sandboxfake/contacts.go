@@ -1,4 +1,4 @@
-package sandbox
+package sandboxfake
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 )
 
 // MaxBatchSize is the most contacts one POST /api/v1/contacts/batch
-// accepts, and the sandbox Connector's BatchLimit.
+// accepts.
 const MaxBatchSize = 100
 
 // maxContactsBodyBytes bounds a contacts batch: MaxBatchSize leads of up to
@@ -42,9 +42,9 @@ const (
 func RejectFields() []string { return []string{"source", "name", "email", "phone", "message"} }
 
 // Faults are the failures the sandbox simulates on one account's contacts
-// calls (never on GET /api/v1/me, so validation keeps telling the truth about
-// credentials during an outage). The control API merges changes into them
-// and DELETE resets them to DefaultFaults.
+// calls (not on GET /api/v1/me unless FailMe says so, so validation keeps
+// telling the truth about credentials during an outage). The control API
+// merges changes into them and DELETE resets them to DefaultFaults.
 type Faults struct {
 	// FailNext answers the next FailNext contacts calls with FailStatus,
 	// counting down per call.
@@ -53,6 +53,10 @@ type Faults struct {
 	FailStatus int `json:"fail_status"`
 	// LatencyMS delays every contacts call by this many milliseconds.
 	LatencyMS int `json:"latency_ms"`
+	// FailMe extends FailNext to GET /api/v1/me: the next FailNext calls of
+	// either API answer FailStatus, so validation cannot run either. Off,
+	// an outage of the contacts API leaves validation untouched.
+	FailMe bool `json:"fail_me"`
 	// RateLimitNext answers the next RateLimitNext contacts calls with 429,
 	// counting down per call; it is used up before FailNext.
 	RateLimitNext int `json:"rate_limit_next"`
@@ -78,6 +82,7 @@ type FaultsUpdate struct {
 	FailNext          *int    `json:"fail_next,omitempty"`
 	FailStatus        *int    `json:"fail_status,omitempty"`
 	LatencyMS         *int    `json:"latency_ms,omitempty"`
+	FailMe            *bool   `json:"fail_me,omitempty"`
 	RateLimitNext     *int    `json:"rate_limit_next,omitempty"`
 	RetryAfterSeconds *int    `json:"retry_after_seconds,omitempty"`
 	RejectField       *string `json:"reject_field,omitempty"`
@@ -110,6 +115,9 @@ func (f Faults) apply(u FaultsUpdate) (Faults, error) {
 		var reqErr *requestError
 		errors.As(err, &reqErr)
 		return Faults{}, reqErr
+	}
+	if u.FailMe != nil {
+		f.FailMe = *u.FailMe
 	}
 	if u.RejectField != nil {
 		if *u.RejectField != "" && !slices.Contains(RejectFields(), *u.RejectField) {
@@ -223,6 +231,19 @@ func (b *contactBook) updateFaults(u FaultsUpdate) (Faults, error) {
 	}
 	b.faults = f
 	return f, nil
+}
+
+// meFailure uses up one fail_next count for a GET /api/v1/me call when
+// fail_me is set, returning the status to answer with, or 0 to answer
+// normally.
+func (b *contactBook) meFailure() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.faults.FailMe || b.faults.FailNext == 0 {
+		return 0
+	}
+	b.faults.FailNext--
+	return b.faults.FailStatus
 }
 
 func (b *contactBook) clearFaults() Faults {
@@ -426,7 +447,7 @@ func (s *Server) handleContactsBatch(w http.ResponseWriter, r *http.Request) {
 // it, as a real CRM would: a push that timed out may well have been applied.
 func (s *Server) serveContacts(r *http.Request, caller contactsCaller) (contactsReply, int) {
 	if ms := caller.book.currentFaults().LatencyMS; ms > 0 {
-		time.Sleep(time.Duration(ms) * time.Millisecond)
+		s.sleep(time.Duration(ms) * time.Millisecond)
 	}
 	switch {
 	case caller.revoked:

@@ -1,4 +1,4 @@
-package sandbox
+package sandboxfake
 
 import (
 	"bytes"
@@ -16,9 +16,6 @@ import (
 // defaultTimeout bounds every request when the caller passes no
 // *http.Client of its own.
 const defaultTimeout = 10 * time.Second
-
-// maxResponseBytes bounds how much of a CRM API response is read.
-const maxResponseBytes = 1 << 20
 
 // maxControlResponseBytes bounds a control API response; the per-key record
 // counts of a benchmarked account run to megabytes.
@@ -140,6 +137,9 @@ func (c *Client) SetFaults(ctx context.Context, key string, f Faults) (Faults, e
 	u.FailNext, u.FailStatus, u.LatencyMS = setInt(f.FailNext), setInt(f.FailStatus), setInt(f.LatencyMS)
 	u.RateLimitNext, u.RetryAfterSeconds = setInt(f.RateLimitNext), setInt(f.RetryAfterSeconds)
 	u.RejectField, u.RejectContains = setString(f.RejectField), setString(f.RejectContains)
+	if f.FailMe {
+		u.FailMe = &f.FailMe
+	}
 	return c.UpdateFaults(ctx, key, u)
 }
 

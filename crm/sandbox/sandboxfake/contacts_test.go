@@ -1,6 +1,7 @@
-package sandbox
+package sandboxfake
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,16 +12,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/acme/integrations/crm"
 )
 
-// Lead PII used in test records; no error or reason may contain it.
+// Lead PII used in test contacts; no error or reason may contain it.
 const (
 	piiName    = "Zelda Quillfeather"
 	piiEmail   = "zelda.quill@example.org"
@@ -28,10 +26,10 @@ const (
 	piiMessage = "call me about the blue house"
 )
 
-// piiRecord is a record full of PII, keyed key.
-func piiRecord(key string) crm.Record {
-	return crm.Record{Key: key, Source: "partner-x", Name: piiName, Email: piiEmail, Phone: piiPhone, Message: piiMessage,
-		Attributes: map[string]any{"budget": 450000, "notes": "secret attribute"}}
+// piiContact is a contact full of PII, keyed key.
+func piiContact(key string) contactIn {
+	return contactIn{Key: key, Source: "partner-x", Name: piiName, Email: piiEmail, Phone: piiPhone, Message: piiMessage,
+		Attributes: json.RawMessage(`{"budget":450000,"notes":"secret attribute"}`)}
 }
 
 // requireNoSecrets fails if text holds the API key or any test PII.
@@ -42,65 +40,171 @@ func requireNoSecrets(t *testing.T, text, apiKey string) {
 	}
 }
 
+// batchAnswer is the sandbox's answer to one contacts call.
+type batchAnswer struct {
+	status  int
+	header  http.Header
+	body    string
+	results []contactResult
+}
+
+// postContacts posts contacts to the CRM API with key, as the sandbox
+// connector does, and decodes a 200 answer's results. It does not use the
+// connector: the fake is tested on the wire, and the connector against the
+// fake by the contract suite.
+func postContacts(ctx context.Context, baseURL, key string, contacts []contactIn) (batchAnswer, error) {
+	body, err := json.Marshal(contactsRequest{Contacts: contacts})
+	if err != nil {
+		return batchAnswer{}, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/api/v1/contacts/batch", bytes.NewReader(body))
+	if err != nil {
+		return batchAnswer{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return batchAnswer{}, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return batchAnswer{}, err
+	}
+	answer := batchAnswer{status: resp.StatusCode, header: resp.Header, body: string(data)}
+	if resp.StatusCode == http.StatusOK {
+		var decoded contactsResponse
+		if err := json.Unmarshal(data, &decoded); err != nil {
+			return answer, fmt.Errorf("decode results: %w", err)
+		}
+		answer.results = decoded.Results
+	}
+	return answer, nil
+}
+
+// checkUpserted returns an error unless results upsert contacts one to one,
+// in order, each with an ID.
+func checkUpserted(contacts []contactIn, results []contactResult) error {
+	if len(results) != len(contacts) {
+		return fmt.Errorf("%d results for %d contacts", len(results), len(contacts))
+	}
+	for i, r := range results {
+		switch {
+		case r.Key != contacts[i].Key:
+			return fmt.Errorf("result %d is for key %q, not %q", i, r.Key, contacts[i].Key)
+		case r.Status != contactCreated && r.Status != contactUpdated:
+			return fmt.Errorf("result %d (%s) is %s: %s", i, r.Key, r.Status, r.Error)
+		case r.ID == "" || r.Error != "":
+			return fmt.Errorf("result %d (%s) has ID %q and error %q", i, r.Key, r.ID, r.Error)
+		}
+	}
+	return nil
+}
+
+// sleeper stands in for time.Sleep in a Server's latency fault: it records
+// the delays asked for, and while held it blocks every sleeping call until
+// released, so tests see the latency fault without measuring time.
+type sleeper struct {
+	mu    sync.Mutex
+	slept []time.Duration
+	// held, when not nil, blocks sleeping calls until it is closed; each
+	// call announces itself on asleep first.
+	held   chan struct{}
+	asleep chan struct{}
+}
+
+func (s *sleeper) sleep(d time.Duration) {
+	s.mu.Lock()
+	s.slept = append(s.slept, d)
+	held, asleep := s.held, s.asleep
+	s.mu.Unlock()
+	if held != nil {
+		asleep <- struct{}{}
+		<-held
+	}
+}
+
+// delays returns the delays asked for so far.
+func (s *sleeper) delays() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Duration(nil), s.slept...)
+}
+
+// hold makes sleeping calls block until release is called (more than once
+// is fine); t's cleanup releases them too, before the server is closed,
+// which waits for them.
+func (s *sleeper) hold(t *testing.T) (asleep <-chan struct{}, release func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	held := make(chan struct{})
+	s.held, s.asleep = held, make(chan struct{}, 16)
+	release = sync.OnceFunc(func() { close(held) })
+	t.Cleanup(release)
+	return s.asleep, release
+}
+
 func TestContacts(t *testing.T) {
 	t.Parallel()
 
 	type testBundle struct {
-		server    *Server
-		url       string
-		client    *Client
-		connector *Connector
-		account   Account
-		// creds is the credentials document of account.
-		creds []byte
+		server  *Server
+		sleeper *sleeper
+		url     string
+		client  *Client
+		account Account
 	}
 
 	setup := func(t *testing.T) *testBundle {
 		t.Helper()
 		server, err := NewServer("")
 		require.NoError(t, err)
+		// Installed before the server serves, so no request races with it.
+		sl := &sleeper{}
+		server.sleep = sl.sleep
 		httpServer := httptest.NewServer(server.Handler())
 		t.Cleanup(httpServer.Close)
 		client := NewClient(httpServer.URL, httpServer.Client())
 		account, err := client.CreateAccount(context.Background(), nil)
 		require.NoError(t, err)
-		return &testBundle{
-			server:    server,
-			url:       httpServer.URL,
-			client:    client,
-			connector: NewConnector(httpServer.URL, nil),
-			account:   account,
-			creds:     []byte(`{"api_key":"` + account.APIKey + `"}`),
-		}
+		return &testBundle{server: server, sleeper: sl, url: httpServer.URL, client: client, account: account}
 	}
 
 	ctx := context.Background()
 
-	// push pushes records that must all be delivered.
-	push := func(t *testing.T, bundle *testBundle, records ...crm.Record) []crm.RecordResult {
+	// pushAs posts contacts with key and returns the answer, whatever it is.
+	pushAs := func(t *testing.T, bundle *testBundle, key string, contacts ...contactIn) batchAnswer {
 		t.Helper()
-		results, err := bundle.connector.Push(ctx, bundle.creds, records)
+		answer, err := postContacts(ctx, bundle.url, key, contacts)
 		require.NoError(t, err)
-		require.Len(t, results, len(records))
-		for i, r := range results {
-			require.Equal(t, records[i].Key, r.Key)
-			require.Equal(t, crm.RecordDelivered, r.Status, "record %d: %s", i, r.Reason)
-			require.NotEmpty(t, r.CRMID)
-		}
-		return results
+		return answer
 	}
 
-	// pushErr pushes records, expecting the whole call to fail with a
-	// *crm.Error free of the key and PII.
-	pushErr := func(t *testing.T, bundle *testBundle, records ...crm.Record) *crm.Error {
+	// push posts contacts that must all be upserted.
+	push := func(t *testing.T, bundle *testBundle, contacts ...contactIn) []contactResult {
 		t.Helper()
-		results, err := bundle.connector.Push(ctx, bundle.creds, records)
-		require.Error(t, err)
-		require.Nil(t, results)
-		requireNoSecrets(t, err.Error(), bundle.account.APIKey)
-		var crmErr *crm.Error
-		require.ErrorAs(t, err, &crmErr)
-		return crmErr
+		answer := pushAs(t, bundle, bundle.account.APIKey, contacts...)
+		require.Equal(t, http.StatusOK, answer.status, answer.body)
+		require.NoError(t, checkUpserted(contacts, answer.results))
+		return answer.results
+	}
+
+	// pushErr posts contacts, expecting the whole call to be answered with
+	// status and a JSON error of code, free of the key and PII.
+	pushErr := func(t *testing.T, bundle *testBundle, status int, code string, contacts ...contactIn) batchAnswer {
+		t.Helper()
+		answer := pushAs(t, bundle, bundle.account.APIKey, contacts...)
+		require.Equal(t, status, answer.status, answer.body)
+		require.Equal(t, code, response{status: answer.status, body: answer.body}.errorMessage(t).Code)
+		requireNoSecrets(t, answer.body, bundle.account.APIKey)
+		return answer
+	}
+
+	// me calls GET /api/v1/me with the account's key.
+	me := func(t *testing.T, bundle *testBundle) response {
+		t.Helper()
+		return do(t, bundle.url, http.MethodGet, "/api/v1/me", "", map[string]string{"Authorization": "Bearer " + bundle.account.APIKey})
 	}
 
 	records := func(t *testing.T, bundle *testBundle) RecordStats {
@@ -127,12 +231,13 @@ func TestContacts(t *testing.T) {
 		t.Parallel()
 		bundle := setup(t)
 
-		first := push(t, bundle, piiRecord("lead_1"), piiRecord("lead_2"))
-		require.NotEqual(t, first[0].CRMID, first[1].CRMID)
+		first := push(t, bundle, piiContact("lead_1"), piiContact("lead_2"))
+		require.Equal(t, contactCreated, first[0].Status)
+		require.NotEqual(t, first[0].ID, first[1].ID)
 
 		// A retried batch updates the same records.
-		again := push(t, bundle, piiRecord("lead_1"))
-		require.Equal(t, first[0].CRMID, again[0].CRMID)
+		again := push(t, bundle, piiContact("lead_1"))
+		require.Equal(t, contactResult{Key: "lead_1", Status: contactUpdated, ID: first[0].ID}, again[0])
 
 		st := records(t, bundle)
 		require.Equal(t, 2, st.Records)
@@ -145,7 +250,7 @@ func TestContacts(t *testing.T) {
 		var body contactsResponse
 		require.NoError(t, json.Unmarshal([]byte(resp.body), &body))
 		require.Len(t, body.Results, 3)
-		require.Equal(t, contactResult{Key: "lead_1", Status: "updated", ID: first[0].CRMID}, body.Results[0])
+		require.Equal(t, contactResult{Key: "lead_1", Status: "updated", ID: first[0].ID}, body.Results[0])
 		require.Equal(t, "created", body.Results[1].Status)
 		require.Equal(t, contactResult{Key: "lead_3", Status: "updated", ID: body.Results[1].ID}, body.Results[2])
 
@@ -161,9 +266,10 @@ func TestContacts(t *testing.T) {
 		other, err := bundle.client.CreateAccount(ctx, nil)
 		require.NoError(t, err)
 
-		push(t, bundle, piiRecord("lead_1"))
-		_, err = bundle.connector.Push(ctx, []byte(`{"api_key":"`+other.APIKey+`"}`), []crm.Record{piiRecord("lead_1")})
-		require.NoError(t, err)
+		push(t, bundle, piiContact("lead_1"))
+		answer := pushAs(t, bundle, other.APIKey, piiContact("lead_1"))
+		require.Equal(t, http.StatusOK, answer.status, answer.body)
+		require.Equal(t, contactCreated, answer.results[0].Status, "the other account holds no lead_1 yet")
 
 		require.Equal(t, 1, records(t, bundle).Records)
 		st, err := bundle.client.Records(ctx, other.APIKey)
@@ -174,25 +280,14 @@ func TestContacts(t *testing.T) {
 	t.Run("BatchLimits", func(t *testing.T) {
 		t.Parallel()
 		bundle := setup(t)
-		require.Equal(t, 100, bundle.connector.BatchLimit())
-
-		// Nothing to push makes no call.
-		results, err := bundle.connector.Push(ctx, bundle.creds, nil)
-		require.NoError(t, err)
-		require.Empty(t, results)
-
-		// Over the limit is refused before any call.
-		tooMany := make([]crm.Record, 101)
-		for i := range tooMany {
-			tooMany[i] = crm.Record{Key: fmt.Sprintf("lead_%d", i), Source: "s"}
-		}
-		_, err = bundle.connector.Push(ctx, bundle.creds, tooMany)
-		require.ErrorIs(t, err, crm.ErrBatchTooLarge)
-		require.ErrorContains(t, err, "101 records")
-		require.Empty(t, calls(t, bundle))
+		require.Equal(t, 100, MaxBatchSize)
 
 		// Exactly the limit goes through.
-		require.Len(t, push(t, bundle, tooMany[:100]...), 100)
+		full := make([]contactIn, MaxBatchSize)
+		for i := range full {
+			full[i] = contactIn{Key: fmt.Sprintf("lead_%d", i), Source: "s"}
+		}
+		require.Len(t, push(t, bundle, full...), 100)
 		require.Equal(t, 100, records(t, bundle).Records)
 
 		// The server enforces 1..100 itself.
@@ -248,36 +343,27 @@ func TestContacts(t *testing.T) {
 		require.Equal(t, http.StatusUnauthorized, resp.status)
 		require.Equal(t, "missing_api_key", resp.errorMessage(t).Code)
 		unknown := *bundle
-		unknown.creds = []byte(`{"api_key":"sbx_never_issued"}`)
-		err := pushErr(t, &unknown, piiRecord("lead_1"))
-		require.Equal(t, crm.ClassAuth, err.Class)
-		require.Equal(t, http.StatusUnauthorized, err.StatusCode)
-		require.NotContains(t, err.Error(), "sbx_never_issued")
-
-		// Credentials that no longer parse ask for re-authorization.
-		corrupt := *bundle
-		corrupt.creds = []byte(`{"api_key":""}`)
-		require.Equal(t, crm.ClassAuth, pushErr(t, &corrupt, piiRecord("lead_1")).Class)
+		unknown.account.APIKey = "sbx_never_issued"
+		answer := pushErr(t, &unknown, http.StatusUnauthorized, "invalid_api_key", piiContact("lead_1"))
+		require.NotContains(t, answer.body, "sbx_never_issued")
 
 		for _, tc := range []struct {
-			name          string
-			break_, mend  func() error
-			class         crm.ErrorClass
-			status        int
-			code          string
-			validationsOK bool
+			name         string
+			break_, mend func() error
+			status       int
+			code         string
 		}{
 			{
 				name:   "revoked",
 				break_: func() error { _, err := bundle.client.Revoke(ctx, bundle.account.APIKey); return err },
 				mend:   func() error { _, err := bundle.client.Restore(ctx, bundle.account.APIKey); return err },
-				class:  crm.ClassAuth, status: http.StatusUnauthorized, code: "invalid_api_key",
+				status: http.StatusUnauthorized, code: "invalid_api_key",
 			},
 			{
 				name:   "api disabled",
 				break_: func() error { _, err := bundle.client.DisableAPI(ctx, bundle.account.APIKey); return err },
 				mend:   func() error { _, err := bundle.client.EnableAPI(ctx, bundle.account.APIKey); return err },
-				class:  crm.ClassPermission, status: http.StatusForbidden, code: "api_disabled",
+				status: http.StatusForbidden, code: "api_disabled",
 			},
 			{
 				name: "missing scope",
@@ -289,35 +375,34 @@ func TestContacts(t *testing.T) {
 					_, err := bundle.client.AddScope(ctx, bundle.account.APIKey, ScopeContactsWrite)
 					return err
 				},
-				class: crm.ClassPermission, status: http.StatusForbidden, code: "insufficient_scope",
+				status: http.StatusForbidden, code: "insufficient_scope",
 			},
 		} {
 			require.NoError(t, tc.break_(), tc.name)
-			err := pushErr(t, bundle, piiRecord("lead_1"))
-			require.Equal(t, tc.class, err.Class, tc.name)
-			require.Equal(t, tc.status, err.StatusCode, tc.name)
-			require.Contains(t, err.Error(), tc.code, tc.name)
-			require.Equal(t, tc.status, calls(t, bundle)[len(calls(t, bundle))-1].Status, tc.name)
+			pushErr(t, bundle, tc.status, tc.code, piiContact("lead_1"))
+			log := calls(t, bundle)
+			require.Equal(t, tc.status, log[len(log)-1].Status, tc.name)
 			require.NoError(t, tc.mend(), tc.name)
 		}
 		require.Zero(t, records(t, bundle).Records, "refused calls store nothing")
-		push(t, bundle, piiRecord("lead_1"))
+		push(t, bundle, piiContact("lead_1"))
 	})
 
 	t.Run("RecordRejections", func(t *testing.T) {
 		t.Parallel()
 		bundle := setup(t)
 
-		bad := piiRecord("lead_bad_email")
+		bad := piiContact("lead_bad_email")
 		bad.Email = "zelda.quill-at-example.org"
-		results, err := bundle.connector.Push(ctx, bundle.creds, []crm.Record{piiRecord("lead_ok"), bad, {Key: "lead_no_email", Source: "s"}})
-		require.NoError(t, err)
-		require.Equal(t, crm.RecordDelivered, results[0].Status)
-		require.Equal(t, crm.RecordResult{Key: "lead_bad_email", Status: crm.RecordRejected, Reason: "invalid email"}, results[1])
-		require.Equal(t, crm.RecordDelivered, results[2].Status, "email is optional")
+		answer := pushAs(t, bundle, bundle.account.APIKey, piiContact("lead_ok"), bad, contactIn{Key: "lead_no_email", Source: "s"})
+		require.Equal(t, http.StatusOK, answer.status, answer.body)
+		results := answer.results
+		require.Equal(t, contactCreated, results[0].Status)
+		require.Equal(t, contactResult{Key: "lead_bad_email", Status: contactRejected, Error: "invalid email"}, results[1])
+		require.Equal(t, contactCreated, results[2].Status, "email is optional")
 
 		// The reject rule, on each field it can test.
-		for field, record := range map[string]crm.Record{
+		for field, contact := range map[string]contactIn{
 			"name":    {Key: "r_name", Name: "Spam Bot"},
 			"email":   {Key: "r_email", Email: "Spam@example.org"},
 			"phone":   {Key: "r_phone", Phone: "Spam-555"},
@@ -328,13 +413,11 @@ func TestContacts(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, field, f.RejectField)
 
-			clean := crm.Record{Key: "clean_" + field, Name: piiName, Email: piiEmail, Source: "s", Phone: piiPhone, Message: piiMessage}
-			results, err := bundle.connector.Push(ctx, bundle.creds, []crm.Record{record, clean})
-			require.NoError(t, err)
-			require.Equal(t, crm.RecordRejected, results[0].Status, field)
-			require.Equal(t, "rejected by the sandbox reject rule on field "+field, results[0].Reason)
-			require.Empty(t, results[0].CRMID)
-			require.Equal(t, crm.RecordDelivered, results[1].Status, field)
+			clean := contactIn{Key: "clean_" + field, Name: piiName, Email: piiEmail, Source: "s", Phone: piiPhone, Message: piiMessage}
+			answer := pushAs(t, bundle, bundle.account.APIKey, contact, clean)
+			require.Equal(t, http.StatusOK, answer.status, answer.body)
+			require.Equal(t, contactResult{Key: contact.Key, Status: contactRejected, Error: "rejected by the sandbox reject rule on field " + field}, answer.results[0])
+			require.Equal(t, contactCreated, answer.results[1].Status, field)
 		}
 
 		st := records(t, bundle)
@@ -342,11 +425,9 @@ func TestContacts(t *testing.T) {
 		require.NotContains(t, st.ByKey, "lead_bad_email")
 		require.NotContains(t, st.ByKey, "r_name")
 
-		// Rejection never echoes the value; the key is the only handle.
+		// Clearing the faults removes the rule.
 		require.NoError(t, bundle.client.ClearFaults(ctx, bundle.account.APIKey))
-		results, err = bundle.connector.Push(ctx, bundle.creds, []crm.Record{{Key: "r_name", Name: "Spam Bot"}})
-		require.NoError(t, err)
-		require.Equal(t, crm.RecordDelivered, results[0].Status, "clearing faults removes the rule")
+		push(t, bundle, contactIn{Key: "r_name", Name: "Spam Bot"})
 	})
 
 	t.Run("FailNextCountsDownThenRecovers", func(t *testing.T) {
@@ -359,22 +440,18 @@ func TestContacts(t *testing.T) {
 		require.Equal(t, http.StatusBadGateway, f.FailStatus)
 
 		for i := range 2 {
-			err := pushErr(t, bundle, piiRecord("lead_1"))
-			require.Equal(t, crm.ClassTransient, err.Class, "call %d", i)
-			require.Equal(t, http.StatusBadGateway, err.StatusCode)
-			require.Contains(t, err.Error(), "simulated_failure")
+			answer := pushErr(t, bundle, http.StatusBadGateway, "simulated_failure", piiContact("lead_1"))
+			require.Contains(t, answer.body, "fail_next", "call %d: the error says where the failure comes from", i)
 
 			// Validation is untouched by the outage and uses up nothing.
-			checks, err2 := bundle.connector.Validate(ctx, bundle.creds)
-			require.NoError(t, err2)
-			require.True(t, checks[0].OK)
+			require.Equal(t, http.StatusOK, me(t, bundle).status, "call %d", i)
 		}
 		f, err = bundle.client.Faults(ctx, bundle.account.APIKey)
 		require.NoError(t, err)
 		require.Zero(t, f.FailNext)
 		require.Zero(t, records(t, bundle).Records, "failed calls store nothing")
 
-		push(t, bundle, piiRecord("lead_1"))
+		push(t, bundle, piiContact("lead_1"))
 		require.Equal(t, 1, records(t, bundle).Upserts)
 
 		// Default status is 503.
@@ -384,7 +461,7 @@ func TestContacts(t *testing.T) {
 		f, err = bundle.client.SetFaults(ctx, bundle.account.APIKey, Faults{FailNext: 1})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusServiceUnavailable, f.FailStatus)
-		require.Equal(t, http.StatusServiceUnavailable, pushErr(t, bundle, piiRecord("lead_1")).StatusCode)
+		pushErr(t, bundle, http.StatusServiceUnavailable, "simulated_failure", piiContact("lead_1"))
 
 		// fail_next: 0 ends an outage early.
 		_, err = bundle.client.SetFaults(ctx, bundle.account.APIKey, Faults{FailNext: 5})
@@ -393,7 +470,45 @@ func TestContacts(t *testing.T) {
 		f, err = bundle.client.UpdateFaults(ctx, bundle.account.APIKey, FaultsUpdate{FailNext: &zero})
 		require.NoError(t, err)
 		require.Zero(t, f.FailNext)
-		push(t, bundle, piiRecord("lead_1"))
+		push(t, bundle, piiContact("lead_1"))
+	})
+
+	t.Run("FailMeFailsValidationToo", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+
+		f, err := bundle.client.SetFaults(ctx, bundle.account.APIKey, Faults{FailNext: 2, FailMe: true})
+		require.NoError(t, err)
+		require.True(t, f.FailMe)
+
+		// Both APIs use up the one count.
+		resp := me(t, bundle)
+		require.Equal(t, http.StatusServiceUnavailable, resp.status)
+		require.Equal(t, "simulated_failure", resp.errorMessage(t).Code)
+		require.NotContains(t, resp.body, bundle.account.APIKey)
+		pushErr(t, bundle, http.StatusServiceUnavailable, "simulated_failure", piiContact("lead_1"))
+		require.Equal(t, http.StatusOK, me(t, bundle).status)
+		push(t, bundle, piiContact("lead_1"))
+
+		// Credentials come first: a revoked key is 401 during the outage
+		// and uses up nothing.
+		_, err = bundle.client.SetFaults(ctx, bundle.account.APIKey, Faults{FailNext: 1})
+		require.NoError(t, err)
+		_, err = bundle.client.Revoke(ctx, bundle.account.APIKey)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusUnauthorized, me(t, bundle).status)
+		f, err = bundle.client.Faults(ctx, bundle.account.APIKey)
+		require.NoError(t, err)
+		require.Equal(t, 1, f.FailNext)
+
+		// Clearing turns it off; without it /me is never failed.
+		require.NoError(t, bundle.client.ClearFaults(ctx, bundle.account.APIKey))
+		_, err = bundle.client.Restore(ctx, bundle.account.APIKey)
+		require.NoError(t, err)
+		f, err = bundle.client.SetFaults(ctx, bundle.account.APIKey, Faults{FailNext: 1})
+		require.NoError(t, err)
+		require.False(t, f.FailMe)
+		require.Equal(t, http.StatusOK, me(t, bundle).status)
 	})
 
 	t.Run("RateLimitWithRetryAfter", func(t *testing.T) {
@@ -404,12 +519,10 @@ func TestContacts(t *testing.T) {
 		require.NoError(t, err)
 
 		// The rate limit is used up first, then the failure.
-		err1 := pushErr(t, bundle, piiRecord("lead_1"))
-		require.Equal(t, crm.ClassRateLimited, err1.Class)
-		require.Equal(t, http.StatusTooManyRequests, err1.StatusCode)
-		require.Equal(t, 2*time.Second, err1.RetryAfter)
-		require.Equal(t, crm.ClassTransient, pushErr(t, bundle, piiRecord("lead_1")).Class)
-		push(t, bundle, piiRecord("lead_1"))
+		limited := pushErr(t, bundle, http.StatusTooManyRequests, "rate_limited", piiContact("lead_1"))
+		require.Equal(t, "2", limited.header.Get("Retry-After"))
+		pushErr(t, bundle, http.StatusServiceUnavailable, "simulated_failure", piiContact("lead_1"))
+		push(t, bundle, piiContact("lead_1"))
 
 		// The raw answer carries the header.
 		_, err = bundle.client.SetFaults(ctx, bundle.account.APIKey, Faults{RateLimitNext: 1, RetryAfterSeconds: 7})
@@ -423,15 +536,13 @@ func TestContacts(t *testing.T) {
 		zero, one := 0, 1
 		_, err = bundle.client.UpdateFaults(ctx, bundle.account.APIKey, FaultsUpdate{RateLimitNext: &one, RetryAfterSeconds: &zero})
 		require.NoError(t, err)
-		err2 := pushErr(t, bundle, piiRecord("lead_1"))
-		require.Equal(t, crm.ClassRateLimited, err2.Class)
-		require.Zero(t, err2.RetryAfter)
+		limited = pushErr(t, bundle, http.StatusTooManyRequests, "rate_limited", piiContact("lead_1"))
+		require.Empty(t, limited.header.Values("Retry-After"))
 
 		// Validation is never rate limited.
 		_, err = bundle.client.SetFaults(ctx, bundle.account.APIKey, Faults{RateLimitNext: 3})
 		require.NoError(t, err)
-		_, err = bundle.connector.Validate(ctx, bundle.creds)
-		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, me(t, bundle).status)
 		f, err := bundle.client.Faults(ctx, bundle.account.APIKey)
 		require.NoError(t, err)
 		require.Equal(t, 3, f.RateLimitNext)
@@ -443,32 +554,48 @@ func TestContacts(t *testing.T) {
 
 		_, err := bundle.client.SetFaults(ctx, bundle.account.APIKey, Faults{LatencyMS: 200})
 		require.NoError(t, err)
-		start := time.Now()
-		push(t, bundle, piiRecord("lead_1"))
-		require.GreaterOrEqual(t, time.Since(start), 200*time.Millisecond)
+		push(t, bundle, piiContact("lead_1"))
+		require.Equal(t, []time.Duration{200 * time.Millisecond}, bundle.sleeper.delays())
 
-		// Latency delays failed calls too, and not validation.
+		// Latency delays failed and refused calls too, and not validation.
 		_, err = bundle.client.SetFaults(ctx, bundle.account.APIKey, Faults{FailNext: 1})
 		require.NoError(t, err)
-		start = time.Now()
-		pushErr(t, bundle, piiRecord("lead_1"))
-		require.GreaterOrEqual(t, time.Since(start), 200*time.Millisecond)
-		start = time.Now()
-		_, err = bundle.connector.Validate(ctx, bundle.creds)
-		require.NoError(t, err)
-		require.Less(t, time.Since(start), 200*time.Millisecond)
-
-		// A client that gives up does not undo the push: the CRM applies it.
-		impatient := NewConnector(bundle.url, &http.Client{Timeout: 50 * time.Millisecond})
-		_, err = impatient.Push(ctx, bundle.creds, []crm.Record{piiRecord("lead_2")})
-		require.Equal(t, crm.ClassTransient, crm.ClassOf(err))
-		requireNoSecrets(t, err.Error(), bundle.account.APIKey)
-		require.Eventually(t, func() bool { return records(t, bundle).ByKey["lead_2"] == 1 }, 5*time.Second, 20*time.Millisecond)
+		pushErr(t, bundle, http.StatusServiceUnavailable, "simulated_failure", piiContact("lead_1"))
+		batch(t, bundle, `{"contacts":[]}`)
+		require.Equal(t, http.StatusOK, me(t, bundle).status)
+		require.Equal(t, []time.Duration{200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond}, bundle.sleeper.delays())
 
 		require.NoError(t, bundle.client.ClearFaults(ctx, bundle.account.APIKey))
-		start = time.Now()
-		push(t, bundle, piiRecord("lead_1"))
-		require.Less(t, time.Since(start), 200*time.Millisecond)
+		push(t, bundle, piiContact("lead_1"))
+		require.Len(t, bundle.sleeper.delays(), 3, "no latency once the faults are cleared")
+	})
+
+	t.Run("GivenUpCallIsApplied", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		_, err := bundle.client.SetFaults(ctx, bundle.account.APIKey, Faults{LatencyMS: 200})
+		require.NoError(t, err)
+
+		// A client that gives up while the CRM is slow does not undo the
+		// push: the CRM applies it, as a real one may.
+		asleep, release := bundle.sleeper.hold(t)
+		callCtx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			_, err := postContacts(callCtx, bundle.url, bundle.account.APIKey, []contactIn{piiContact("lead_2")})
+			done <- err
+		}()
+		select {
+		case <-asleep:
+		case <-time.After(10 * time.Second):
+			require.FailNow(t, "the contacts call never reached the latency fault")
+		}
+		cancel()
+		require.ErrorIs(t, <-done, context.Canceled)
+		require.Zero(t, records(t, bundle).Records, "still waiting out the latency")
+		release()
+		require.Eventually(t, func() bool { return records(t, bundle).ByKey["lead_2"] == 1 }, 10*time.Second, 10*time.Millisecond,
+			"the given-up push was never applied")
 	})
 
 	t.Run("FaultsBadInputChangesNothing", func(t *testing.T) {
@@ -491,6 +618,7 @@ func TestContacts(t *testing.T) {
 			"text without field": {`{"reject_field":"","reject_contains":"y"}`, "reject_contains needs reject_field"},
 			"misspelt":           {`{"fail_nxt":3}`, "unknown field"},
 			"mixed good and bad": {`{"fail_next":9,"latency_ms":-1}`, "latency_ms must be between"},
+			"fail_me not a bool": {`{"fail_me":"yes"}`, "fail_me"},
 		} {
 			resp := do(t, bundle.url, http.MethodPost, path, tc.body, nil)
 			require.Equal(t, http.StatusBadRequest, resp.status, name)
@@ -552,16 +680,15 @@ func TestContacts(t *testing.T) {
 		bundle := setup(t)
 
 		before := time.Now().UTC()
-		push(t, bundle, piiRecord("a"), piiRecord("b"))
+		push(t, bundle, piiContact("a"), piiContact("b"))
 		_, err := bundle.client.SetFaults(ctx, bundle.account.APIKey, Faults{RateLimitNext: 1, FailNext: 1})
 		require.NoError(t, err)
-		pushErr(t, bundle, piiRecord("c"))
-		pushErr(t, bundle, piiRecord("c"), piiRecord("d"), piiRecord("e"))
-		_, err = bundle.connector.Validate(ctx, bundle.creds) // not a contacts call
-		require.NoError(t, err)
+		pushErr(t, bundle, http.StatusTooManyRequests, "rate_limited", piiContact("c"))
+		pushErr(t, bundle, http.StatusServiceUnavailable, "simulated_failure", piiContact("c"), piiContact("d"), piiContact("e"))
+		require.Equal(t, http.StatusOK, me(t, bundle).status, "not a contacts call")
 		_, err = bundle.client.Revoke(ctx, bundle.account.APIKey)
 		require.NoError(t, err)
-		pushErr(t, bundle, piiRecord("f"))
+		pushErr(t, bundle, http.StatusUnauthorized, "invalid_api_key", piiContact("f"))
 
 		log := calls(t, bundle)
 		require.Len(t, log, 4)
@@ -593,18 +720,21 @@ func TestContacts(t *testing.T) {
 		const workers, batches, size = 8, 10, 20
 
 		var wg sync.WaitGroup
-		errs := make(chan error, workers*batches)
+		errs := make(chan error, workers*batches+2*batches)
 		for w := range workers {
 			wg.Go(func() {
 				for b := range batches {
-					recs := make([]crm.Record, size)
-					for i := range recs {
+					contacts := make([]contactIn, size)
+					for i := range contacts {
 						// Every worker pushes the same keys: upserts collide.
-						recs[i] = crm.Record{Key: fmt.Sprintf("lead_%d_%d", b, i), Source: fmt.Sprintf("worker-%d", w)}
+						contacts[i] = contactIn{Key: fmt.Sprintf("lead_%d_%d", b, i), Source: fmt.Sprintf("worker-%d", w)}
 					}
-					results, err := bundle.connector.Push(ctx, bundle.creds, recs)
+					answer, err := postContacts(ctx, bundle.url, bundle.account.APIKey, contacts)
+					if err == nil && answer.status != http.StatusOK {
+						err = fmt.Errorf("HTTP %d: %s", answer.status, answer.body)
+					}
 					if err == nil {
-						err = crm.CheckResults(recs, results)
+						err = checkUpserted(contacts, answer.results)
 					}
 					if err != nil {
 						errs <- err
@@ -641,65 +771,37 @@ func TestContacts(t *testing.T) {
 	t.Run("NoSecretsInErrors", func(t *testing.T) {
 		t.Parallel()
 		bundle := setup(t)
-		bad := piiRecord("lead_bad")
+		bad := piiContact("lead_bad")
 		bad.Email = "zelda.quill-example.org"
 		_, err := bundle.client.SetFaults(ctx, bundle.account.APIKey, Faults{RejectField: "name", RejectContains: "Zelda"})
 		require.NoError(t, err)
-		results, err := bundle.connector.Push(ctx, bundle.creds, []crm.Record{piiRecord("lead_1"), bad})
-		require.NoError(t, err)
-		for _, r := range results {
-			require.Equal(t, crm.RecordRejected, r.Status)
-			requireNoSecrets(t, r.Reason+r.CRMID, bundle.account.APIKey)
-			require.NotContains(t, r.Reason, "Zelda")
+		answer := pushAs(t, bundle, bundle.account.APIKey, piiContact("lead_1"), bad)
+		require.Equal(t, http.StatusOK, answer.status, answer.body)
+		for _, r := range answer.results {
+			require.Equal(t, contactRejected, r.Status)
+			requireNoSecrets(t, r.Error+r.ID, bundle.account.APIKey)
+			require.NotContains(t, r.Error, "Zelda")
 		}
+		requireNoSecrets(t, answer.body, bundle.account.APIKey)
 
-		for _, f := range []Faults{{FailNext: 1}, {FailNext: 1, FailStatus: 401}, {FailNext: 1, FailStatus: 400}, {RateLimitNext: 1}} {
-			_, err := bundle.client.SetFaults(ctx, bundle.account.APIKey, f)
+		for _, tc := range []struct {
+			faults Faults
+			status int
+		}{
+			{Faults{FailNext: 1}, http.StatusServiceUnavailable},
+			{Faults{FailNext: 1, FailStatus: 401}, http.StatusUnauthorized},
+			{Faults{FailNext: 1, FailStatus: 400}, http.StatusBadRequest},
+			{Faults{RateLimitNext: 1}, http.StatusTooManyRequests},
+		} {
+			_, err := bundle.client.SetFaults(ctx, bundle.account.APIKey, tc.faults)
 			require.NoError(t, err)
-			pushErr(t, bundle, piiRecord("lead_1"))
+			answer := pushAs(t, bundle, bundle.account.APIKey, piiContact("lead_1"))
+			require.Equal(t, tc.status, answer.status, answer.body)
+			requireNoSecrets(t, answer.body, bundle.account.APIKey)
 		}
 		_, err = bundle.client.DisableAPI(ctx, bundle.account.APIKey)
 		require.NoError(t, err)
-		pushErr(t, bundle, piiRecord("lead_1"))
-
-		// An unreachable sandbox.
-		dead := httptest.NewServer(http.NotFoundHandler())
-		dead.Close()
-		_, err = NewConnector(dead.URL, nil).Push(ctx, bundle.creds, []crm.Record{piiRecord("lead_1")})
-		require.Equal(t, crm.ClassTransient, crm.ClassOf(err))
-		requireNoSecrets(t, err.Error(), bundle.account.APIKey)
-
-		// Something that is not the sandbox, echoing the request.
-		echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			body, _ := io.ReadAll(r.Body)
-			w.WriteHeader(http.StatusBadRequest)
-			fmt.Fprintf(w, `{"error":"%s %s","code":"echo"}`, r.Header.Get("Authorization"), strings.ReplaceAll(string(body), `"`, `'`))
-		}))
-		t.Cleanup(echo.Close)
-		_, err = NewConnector(echo.URL, nil).Push(ctx, bundle.creds, []crm.Record{piiRecord("lead_1")})
-		require.Equal(t, crm.ClassTransient, crm.ClassOf(err))
-		requireNoSecrets(t, err.Error(), bundle.account.APIKey)
-	})
-
-	t.Run("MalformedResults", func(t *testing.T) {
-		t.Parallel()
-		bundle := setup(t)
-		for name, body := range map[string]string{
-			"not JSON":        `oops`,
-			"too few":         `{"results":[]}`,
-			"wrong key":       `{"results":[{"key":"other","status":"created","id":"c1"}]}`,
-			"unknown status":  `{"results":[{"key":"lead_1","status":"queued"}]}`,
-			"results missing": `{}`,
-		} {
-			fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-				w.Header().Set("Content-Type", "application/json")
-				fmt.Fprint(w, body)
-			}))
-			_, err := NewConnector(fake.URL, nil).Push(ctx, bundle.creds, []crm.Record{piiRecord("lead_1")})
-			fake.Close()
-			require.Equal(t, crm.ClassTransient, crm.ClassOf(err), name)
-			requireNoSecrets(t, err.Error(), bundle.account.APIKey)
-		}
+		pushErr(t, bundle, http.StatusForbidden, "api_disabled", piiContact("lead_1"))
 	})
 }
 
@@ -725,7 +827,6 @@ func TestContactsAreNotPersisted(t *testing.T) {
 	client := NewClient(bundle.url, nil)
 	acct, err := client.CreateAccount(ctx, nil)
 	require.NoError(t, err)
-	creds := []byte(`{"api_key":"` + acct.APIKey + `"}`)
 
 	before, err := os.ReadFile(bundle.statePath)
 	require.NoError(t, err)
@@ -733,8 +834,9 @@ func TestContactsAreNotPersisted(t *testing.T) {
 	require.NoError(t, err)
 	_, err = client.SetFaults(ctx, acct.APIKey, Faults{LatencyMS: 1})
 	require.NoError(t, err)
-	_, err = NewConnector(bundle.url, nil).Push(ctx, creds, []crm.Record{piiRecord("lead_1")})
+	answer, err := postContacts(ctx, bundle.url, acct.APIKey, []contactIn{piiContact("lead_1")})
 	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, answer.status, answer.body)
 
 	after, err := os.ReadFile(bundle.statePath)
 	require.NoError(t, err)
@@ -768,34 +870,4 @@ func TestCallLogKeepsTheLastThousand(t *testing.T) {
 	for i := 1; i < len(log); i++ {
 		require.Equal(t, log[i-1].Contacts+1, log[i].Contacts)
 	}
-}
-
-// BenchmarkPush measures the connector and server together: batches of
-// MaxBatchSize new records pushed to one account over loopback HTTP.
-func BenchmarkPush(b *testing.B) {
-	server, err := NewServer("")
-	require.NoError(b, err)
-	httpServer := httptest.NewServer(server.Handler())
-	b.Cleanup(httpServer.Close)
-	ctx := context.Background()
-	account, err := NewClient(httpServer.URL, nil).CreateAccount(ctx, nil)
-	require.NoError(b, err)
-	creds := []byte(`{"api_key":"` + account.APIKey + `"}`)
-	connector := NewConnector(httpServer.URL, nil)
-
-	var workers atomic.Int64
-	b.RunParallel(func(pb *testing.PB) {
-		worker := workers.Add(1)
-		recs := make([]crm.Record, MaxBatchSize)
-		for batch := 0; pb.Next(); batch++ {
-			for i := range recs {
-				recs[i] = piiRecord(fmt.Sprintf("lead_%d_%d_%d", worker, batch, i))
-			}
-			if _, err := connector.Push(ctx, creds, recs); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.ReportMetric(float64(b.N*MaxBatchSize)/b.Elapsed().Seconds(), "records/s")
 }

@@ -1,9 +1,14 @@
-// Package sandbox is a small simulated CRM for the dev stack, the
-// end-to-end tests and the benchmark, and the crm.Connector that talks to it.
+// Package sandboxfake is the sandbox CRM: a small simulated CRM for the dev
+// stack, the end-to-end tests and the benchmark, and the Client of its
+// control API. The connector that talks to it is package crm/sandbox; the
+// two share no code, so the connector's tests and the connector contract
+// suite (crm/crmtest) check the connector against an independent
+// implementation of the API, as they will check each real CRM's connector
+// against that CRM's fake (crm/<provider>/<provider>fake).
 //
 // The Server speaks two HTTP APIs:
 //
-// The CRM API, what the Connector calls, authenticated with
+// The CRM API, what the sandbox connector calls, authenticated with
 // "Authorization: Bearer <api key>":
 //
 //	GET  /api/v1/me                          200 {"account_id","scopes","api_enabled"}; 401 for an unknown or revoked key
@@ -46,9 +51,11 @@
 //	GET    /control/keys/{key}/records       200 RecordStats {"records","upserts","by_key":{key: upserts}}
 //	GET    /control/keys/{key}/calls         200 [Call], the last 1000 contacts calls, oldest first
 //
-// Faults apply to contacts calls only, never to /api/v1/me: validation keeps
-// telling the truth about the credentials during a simulated outage. A
-// contacts call is delayed by latency_ms first (whatever its outcome), then
+// Faults apply to contacts calls only, never to /api/v1/me, so validation
+// keeps telling the truth about the credentials during a simulated outage;
+// only fail_me extends fail_next to /api/v1/me (an outage of the whole CRM,
+// during which validation cannot run: an authenticated /me call then uses up
+// one fail_next count and answers fail_status). A contacts call is delayed by latency_ms first (whatever its outcome), then
 // checked for key, API access and scope, then its body is checked, then
 // rate_limit_next (429, Retry-After retry_after_seconds) and after it
 // fail_next (fail_status) each answer one call and count down; only then are
@@ -59,7 +66,7 @@
 // Every error, on either API, is JSON {"error": "what went wrong and what to
 // do", "code": "machine_readable"} with a 4xx or 5xx status; an unknown key
 // is 404. No error message ever contains an API key or a contact's data.
-package sandbox
+package sandboxfake
 
 import (
 	"bytes"
@@ -148,6 +155,9 @@ type stateFile struct {
 // Server is the simulated CRM. It is safe for concurrent use.
 type Server struct {
 	statePath string
+	// sleep waits out the latency fault; tests replace it to observe the
+	// delays asked for without measuring time.
+	sleep func(time.Duration)
 
 	mu sync.Mutex
 	// accounts is keyed by API key, which is how both APIs address them.
@@ -165,7 +175,7 @@ type Server struct {
 // 0600. Contacts, faults and call logs are never written to it: see the
 // package documentation.
 func NewServer(statePath string) (*Server, error) {
-	s := &Server{statePath: statePath, accounts: map[string]*Account{}, books: map[string]*contactBook{}}
+	s := &Server{statePath: statePath, sleep: time.Sleep, accounts: map[string]*Account{}, books: map[string]*contactBook{}}
 	if statePath == "" {
 		return s, nil
 	}
@@ -352,7 +362,7 @@ func jsonFallback(mux *http.ServeMux) http.Handler {
 		case http.StatusNotFound:
 			// The path is not echoed: it may hold an API key.
 			writeError(w, &requestError{status: http.StatusNotFound, code: "not_found",
-				message: "no such endpoint: the sandbox serves /api/v1/me, /api/v1/contacts/batch and /control/...; see the sandbox package documentation"})
+				message: "no such endpoint: the sandbox serves /api/v1/me, /api/v1/contacts/batch and /control/...; see the documentation of package sandboxfake"})
 		case http.StatusMethodNotAllowed:
 			allow := probe.header.Get("Allow")
 			w.Header().Set("Allow", allow)
@@ -423,6 +433,16 @@ func bearerKey(header string) (string, bool) {
 }
 
 func (s *Server) handleMe(w http.ResponseWriter, _ *http.Request, a Account) {
+	b, err := s.book(a.APIKey)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if status := b.meFailure(); status != 0 {
+		writeError(w, &requestError{status: status, code: "simulated_failure",
+			message: fmt.Sprintf("simulated failure (HTTP %d), set with the sandbox's fail_next and fail_me faults", status)})
+		return
+	}
 	writeJSON(w, http.StatusOK, Me{AccountID: a.ID, Scopes: nonNil(a.Scopes), APIEnabled: a.APIEnabled})
 }
 

@@ -1,0 +1,467 @@
+// Package app is the composition root of the integrations service. It is
+// the one place that reads configuration — Config, loaded once per process
+// by Load from flags, the environment, the dev stack's DATA-DIR/dev.json and
+// defaults, each value with its source — and the one place that assembles
+// the service from it: New builds the store, the credentials keyring, the
+// Temporal client, the CRM connectors, the activities, the worker, the
+// starter, the HTTP API and the nudger, as much of it as a process asks for.
+// The CLI's processes (dev, worker, serve), its operator commands, the
+// benchmark and the end-to-end test stacks all build on it, so what a test
+// runs is what production runs.
+package app
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/contrib/envconfig"
+
+	"github.com/acme/integrations/credential"
+	"github.com/acme/integrations/integration"
+	"github.com/acme/integrations/workflows"
+)
+
+// Source says where a setting's value came from.
+type Source string
+
+// The sources of a setting, in the order Load consults them: a flag beats
+// the environment, which beats the Temporal client profile (for the
+// Temporal settings), which beats dev.json, which beats the default.
+const (
+	SourceFlag    Source = "flag"
+	SourceEnv     Source = "env"
+	SourceProfile Source = "temporal profile"
+	SourceDevJSON Source = "dev.json"
+	SourceDefault Source = "default"
+)
+
+// Config is the effective configuration of one process. Load fills it from
+// the settings table; a test may also build one by hand (zero fields take
+// their defaults in New where the service needs them).
+type Config struct {
+	// DataDir is where `dev` keeps its state (absolute after Load); other
+	// processes find the dev stack's dev.json and key there.
+	DataDir string
+	// DatabaseURL is postgres://... or a SQLite path.
+	DatabaseURL string
+	Temporal    TemporalConfig
+	// TaskQueue is the workflows' Temporal task queue.
+	TaskQueue string
+	// EncryptionKey is base64 of the 32-byte key that seals CRM
+	// credentials (secret); empty means none was given (see Keyring).
+	EncryptionKey string
+	// HTTPAddr is where `serve` and `dev` listen.
+	HTTPAddr string
+	// PublicURL is the base URL of the HTTP API as the world reaches it,
+	// where OAuth redirects come back to.
+	PublicURL string
+	// SandboxURL is the base URL of the sandbox CRM.
+	SandboxURL string
+	// Policy is the worker's service-wide lifecycle policy: timers and
+	// thresholds for every integration without an override of its own.
+	Policy       integration.Policy
+	HubSpot      HubSpotConfig
+	Salesforce   SalesforceConfig
+	FollowUpBoss FollowUpBossConfig
+
+	// Dev is DATA-DIR/dev.json as Load read it: the dev stack running in
+	// the data dir; nil when there is none.
+	Dev *DevInfo
+
+	// sources records where each setting came from, by setting name.
+	sources map[string]Source
+	// temporalProfile is the Temporal SDK's client profile (TLS, API key,
+	// gRPC metadata) from the envconfig file and environment; nil for a
+	// hand-built Config (a plain connection).
+	temporalProfile *envconfig.ClientConfigProfile
+}
+
+// TemporalConfig is how the process reaches Temporal.
+type TemporalConfig struct {
+	Address   string
+	Namespace string
+	// APIKey authenticates to Temporal Cloud (secret).
+	APIKey string
+}
+
+// HubSpotConfig is the HubSpot connector's section.
+type HubSpotConfig struct {
+	APIURL       string
+	ClientID     string
+	ClientSecret string
+}
+
+// SalesforceConfig is the Salesforce connector's section.
+type SalesforceConfig struct {
+	LoginURL     string
+	ClientID     string
+	ClientSecret string
+}
+
+// FollowUpBossConfig is the Follow Up Boss connector's section.
+type FollowUpBossConfig struct {
+	APIURL    string
+	System    string
+	SystemKey string
+}
+
+// Defaults that other packages (the CLI's help, the dev stack) refer to.
+const (
+	DefaultDataDir         = ".data"
+	DefaultTemporalAddress = "127.0.0.1:7233"
+	DefaultNamespace       = "default"
+	DefaultHTTPAddr        = "127.0.0.1:8080"
+	DefaultSandboxAddr     = "127.0.0.1:8090"
+)
+
+// setting is one row of the settings table: its name (as `config` shows
+// it), where Load looks for it, its default, whether it is a secret, and the
+// Config field it fills. Adding a setting is one row plus its field.
+type setting struct {
+	name    string
+	flag    string // a flag of the commands that take it ("" none)
+	env     string // environment variable ("" none)
+	devJSON string // key in dev.json ("" none)
+	// def is the default; defFunc computes it from the settings above it.
+	def     string
+	defFunc func(*Config) string
+	secret  bool
+	// profile reads the value from the Temporal client profile file.
+	profile func(*envconfig.ClientConfigProfile) string
+	// field points at the Config field: *string, *time.Duration or *int.
+	field func(*Config) any
+	// redact shows a non-secret value with its sensitive part hidden.
+	redact func(string) string
+}
+
+// settings is the table, in resolution order: a default may use the
+// settings before it.
+var settings = []setting{
+	{name: "data_dir", flag: "data-dir", env: "INTEGRATIONS_DATA_DIR", def: DefaultDataDir,
+		field: func(c *Config) any { return &c.DataDir }},
+	{name: "database_url", flag: "database-url", env: "DATABASE_URL", devJSON: "database_url",
+		defFunc: func(c *Config) string { return "sqlite://" + filepath.Join(c.DataDir, "integrations.db") },
+		field:   func(c *Config) any { return &c.DatabaseURL }, redact: RedactURL},
+	{name: "temporal_address", env: "TEMPORAL_ADDRESS", devJSON: "temporal_address", def: DefaultTemporalAddress,
+		profile: func(p *envconfig.ClientConfigProfile) string { return p.Address },
+		field:   func(c *Config) any { return &c.Temporal.Address }},
+	{name: "temporal_namespace", env: "TEMPORAL_NAMESPACE", devJSON: "namespace", def: DefaultNamespace,
+		profile: func(p *envconfig.ClientConfigProfile) string { return p.Namespace },
+		field:   func(c *Config) any { return &c.Temporal.Namespace }},
+	{name: "temporal_api_key", env: "TEMPORAL_API_KEY", secret: true,
+		profile: func(p *envconfig.ClientConfigProfile) string { return p.APIKey },
+		field:   func(c *Config) any { return &c.Temporal.APIKey }},
+	{name: "task_queue", flag: "task-queue", env: "INTEGRATIONS_TASK_QUEUE", devJSON: "task_queue", def: workflows.TaskQueue,
+		field: func(c *Config) any { return &c.TaskQueue }},
+	{name: "encryption_key", env: credential.KeyEnv, secret: true,
+		field: func(c *Config) any { return &c.EncryptionKey }},
+	{name: "http_addr", flag: "http-addr", env: "INTEGRATIONS_HTTP_ADDR", def: DefaultHTTPAddr,
+		field: func(c *Config) any { return &c.HTTPAddr }},
+	{name: "public_url", env: "INTEGRATIONS_PUBLIC_URL", devJSON: "http_url",
+		defFunc: func(c *Config) string { return "http://" + c.HTTPAddr },
+		field:   func(c *Config) any { return &c.PublicURL }},
+	{name: "sandbox_url", flag: "sandbox-url", env: "INTEGRATIONS_SANDBOX_URL", devJSON: "sandbox_url", def: "http://" + DefaultSandboxAddr,
+		field: func(c *Config) any { return &c.SandboxURL }},
+
+	// The worker policy (integration.Policy): read by the workers, so a
+	// change and a worker restart reach every integration without an
+	// override of its own.
+	{name: "validation_interval", env: "INTEGRATIONS_VALIDATION_INTERVAL", def: integration.DefaultValidationInterval.String(),
+		field: func(c *Config) any { return &c.Policy.ValidationInterval }},
+	{name: "setup_reminder_after", env: "INTEGRATIONS_SETUP_REMINDER_AFTER", def: integration.DefaultReminderAfter.String(),
+		field: func(c *Config) any { return &c.Policy.ReminderAfter }},
+	{name: "setup_abandon_after", env: "INTEGRATIONS_SETUP_ABANDON_AFTER", def: integration.DefaultAbandonAfter.String(),
+		field: func(c *Config) any { return &c.Policy.AbandonAfter }},
+	{name: "sync_interval", env: "INTEGRATIONS_SYNC_INTERVAL", def: integration.DefaultSyncInterval.String(),
+		field: func(c *Config) any { return &c.Policy.SyncInterval }},
+	{name: "sync_backoff_initial", env: "INTEGRATIONS_SYNC_BACKOFF_INITIAL", def: integration.DefaultSyncBackoffInitial.String(),
+		field: func(c *Config) any { return &c.Policy.SyncBackoffInitial }},
+	{name: "sync_backoff_max", env: "INTEGRATIONS_SYNC_BACKOFF_MAX", def: integration.DefaultSyncBackoffMax.String(),
+		field: func(c *Config) any { return &c.Policy.SyncBackoffMax }},
+	{name: "attention_failures", env: "INTEGRATIONS_ATTENTION_FAILURES", def: strconv.Itoa(integration.DefaultAttentionFailures),
+		field: func(c *Config) any { return &c.Policy.Attention.Failures }},
+	{name: "attention_after", env: "INTEGRATIONS_ATTENTION_AFTER", def: integration.DefaultAttentionAfter.String(),
+		field: func(c *Config) any { return &c.Policy.Attention.After }},
+
+	// Per-provider sections, for the connectors of real CRMs.
+	{name: "hubspot_api_url", env: "INTEGRATIONS_HUBSPOT_API_URL", def: "https://api.hubapi.com",
+		field: func(c *Config) any { return &c.HubSpot.APIURL }},
+	{name: "hubspot_client_id", env: "INTEGRATIONS_HUBSPOT_CLIENT_ID",
+		field: func(c *Config) any { return &c.HubSpot.ClientID }},
+	{name: "hubspot_client_secret", env: "INTEGRATIONS_HUBSPOT_CLIENT_SECRET", secret: true,
+		field: func(c *Config) any { return &c.HubSpot.ClientSecret }},
+	{name: "salesforce_login_url", env: "INTEGRATIONS_SALESFORCE_LOGIN_URL", def: "https://login.salesforce.com",
+		field: func(c *Config) any { return &c.Salesforce.LoginURL }},
+	{name: "salesforce_client_id", env: "INTEGRATIONS_SALESFORCE_CLIENT_ID",
+		field: func(c *Config) any { return &c.Salesforce.ClientID }},
+	{name: "salesforce_client_secret", env: "INTEGRATIONS_SALESFORCE_CLIENT_SECRET", secret: true,
+		field: func(c *Config) any { return &c.Salesforce.ClientSecret }},
+	{name: "followupboss_api_url", env: "INTEGRATIONS_FOLLOWUPBOSS_API_URL", def: "https://api.followupboss.com",
+		field: func(c *Config) any { return &c.FollowUpBoss.APIURL }},
+	{name: "followupboss_system", env: "INTEGRATIONS_FOLLOWUPBOSS_SYSTEM",
+		field: func(c *Config) any { return &c.FollowUpBoss.System }},
+	{name: "followupboss_system_key", env: "INTEGRATIONS_FOLLOWUPBOSS_SYSTEM_KEY", secret: true,
+		field: func(c *Config) any { return &c.FollowUpBoss.SystemKey }},
+}
+
+// Inputs are what Load reads besides DATA-DIR/dev.json.
+type Inputs struct {
+	// Flags are the flags given on the command line, by flag name; only
+	// flags the user set belong here (a flag's own default is not a value).
+	Flags map[string]string
+	// LookupEnv reads the environment; nil reads the process's.
+	LookupEnv func(string) (string, bool)
+	// NoDevJSON skips dev.json: for `dev`, which writes it.
+	NoDevJSON bool
+}
+
+// Load resolves every setting once: flag, environment, Temporal profile,
+// dev.json, default. A malformed dev.json or an unparsable value is an
+// error that names its source.
+func Load(in Inputs) (Config, error) {
+	lookup := in.LookupEnv
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	env := func(name string) string {
+		if name == "" {
+			return ""
+		}
+		// An empty variable is unset, as everywhere in this service.
+		v, _ := lookup(name)
+		return v
+	}
+	c := Config{sources: map[string]Source{}}
+
+	// The Temporal client profile from its TOML file (the SDK's envconfig
+	// conventions: TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE); the
+	// environment is applied below, setting by setting, and for TLS and
+	// the rest of the profile by the SDK itself.
+	envLookup := envLookup(lookup)
+	profile, err := envconfig.LoadClientConfigProfile(envconfig.LoadClientConfigProfileOptions{DisableEnv: true, EnvLookup: envLookup})
+	if err != nil {
+		return Config{}, fmt.Errorf("load the Temporal client profile: %w (check TEMPORAL_CONFIG_FILE and TEMPORAL_PROFILE)", err)
+	}
+	fileProfile := profile
+	if err := profile.ApplyEnvVars(envLookup); err != nil {
+		return Config{}, fmt.Errorf("load the Temporal client configuration from the environment: %w", err)
+	}
+	c.temporalProfile = &profile
+
+	var devValues map[string]string
+	for i := range settings {
+		s := &settings[i]
+		value, src := "", Source("")
+		switch {
+		case s.flag != "" && in.Flags[s.flag] != "":
+			value, src = in.Flags[s.flag], SourceFlag
+		case env(s.env) != "":
+			value, src = env(s.env), SourceEnv
+		case s.profile != nil && s.profile(&fileProfile) != "":
+			value, src = s.profile(&fileProfile), SourceProfile
+		case s.devJSON != "" && devValues[s.devJSON] != "":
+			value, src = devValues[s.devJSON], SourceDevJSON
+		default:
+			value, src = s.def, SourceDefault
+			if s.defFunc != nil {
+				value = s.defFunc(&c)
+			}
+		}
+		if err := c.set(s, value, src); err != nil {
+			return Config{}, err
+		}
+		if s.name == "data_dir" {
+			abs, err := filepath.Abs(c.DataDir)
+			if err != nil {
+				return Config{}, fmt.Errorf("data dir %s: %w", c.DataDir, err)
+			}
+			c.DataDir = abs
+			// dev.json lives in the data dir: read it once, now.
+			if !in.NoDevJSON {
+				if c.Dev, err = ReadDevInfo(c.DataDir); err != nil {
+					return Config{}, err
+				}
+				devValues = c.Dev.values()
+			}
+		}
+	}
+	return c, nil
+}
+
+// Override sets a setting after Load, for a process that decides a value
+// itself (dev serves the sandbox on its own address), recording src.
+func (c *Config) Override(name, value string, src Source) error {
+	for i := range settings {
+		if settings[i].name == name {
+			return c.set(&settings[i], value, src)
+		}
+	}
+	return fmt.Errorf("no setting named %q", name)
+}
+
+// Source says where setting name's value came from ("" for a Config built
+// by hand).
+func (c Config) Source(name string) Source { return c.sources[name] }
+
+// set parses value into s's field and records its source.
+func (c *Config) set(s *setting, value string, src Source) error {
+	if c.sources == nil {
+		c.sources = map[string]Source{}
+	}
+	c.sources[s.name] = src
+	where := s.describe(src)
+	switch p := s.field(c).(type) {
+	case *string:
+		*p = value
+	case *time.Duration:
+		if value == "" {
+			*p = 0
+			return nil
+		}
+		d, err := time.ParseDuration(value)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%s: %q is not a positive duration: give one such as 90s, 5m or 1h", where, value)
+		}
+		*p = d
+	case *int:
+		if value == "" {
+			*p = 0
+			return nil
+		}
+		n, err := strconv.Atoi(value)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("%s: %q is not a positive whole number", where, value)
+		}
+		*p = n
+	default:
+		// A programming error in the table, caught by the tests.
+		panic(fmt.Sprintf("app: setting %s has a field of unsupported type %T", s.name, p))
+	}
+	return nil
+}
+
+// describe names where a value of s from src was given, for errors.
+func (s *setting) describe(src Source) string {
+	switch src {
+	case SourceFlag:
+		return "--" + s.flag
+	case SourceEnv:
+		return s.env
+	case SourceDevJSON:
+		return "dev.json " + s.devJSON
+	}
+	return s.name
+}
+
+// value formats s's field ("" when unset).
+func (s *setting) value(c *Config) string {
+	switch p := s.field(c).(type) {
+	case *string:
+		return *p
+	case *time.Duration:
+		if *p == 0 {
+			return ""
+		}
+		return p.String()
+	case *int:
+		if *p == 0 {
+			return ""
+		}
+		return strconv.Itoa(*p)
+	}
+	return ""
+}
+
+// Setting is one effective setting as `integrations config` shows it.
+type Setting struct {
+	Name string `json:"-"`
+	// Value is the effective value, secrets and passwords redacted.
+	Value  string `json:"value"`
+	Source Source `json:"source,omitempty"`
+	Flag   string `json:"flag,omitempty"`
+	Env    string `json:"env,omitempty"`
+	// DevJSON is the setting's key in dev.json.
+	DevJSON string `json:"dev_json,omitempty"`
+	Secret  bool   `json:"secret,omitempty"`
+}
+
+// Settings returns every setting's effective value and source, in the
+// table's order, with secrets shown only as "set (redacted)" or "not set"
+// and the database URL's password hidden.
+func (c Config) Settings() []Setting {
+	out := make([]Setting, 0, len(settings))
+	for i := range settings {
+		s := &settings[i]
+		v := s.value(&c)
+		switch {
+		case s.secret && v != "":
+			v = "set (redacted)"
+		case v == "":
+			v = "not set"
+		case s.redact != nil:
+			v = s.redact(v)
+		}
+		out = append(out, Setting{Name: s.name, Value: v, Source: c.sources[s.name], Flag: s.flag, Env: s.env, DevJSON: s.devJSON, Secret: s.secret})
+	}
+	return out
+}
+
+// Environ is the configuration as environment variables, for a child
+// process of this one that must run with exactly this configuration (the
+// benchmark's worker and HTTP API, the crash test's workers): every setting
+// that has a variable and a value, secrets included.
+func (c Config) Environ() map[string]string {
+	out := map[string]string{}
+	for i := range settings {
+		s := &settings[i]
+		if v := s.value(&c); s.env != "" && v != "" {
+			out[s.env] = v
+		}
+	}
+	return out
+}
+
+// FlagNames are the flags Load reads, for the CLI to pass on those set.
+func FlagNames() []string {
+	var out []string
+	for _, s := range settings {
+		if s.flag != "" {
+			out = append(out, s.flag)
+		}
+	}
+	return out
+}
+
+// RedactURL hides a URL's password before it is shown.
+func RedactURL(u string) string {
+	parsed, err := url.Parse(u)
+	if err != nil || parsed.User == nil {
+		return u
+	}
+	return parsed.Redacted()
+}
+
+// envLookup adapts a lookup function to the Temporal SDK's EnvLookup.
+type envLookup func(string) (string, bool)
+
+// LookupEnv implements envconfig.EnvLookup.
+func (l envLookup) LookupEnv(name string) (string, bool) { return l(name) }
+
+// Environ implements envconfig.EnvLookup: the process's TEMPORAL_
+// variables as the lookup sees them (the SDK reads gRPC metadata variables
+// from it).
+func (l envLookup) Environ() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if v, ok := l(name); ok && strings.HasPrefix(name, "TEMPORAL_") {
+			out = append(out, name+"="+v)
+		}
+	}
+	return out
+}

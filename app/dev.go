@@ -1,0 +1,124 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/acme/integrations/crm/sandbox/sandboxfake"
+)
+
+// DevOptions are the dev stack's own settings (the `dev` command's flags).
+type DevOptions struct {
+	TemporalPort int
+	UIPort       int
+	SandboxAddr  string
+	// TemporalBin is the temporal CLI ("": see FindTemporalBinary).
+	TemporalBin string
+	// Out takes the progress lines and the banner; ErrOut the SDK's
+	// warnings; Logger the stack's log.
+	Out, ErrOut io.Writer
+	Logger      *slog.Logger
+}
+
+// RunDev runs the whole stack on this machine until ctx ends: a Temporal
+// dev server with its UI, the database (migrated), the sandbox CRM, the
+// worker and the HTTP API, with their state in cfg.DataDir, and writes
+// DATA-DIR/dev.json so that commands in a second terminal find it. It is
+// the one process that creates an encryption key.
+func RunDev(ctx context.Context, cfg Config, o DevOptions) error {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
+	}
+	bin, err := FindTemporalBinary(o.TemporalBin)
+	if err != nil {
+		return err
+	}
+	for name, value := range map[string]string{
+		"temporal_address":   fmt.Sprintf("127.0.0.1:%d", o.TemporalPort),
+		"temporal_namespace": DefaultNamespace,
+		"sandbox_url":        "http://" + o.SandboxAddr,
+	} {
+		if err := cfg.Override(name, value, SourceFlag); err != nil {
+			return err
+		}
+	}
+
+	// The database and the key first: a wrong URL should fail before
+	// anything starts.
+	check, err := New(ctx, cfg, WithMigrate(), WithDevKeyring())
+	if err != nil {
+		return err
+	}
+	check.Close()
+
+	temporalLog, err := os.OpenFile(filepath.Join(cfg.DataDir, "temporal.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("open temporal log: %w", err)
+	}
+	defer temporalLog.Close()
+	fmt.Fprintf(o.Out, "starting Temporal dev server (%s)...\n", bin)
+	server, err := StartDevServer(ctx, DevServerOptions{
+		Bin: bin, Address: cfg.Temporal.Address, UIPort: o.UIPort,
+		DBFile: filepath.Join(cfg.DataDir, "temporal.db"), Log: temporalLog,
+		Logger: slog.New(slog.NewTextHandler(o.ErrOut, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		return fmt.Errorf("%w on %s (see %s)", err, cfg.Temporal.Address, temporalLog.Name())
+	}
+	defer func() {
+		fmt.Fprintln(o.Out, "stopping Temporal dev server...")
+		if err := server.Stop(); err != nil {
+			o.Logger.Warn("stop Temporal dev server", "error", err)
+		}
+	}()
+
+	sandboxServer, err := sandboxfake.NewServer(filepath.Join(cfg.DataDir, "sandbox.json"))
+	if err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	sandboxHTTP, err := ServeHTTP(o.SandboxAddr, sandboxServer.Handler(), o.Logger)
+	if err != nil {
+		return fmt.Errorf("sandbox CRM: %w", err)
+	}
+	defer sandboxHTTP.Stop()
+
+	svc, err := New(ctx, cfg, WithLogger(o.Logger), WithTemporalClient(server.Client()), WithDevKeyring(),
+		WithWorker(sdkworker.Options{}), WithHTTP())
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+	if err := svc.Start(ctx); err != nil {
+		return err
+	}
+
+	info := DevInfo{
+		TemporalAddress: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace, DatabaseURL: cfg.DatabaseURL,
+		SandboxURL: cfg.SandboxURL, HTTPURL: svc.HTTP.URL(),
+		UIURL: fmt.Sprintf("http://127.0.0.1:%d", o.UIPort), TaskQueue: cfg.TaskQueue,
+	}
+	if err := WriteDevInfo(cfg.DataDir, info); err != nil {
+		return err
+	}
+	defer os.Remove(DevInfoPath(cfg.DataDir))
+
+	fmt.Fprintf(o.Out, `
+integrations dev stack is up (Ctrl-C stops everything)
+  Temporal:     %s (namespace %s, task queue %s)
+  Temporal UI:  %s
+  HTTP API:     %s  (try %s/healthz)
+  Sandbox CRM:  %s
+  Database:     %s
+  Data dir:     %s
+From a second terminal in this directory: integrations list
+`, info.TemporalAddress, info.Namespace, cfg.TaskQueue, info.UIURL, info.HTTPURL, info.HTTPURL, info.SandboxURL, RedactURL(cfg.DatabaseURL), cfg.DataDir)
+	err = svc.Wait(ctx)
+	fmt.Fprintln(o.Out, "\nshutting down...")
+	return err
+}

@@ -1,0 +1,69 @@
+package app
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// DevInfo is what `integrations dev` writes to DATA-DIR/dev.json while it
+// runs, so that commands in a second terminal (and the benchmark's
+// --attach) find the stack it started. The end-to-end test stacks write
+// the same file for the CLI tests.
+type DevInfo struct {
+	TemporalAddress string `json:"temporal_address"`
+	Namespace       string `json:"namespace"`
+	DatabaseURL     string `json:"database_url"`
+	SandboxURL      string `json:"sandbox_url"`
+	HTTPURL         string `json:"http_url"`
+	UIURL           string `json:"ui_url"`
+	TaskQueue       string `json:"task_queue,omitempty"`
+}
+
+// DevInfoPath is where the dev stack of dataDir describes itself.
+func DevInfoPath(dataDir string) string { return filepath.Join(dataDir, "dev.json") }
+
+// ReadDevInfo reads DATA-DIR/dev.json: nil when there is none, an error
+// naming the file when it cannot be read or parsed.
+func ReadDevInfo(dataDir string) (*DevInfo, error) {
+	path := DevInfoPath(dataDir)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	var info DevInfo
+	if err := json.Unmarshal(b, &info); err != nil {
+		return nil, fmt.Errorf("%s is not valid JSON (%v): remove it if no `integrations dev` runs in %s, or restart dev", path, err, dataDir)
+	}
+	return &info, nil
+}
+
+// WriteDevInfo writes DATA-DIR/dev.json (mode 0600).
+func WriteDevInfo(dataDir string, info DevInfo) error {
+	b, err := json.MarshalIndent(info, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode dev.json: %w", err)
+	}
+	path := DevInfoPath(dataDir)
+	if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// values are the file's settings by JSON key, for Load.
+func (d *DevInfo) values() map[string]string {
+	if d == nil {
+		return nil
+	}
+	return map[string]string{
+		"temporal_address": d.TemporalAddress, "namespace": d.Namespace, "database_url": d.DatabaseURL,
+		"sandbox_url": d.SandboxURL, "http_url": d.HTTPURL, "ui_url": d.UIURL, "task_queue": d.TaskQueue,
+	}
+}

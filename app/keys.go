@@ -1,0 +1,73 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+
+	"github.com/acme/integrations/credential"
+)
+
+// ErrNoKey is wrapped by the error of a process that needs the credentials
+// key (it seals or opens credentials) and has none it may use.
+var ErrNoKey = errors.New("no encryption key")
+
+// KeyFile is where the dev stack keeps its encryption key.
+func (c Config) KeyFile() string { return filepath.Join(c.DataDir, "encryption.key") }
+
+// OnDevStack reports whether this process runs against the dev stack of
+// its data dir: dev.json is there, and the effective Temporal address and
+// database URL are the ones it names.
+func (c Config) OnDevStack() bool {
+	return c.Dev != nil && c.Temporal.Address == c.Dev.TemporalAddress && c.DatabaseURL == c.Dev.DatabaseURL
+}
+
+// KeySource says which key a process of this configuration would use:
+// "env" (INTEGRATIONS_ENCRYPTION_KEY), "dev stack" (DATA-DIR/encryption.key)
+// or "none".
+func (c Config) KeySource() string {
+	switch {
+	case c.EncryptionKey != "":
+		return "env"
+	case c.OnDevStack():
+		return "dev stack"
+	}
+	return "none"
+}
+
+// keyring loads the credentials key: INTEGRATIONS_ENCRYPTION_KEY, else the
+// dev stack's DATA-DIR/encryption.key when this process runs against that
+// stack. Only dev (create) makes the file when it is missing; any other
+// process without a key it may use gets ErrNoKey, saying what to set,
+// before it seals anything with a key nobody else has.
+func (c Config) keyring(create bool) (*credential.Keyring, error) {
+	var key []byte
+	var err error
+	switch {
+	case c.EncryptionKey != "":
+		key, err = credential.ParseKey(c.EncryptionKey)
+	case c.DataDir == "" && (create || c.Dev != nil):
+		// A key file relative to wherever the process happens to run
+		// would be a key nobody else has.
+		return nil, fmt.Errorf("%w: no data dir for the dev stack's key: set the data dir, or %s", ErrNoKey, credential.KeyEnv)
+	case create:
+		key, err = credential.LoadOrCreateKeyFile(c.KeyFile())
+	case c.OnDevStack():
+		key, err = credential.ReadKeyFile(c.KeyFile())
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: the dev stack's key %s is missing: restart `integrations dev`, or set %s to the key its workers use",
+				ErrNoKey, c.KeyFile(), credential.KeyEnv)
+		}
+	case c.Dev == nil:
+		return nil, fmt.Errorf("%w: set %s to the key the workers use (base64 of %d bytes); no dev stack runs in %s (no dev.json), and only `integrations dev` makes a key",
+			ErrNoKey, credential.KeyEnv, credential.KeySize, c.DataDir)
+	default:
+		return nil, fmt.Errorf("%w: set %s to the key the workers use (base64 of %d bytes); %s is the dev stack's key, for its own Temporal (%s) and database only, and this process uses Temporal %s and database %s",
+			ErrNoKey, credential.KeyEnv, credential.KeySize, c.KeyFile(), c.Dev.TemporalAddress, c.Temporal.Address, RedactURL(c.DatabaseURL))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load encryption key: %w", err)
+	}
+	return credential.NewKeyring(key)
+}

@@ -1,0 +1,131 @@
+package app_test
+
+import (
+	"context"
+	"encoding/base64"
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/acme/integrations/app"
+	"github.com/acme/integrations/credential"
+)
+
+// keyBundle is a data dir with a dev stack's dev.json, and a Config that
+// runs against that stack.
+type keyBundle struct {
+	*configBundle
+	dev app.DevInfo
+}
+
+func setupKeys(t *testing.T) *keyBundle {
+	t.Helper()
+	b := &keyBundle{configBundle: setupConfig(t)}
+	b.dev = app.DevInfo{TemporalAddress: "127.0.0.1:7999", Namespace: "default", DatabaseURL: "sqlite://" + b.dataDir + "/integrations.db"}
+	return b
+}
+
+// service builds a store-only service with opts.
+func service(t *testing.T, cfg app.Config, opts ...app.Option) (*app.Service, error) {
+	t.Helper()
+	svc, err := app.New(context.Background(), cfg, opts...)
+	if err == nil {
+		t.Cleanup(svc.Close)
+	}
+	return svc, err
+}
+
+func requireNoKeyFile(t *testing.T, cfg app.Config) {
+	t.Helper()
+	_, err := os.Stat(cfg.KeyFile())
+	require.ErrorIs(t, err, os.ErrNotExist, "no key file may appear by accident")
+}
+
+func TestOnlyDevCreatesAKey(t *testing.T) {
+	t.Parallel()
+	b := setupKeys(t)
+	cfg, err := b.load(t, nil)
+	require.NoError(t, err)
+
+	// Without a key and without a dev stack, a process that needs the key
+	// refuses, saying what to set, and makes no key file.
+	_, err = service(t, cfg, app.WithKeyring())
+	require.ErrorIs(t, err, app.ErrNoKey)
+	require.ErrorContains(t, err, credential.KeyEnv)
+	require.ErrorContains(t, err, "the key the workers use")
+	requireNoKeyFile(t, cfg)
+	require.Equal(t, "none", cfg.KeySource())
+
+	// A process that needs no key does not need one.
+	svc, err := service(t, cfg)
+	require.NoError(t, err)
+	require.Nil(t, svc.Keyring)
+
+	// dev makes the key; a second dev start keeps it.
+	dev, err := service(t, cfg, app.WithDevKeyring())
+	require.NoError(t, err)
+	require.FileExists(t, cfg.KeyFile())
+	again, err := service(t, cfg, app.WithDevKeyring())
+	require.NoError(t, err)
+	sealed, err := dev.Keyring.Seal([]byte("x"), "id", 1)
+	require.NoError(t, err)
+	_, err = again.Keyring.Open(sealed, "id", 1)
+	require.NoError(t, err, "the dev stack keeps its key across restarts")
+}
+
+func TestTheDevStacksKeyOnlyAgainstTheDevStack(t *testing.T) {
+	t.Parallel()
+	b := setupKeys(t)
+	b.writeDevJSON(t, b.dev)
+	devCfg, err := b.load(t, nil)
+	require.NoError(t, err)
+	require.True(t, devCfg.OnDevStack())
+	// Against the dev stack, but before dev made its key: refused, never
+	// created.
+	_, err = service(t, devCfg, app.WithKeyring())
+	require.ErrorIs(t, err, app.ErrNoKey)
+	require.ErrorContains(t, err, "restart `integrations dev`")
+	requireNoKeyFile(t, devCfg)
+
+	dev, err := service(t, devCfg, app.WithDevKeyring())
+	require.NoError(t, err)
+	cli, err := service(t, devCfg, app.WithKeyring())
+	require.NoError(t, err)
+	require.Equal(t, "dev stack", devCfg.KeySource())
+	sealed, err := cli.Keyring.Seal([]byte("x"), "id", 1)
+	require.NoError(t, err)
+	_, err = dev.Keyring.Open(sealed, "id", 1)
+	require.NoError(t, err, "a CLI on the dev stack seals with the dev stack's key")
+
+	// Another Temporal or another database than the dev stack's: the dev
+	// key is not this stack's key.
+	for name, env := range map[string]map[string]string{
+		"temporal": {"TEMPORAL_ADDRESS": "127.0.0.1:7111"},
+		"database": {"DATABASE_URL": "sqlite://" + t.TempDir() + "/other.db"},
+	} {
+		for k, v := range env {
+			b.env[k] = v
+		}
+		cfg, err := b.load(t, nil)
+		require.NoError(t, err)
+		require.False(t, cfg.OnDevStack(), name)
+		_, err = service(t, cfg, app.WithKeyring())
+		require.ErrorIs(t, err, app.ErrNoKey, name)
+		require.ErrorContains(t, err, credential.KeyEnv, name)
+		require.ErrorContains(t, err, "the dev stack's key", name)
+		for k := range env {
+			delete(b.env, k)
+		}
+	}
+
+	// The environment's key wins everywhere.
+	b.env[credential.KeyEnv] = base64.StdEncoding.EncodeToString(make([]byte, credential.KeySize))
+	b.env["TEMPORAL_ADDRESS"] = "127.0.0.1:7111"
+	cfg, err := b.load(t, nil)
+	require.NoError(t, err)
+	svc, err := service(t, cfg, app.WithKeyring())
+	require.NoError(t, err)
+	require.NotNil(t, svc.Keyring)
+	require.Equal(t, "env", cfg.KeySource())
+}

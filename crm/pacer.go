@@ -1,0 +1,160 @@
+package crm
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Limit is a CRM's published call allowance for one account: Calls per
+// Per (HubSpot: 100 per 10 s on free portals; Follow Up Boss: 250 per
+// 10 s for a registered system).
+type Limit struct {
+	Calls int
+	Per   time.Duration
+}
+
+// Quota is what a CRM last reported about an account's allowance, from
+// its rate-limit headers (X-HubSpot-RateLimit-*, Sforce-Limit-Info,
+// X-RateLimit-*). It is shown in `status`.
+type Quota struct {
+	// Remaining calls of Limit in the current Window.
+	Remaining int64 `json:"remaining"`
+	Limit     int64 `json:"limit"`
+	// Window is what the numbers are about: "10s" for a rolling burst
+	// window, "24h" for a daily allocation.
+	Window string `json:"window"`
+	// ObservedAt is when the CRM reported it.
+	ObservedAt time.Time `json:"observed_at"`
+}
+
+// QuotaReporter is implemented by connectors that read their CRM's limit
+// headers: the caller stores what an account last reported, for status.
+type QuotaReporter interface {
+	// Quota returns the last quota the CRM reported for the account raw
+	// belongs to, and false before any.
+	Quota(raw []byte) (Quota, bool)
+}
+
+// pacedShare is the share of a limit the pacer uses: a margin for the
+// clock skew between us and the CRM's window, so a healthy integration
+// never meets a 429.
+const pacedShare = 0.95
+
+// Pacer paces a connector's calls per CRM account with a token bucket
+// (golang.org/x/time/rate) at a little under the account's limit: the
+// CRM's published limit to begin with, the limit its headers report once
+// known. A CRM that says the window is spent (no calls remaining) or
+// answers a rate limit holds the account until the time it names. A
+// connector keeps one Pacer for all its accounts; it is safe for
+// concurrent use.
+type Pacer struct {
+	published Limit
+	now       func() time.Time
+
+	mu       sync.Mutex
+	accounts map[string]*accountPace
+}
+
+type accountPace struct {
+	limiter *rate.Limiter
+	limit   Limit
+	// holdUntil is when the CRM said calls may go on again.
+	holdUntil time.Time
+	quota     Quota
+	hasQuota  bool
+}
+
+// NewPacer returns a pacer starting every account at the published limit.
+func NewPacer(published Limit) *Pacer {
+	if published.Calls <= 0 || published.Per <= 0 {
+		panic(fmt.Sprintf("crm.NewPacer: limit %+v must have calls and a period", published))
+	}
+	return &Pacer{published: published, now: time.Now, accounts: map[string]*accountPace{}}
+}
+
+func limiterFor(l Limit) *rate.Limiter {
+	// Burst 1: calls are spaced evenly, so no window of Per ever holds
+	// more than the limit.
+	return rate.NewLimiter(rate.Limit(pacedShare*float64(l.Calls)/l.Per.Seconds()), 1)
+}
+
+func (p *Pacer) account(key string) *accountPace {
+	a, ok := p.accounts[key]
+	if !ok {
+		a = &accountPace{limiter: limiterFor(p.published), limit: p.published}
+		p.accounts[key] = a
+	}
+	return a
+}
+
+// Wait blocks until the account may make its next call, or ctx ends.
+func (p *Pacer) Wait(ctx context.Context, key string) error {
+	p.mu.Lock()
+	a := p.account(key)
+	hold := a.holdUntil.Sub(p.now())
+	limiter := a.limiter
+	p.mu.Unlock()
+	if hold > 0 {
+		t := time.NewTimer(hold)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return limiter.Wait(ctx)
+}
+
+// Observe records what the CRM reported for the account in an answer.
+// limit is the window's size when the CRM states it (zero Calls: keep the
+// current one); a quota with nothing remaining holds the account for
+// resetIn (or a whole window when the CRM does not say).
+func (p *Pacer) Observe(key string, q Quota, limit Limit, resetIn time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a := p.account(key)
+	if q.ObservedAt.IsZero() {
+		q.ObservedAt = p.now()
+	}
+	a.quota, a.hasQuota = q, true
+	if limit.Calls > 0 && limit.Per > 0 && limit != a.limit {
+		a.limit = limit
+		a.limiter.SetLimit(limiterFor(limit).Limit())
+	}
+	if q.Limit > 0 && q.Remaining <= 0 {
+		if resetIn <= 0 {
+			resetIn = a.limit.Per
+		}
+		a.hold(p.now().Add(resetIn))
+	}
+}
+
+// Hold stops the account's calls until the time a rate-limit answer
+// named, so the retry after it does not meet another.
+func (p *Pacer) Hold(key string, until time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.account(key).hold(until)
+}
+
+func (a *accountPace) hold(until time.Time) {
+	if until.After(a.holdUntil) {
+		a.holdUntil = until
+	}
+}
+
+// Quota returns the account's last reported quota, and false before any.
+func (p *Pacer) Quota(key string) (Quota, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a, ok := p.accounts[key]
+	if !ok || !a.hasQuota {
+		return Quota{}, false
+	}
+	return a.quota, true
+}
