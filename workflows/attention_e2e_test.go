@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
 
-	"github.com/acme/integrations/crm/sandbox"
+	"github.com/acme/integrations/crm/sandbox/sandboxfake"
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/internal/testenv"
 )
@@ -46,7 +46,7 @@ func TestNeedsAttentionSearch(t *testing.T) {
 	healthyQuery := fmt.Sprintf(`IntegrationNeedsAttention = false AND IntegrationStatus = "active" AND IntegrationKind = "crm" AND IntegrationOrg = %q`, b.org)
 	b.visible(t, attention)
 
-	_, err := b.stack.Sandbox.SetFaults(b.ctx, key, sandbox.Faults{FailNext: 1000, FailStatus: 503})
+	_, err := b.stack.Sandbox.SetFaults(b.ctx, key, sandboxfake.Faults{FailNext: 1000, FailStatus: 503})
 	require.NoError(t, err)
 	b.sendLeads(t, 2, "Z")
 	require.Eventually(t, func() bool { return b.state(t, failing).NeedsAttention }, 30*time.Second, 50*time.Millisecond,
