@@ -450,3 +450,21 @@ func TestLoadOrCreateKeyFileCorrupt(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "short", string(data), "a bad key file is reported, never overwritten")
 }
+
+func TestKeyringSealer(t *testing.T) {
+	t.Parallel()
+	bundle := setup(t)
+	seal := bundle.keyring.Sealer([]byte(secret), "crm-1")
+	for _, v := range []int{1, 7} {
+		ciphertext, keyID, err := seal(v)
+		require.NoError(t, err)
+		require.Equal(t, bundle.keyring.ActiveKeyID().String(), keyID)
+		opened, err := bundle.keyring.Open(ciphertext, "crm-1", v)
+		require.NoError(t, err, "bound to the version it was given")
+		require.Equal(t, secret, string(opened))
+		_, err = bundle.keyring.Open(ciphertext, "crm-1", v+1)
+		require.ErrorIs(t, err, ErrOpen)
+	}
+	_, _, err := seal(0)
+	require.ErrorContains(t, err, "not positive")
+}
