@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,13 +39,13 @@ func setup(t testing.TB, db testenv.Database) *testBundle {
 	return &testBundle{ctx: ctx, db: db, store: s}
 }
 
-// migrations is how many numbered migrations schema/ holds for SQLite
-// (PostgreSQL holds the same numbers, which schema's tests check), and
-// lastMigration the highest number.
-var migrations, lastMigration = countMigrations()
+// migrations is how many numbered migrations schema/ holds, and
+// latestMigration the highest number among them (the same once every
+// branch's migrations are in).
+var migrations, latestMigration = countMigrations()
 
-func countMigrations() (n int, last int64) {
-	fsys, err := schema.FS(schema.SQLite)
+func countMigrations() (count int, latest int64) {
+	fsys, err := schema.FS(schema.Postgres)
 	if err != nil {
 		panic(err)
 	}
@@ -55,13 +54,13 @@ func countMigrations() (n int, last int64) {
 		panic(err)
 	}
 	for _, name := range names {
-		num, err := strconv.ParseInt(strings.SplitN(name, "_", 2)[0], 10, 64)
+		n, err := strconv.ParseInt(name[:5], 10, 64)
 		if err != nil {
-			panic(fmt.Sprintf("migration %s is not numbered", name))
+			panic(fmt.Sprintf("migration %s is not numbered: %v", name, err))
 		}
-		n, last = n+1, max(last, num)
+		latest = max(latest, n)
 	}
-	return n, last
+	return len(names), latest
 }
 
 // t0 is a UTC time at microsecond resolution: what the store returns.
@@ -215,7 +214,7 @@ func TestMigrate(t *testing.T) {
 
 		var version int64
 		require.NoError(t, b.store.DB().GetContext(b.ctx, &version, `SELECT MAX(version_id) FROM goose_db_version`))
-		require.Equal(t, lastMigration, version)
+		require.Equal(t, latestMigration, version)
 
 		for _, table := range []string{"integrations", "integration_events", "crm_credentials", "notifications", "leads", "lead_deliveries", "intake_tokens"} {
 			var n int
@@ -473,81 +472,6 @@ func TestEventsOrderedByVersion(t *testing.T) {
 	})
 }
 
-func TestCredentials(t *testing.T) {
-	t.Parallel()
-	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
-		b := setup(t, db)
-
-		t.Run("VersionsAndLatest", func(t *testing.T) {
-			t.Parallel()
-			_, err := b.store.LatestCredential(b.ctx, "cred-1")
-			require.ErrorIs(t, err, store.ErrNotFound)
-
-			for want := 1; want <= 3; want++ {
-				// Bytes that are not valid UTF-8 and contain NUL, as sealed data does.
-				ciphertext := []byte{0x00, 0xff, byte(want), 0xfe, 0x00}
-				v, err := b.store.SaveCredential(b.ctx, "cred-1", ciphertext, t0.Add(time.Duration(want)*time.Minute))
-				require.NoError(t, err)
-				require.Equal(t, want, v)
-
-				latest, err := b.store.LatestCredential(b.ctx, "cred-1")
-				require.NoError(t, err)
-				require.Equal(t, store.Credential{
-					IntegrationID: "cred-1", Version: want, Ciphertext: ciphertext,
-					CreatedAt: t0.Add(time.Duration(want) * time.Minute),
-				}, latest)
-			}
-
-			// Versions count per integration.
-			v, err := b.store.SaveCredential(b.ctx, "cred-2", []byte("sealed"), t0)
-			require.NoError(t, err)
-			require.Equal(t, 1, v)
-		})
-
-		t.Run("ConcurrentSavesGetDistinctVersions", func(t *testing.T) {
-			t.Parallel()
-			const writers = 8
-			versions := make(chan int, writers)
-			errs := make(chan error, writers)
-			var wg sync.WaitGroup
-			for i := range writers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					v, err := b.store.SaveCredential(b.ctx, "cred-race", []byte{byte(i)}, t0)
-					if err != nil {
-						errs <- err
-						return
-					}
-					versions <- v
-				}()
-			}
-			wg.Wait()
-			close(versions)
-			close(errs)
-			for err := range errs {
-				require.NoError(t, err)
-			}
-			var got []int
-			for v := range versions {
-				got = append(got, v)
-			}
-			sort.Ints(got)
-			require.Equal(t, []int{1, 2, 3, 4, 5, 6, 7, 8}, got)
-		})
-
-		t.Run("RejectsBadInput", func(t *testing.T) {
-			t.Parallel()
-			_, err := b.store.SaveCredential(b.ctx, "", []byte("x"), t0)
-			require.ErrorContains(t, err, "no integration ID")
-			_, err = b.store.SaveCredential(b.ctx, "cred-empty", nil, t0)
-			require.ErrorContains(t, err, "ciphertext is empty")
-			_, err = b.store.LatestCredential(b.ctx, "cred-empty")
-			require.ErrorIs(t, err, store.ErrNotFound)
-		})
-	})
-}
-
 func TestNotifications(t *testing.T) {
 	t.Parallel()
 	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
@@ -674,11 +598,15 @@ func TestTimesRoundTripInUTCToTheMicrosecond(t *testing.T) {
 		require.Len(t, events, 1)
 		require.Equal(t, want, events[0].At)
 
-		_, err = b.store.SaveCredential(b.ctx, "time-1", []byte("sealed"), local)
+		added, err := b.store.AddCandidateCredential(b.ctx, "time-1", sealAs([]byte("sealed"), "k"), local)
 		require.NoError(t, err)
-		cred, err := b.store.LatestCredential(b.ctx, "time-1")
+		_, err = b.store.PromoteCredential(b.ctx, "time-1", added.Version, local.Add(time.Second))
+		require.NoError(t, err)
+		cred, err := b.store.CredentialVersion(b.ctx, "time-1", added.Version)
 		require.NoError(t, err)
 		require.Equal(t, want, cred.CreatedAt)
+		require.Equal(t, want.Add(time.Second), *cred.PromotedAt)
+		require.Same(t, time.UTC, cred.PromotedAt.Location())
 
 		_, err = b.store.AddNotification(b.ctx, store.Notification{
 			IntegrationID: "time-1", OrgID: "org-1", Channel: store.ChannelEmail, Kind: "paused",
@@ -779,7 +707,7 @@ func TestSQLiteSharedFileConcurrentWriters(t *testing.T) {
 				if _, err := b.store.Project(b.ctx, shared, sharedCh); err != nil {
 					errs <- err
 				}
-				if _, err := b.store.SaveCredential(b.ctx, "shared-both", []byte{byte(v)}, t0); err != nil {
+				if _, err := b.store.AddCandidateCredential(b.ctx, "shared-both", sealAs([]byte{byte(v)}, "k"), t0); err != nil {
 					errs <- err
 				}
 			}
@@ -801,9 +729,10 @@ func TestSQLiteSharedFileConcurrentWriters(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, events, writes, id)
 	}
-	cred, err := first.store.LatestCredential(first.ctx, "shared-both")
+	creds, err := first.store.ListCredentials(first.ctx, store.CredentialKey{}, store.MaxCredentialPage)
 	require.NoError(t, err)
-	require.Equal(t, 2*writes, cred.Version)
+	require.Len(t, creds, 2*writes)
+	require.Equal(t, 2*writes, creds[len(creds)-1].Version)
 }
 
 // TestConcurrentMigrate starts several processes' worth of handles on a
