@@ -109,7 +109,20 @@ func (a *Activities) Validate(ctx context.Context, in ValidateInput) ([]integrat
 	if err != nil {
 		return nil, decryptError("validate", cred, err)
 	}
-	checks, err := connector.Validate(ctx, raw)
+	creds := openCredentials{raw: raw, version: cred.Version}
+	if !candidate {
+		// The current grant is refreshed ahead of its expiry, and once more
+		// when the CRM rejects its access token: an expired token of a
+		// valid grant is no reason to pause. (A candidate was just
+		// authorized: it is checked as given.)
+		creds = a.freshen(ctx, in.IntegrationID, connector, creds)
+	}
+	checks, err := connector.Validate(ctx, creds.raw)
+	if err == nil && !candidate && credentialsRejected(checks) {
+		if fresh, ok := a.refresh(ctx, in.IntegrationID, connector, creds); ok {
+			checks, err = connector.Validate(ctx, fresh.raw)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("validate %s with %s: %w", in.IntegrationID, in.Provider, err)
 	}

@@ -276,6 +276,9 @@ func (p *pipeline) push(ctx context.Context, page pendingPage) (failure *Deliver
 		if p.creds, failure, err = p.acts.credentials(ctx, p.id); err != nil || failure != nil {
 			return failure, false, err
 		}
+		// A run lasts seconds, far less than crm.RefreshAhead: refreshing
+		// once at its start keeps every call of it on a live token.
+		*p.creds = p.acts.freshen(ctx, p.id, p.connector, *p.creds)
 	}
 	for start := 0; start < len(page.deliveries) && !closed(p.recorderFailed); start += p.batch {
 		if p.pushed > 0 && p.spent() {

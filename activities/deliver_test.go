@@ -37,6 +37,8 @@ type fakeCRM struct {
 	checks      []integration.Check
 	validateErr error
 	validated   [][]byte
+	// checksFor, when set, answers Validate by the credentials given.
+	checksFor func(raw []byte) []integration.Check
 }
 
 func (f *fakeCRM) Provider() string              { return "fake" }
@@ -45,6 +47,9 @@ func (f *fakeCRM) BatchLimit() int               { return 2 }
 
 func (f *fakeCRM) Validate(_ context.Context, raw []byte) ([]integration.Check, error) {
 	f.validated = append(f.validated, raw)
+	if f.checksFor != nil {
+		return f.checksFor(raw), f.validateErr
+	}
 	return f.checks, f.validateErr
 }
 

@@ -193,3 +193,37 @@ func TestValidateOpensLegacyCiphertexts(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, [][]byte{[]byte(`{"token":"legacy"}`)}, b.fake.validated)
 }
+
+// TestValidateRefreshesAnExpiredGrant: the CRM rejects the current access
+// token (Salesforce's tokens just stop working), the grant refreshes, and
+// the refreshed token passes: no pause, and the refreshed credentials are
+// the current version.
+func TestValidateRefreshesAnExpiredGrant(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	expired := []integration.Check{
+		{Name: crm.CheckCredentials, Code: integration.ReasonExpiredCredentials, Message: "session expired (INVALID_SESSION_ID)"},
+		crm.NotChecked(crm.CheckScopes, "the credentials were rejected"),
+	}
+	b.fake.checksFor = func(raw []byte) []integration.Check {
+		if string(raw) == `{"token":"old"}` {
+			return expired
+		}
+		return passing
+	}
+	b.fake.refreshTo = []byte(`{"token":"new"}`)
+
+	checks, err := b.validate(t, 0)
+	require.NoError(t, err)
+	require.Equal(t, passing, checks)
+	require.Equal(t, [][]byte{[]byte(`{"token":"old"}`), []byte(`{"token":"new"}`)}, b.fake.validated)
+	b.requireCurrent(t, 2, `{"token":"new"}`)
+
+	// A grant that no longer refreshes: the rejection stands, nothing stored.
+	b.fake.checksFor = func([]byte) []integration.Check { return expired }
+	b.fake.refreshTo = nil
+	checks, err = b.validate(t, 0)
+	require.NoError(t, err)
+	require.Equal(t, expired, checks)
+	b.requireCurrent(t, 2, `{"token":"new"}`)
+}
