@@ -78,7 +78,9 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 	p := &pipeline{acts: a, id: in.IntegrationID, connector: connector, batch: batch,
 		page:   min(maxPage, batch*max(1, maxPage/batch)),
 		budget: cmp.Or(a.paging.budget, deliverBudget)}
-	return p.run(ctx)
+	res, err := p.run(ctx)
+	a.saveQuota(ctx, in.IntegrationID, connector, p.creds)
+	return res, err
 }
 
 // deliverBudget is how long one Deliver activity keeps reading pages.

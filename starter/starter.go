@@ -316,6 +316,13 @@ func (s *Starter) ViewOf(ctx context.Context, st integration.State) (integration
 			return integration.View{}, fmt.Errorf("delivery counts of %s: %w", id, err)
 		}
 		v.SetDeliveries(c.Pending, c.Delivered, c.Rejected, c.LastDeliveredAt)
+		q, err := s.Store.QuotaOf(ctx, id)
+		switch {
+		case err == nil:
+			v.SetQuota(integration.QuotaView{Remaining: q.Remaining, Limit: q.Limit, Window: q.Window, ObservedAt: q.ObservedAt})
+		case !errors.Is(err, store.ErrNotFound):
+			return integration.View{}, fmt.Errorf("quota of %s: %w", id, err)
+		}
 	}
 	return v, nil
 }

@@ -344,7 +344,7 @@ func (s *Store) deleteSecrets(ctx context.Context, tx *sqlx.Tx, integrationID st
 	}
 	// Pending OAuth consents too: a callback for a deleted integration
 	// must find nothing to complete.
-	for _, table := range []string{"crm_credentials", "intake_tokens", "oauth_states"} {
+	for _, table := range []string{"crm_credentials", "intake_tokens", "oauth_states", "crm_quotas"} {
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM `+table+` WHERE integration_id = ?`), integrationID); err != nil {
 			return fmt.Errorf("delete %s rows: %w", table, err)
 		}

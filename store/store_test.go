@@ -835,3 +835,29 @@ func TestOAuthStates(t *testing.T) {
 		require.Equal(t, 2, n, "refused states store nothing")
 	})
 }
+
+func TestQuotas(t *testing.T) {
+	t.Parallel()
+	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
+		b := setup(t, db)
+		_, err := b.store.QuotaOf(b.ctx, "crm-1")
+		require.ErrorIs(t, err, store.ErrNotFound)
+
+		q := store.Quota{Remaining: 97, Limit: 100, Window: "10s", ObservedAt: t0}
+		require.NoError(t, b.store.SaveQuota(b.ctx, "crm-1", q))
+		got, err := b.store.QuotaOf(b.ctx, "crm-1")
+		require.NoError(t, err)
+		require.Equal(t, q, got)
+
+		newer := store.Quota{Remaining: 10018, Limit: 100000, Window: "24h", ObservedAt: t0.Add(time.Second)}
+		require.NoError(t, b.store.SaveQuota(b.ctx, "crm-1", newer))
+		require.NoError(t, b.store.SaveQuota(b.ctx, "crm-1", q), "an older report")
+		got, err = b.store.QuotaOf(b.ctx, "crm-1")
+		require.NoError(t, err)
+		require.Equal(t, newer, got, "the latest report wins")
+
+		require.Error(t, b.store.SaveQuota(b.ctx, "crm-2", store.Quota{Remaining: 1, Limit: 2}))
+		_, err = b.store.QuotaOf(b.ctx, "crm-2")
+		require.ErrorIs(t, err, store.ErrNotFound, "a refused quota stores nothing")
+	})
+}
