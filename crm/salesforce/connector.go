@@ -88,10 +88,10 @@
 // and reports the org's use on every REST answer, "Sforce-Limit-Info:
 // api-usage=N/M". The connector paces its calls per org with a crm.Pacer
 // at a little under M per 24 hours (Pacing.Published before the org's
-// first answer), holds an org's deliveries for Pacing.Hold when what
-// remains of the allocation falls to Pacing.Reserve of it (left to the
-// org's other users and tools) or Salesforce answers
-// REQUEST_LIMIT_EXCEEDED, and keeps at most Pacing.Concurrency calls per
+// first answer), holds an org's deliveries for Pacing.Hold (or until an
+// answer shows room again) when what remains of the allocation falls to
+// Pacing.Reserve of it (left to the org's other users and tools) or
+// Salesforce answers REQUEST_LIMIT_EXCEEDED, and keeps at most Pacing.Concurrency calls per
 // org in flight (Salesforce allows 25 long-running ones). A hold longer
 // than Pacing.MaxWait fails a Push at once with crm.ClassRateLimited and
 // the time left, rather than blocking it. Quota reports the last

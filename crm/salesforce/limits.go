@@ -66,20 +66,21 @@ func (c *Connector) org(key string) *orgPace {
 }
 
 // hold stops the org's deliveries until until, for code ("" for the
-// reserve).
+// reserve). The connector keeps its holds itself rather than in the
+// pacer, so that an answer showing room again can end them early.
 func (c *Connector) hold(key string, until time.Time, code string) {
 	o := c.org(key)
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if until.After(o.holdUntil) {
 		o.holdUntil, o.holdCode = until, code
 	}
-	c.mu.Unlock()
-	c.pacer.Hold(key, until)
 }
 
 // admit lets a delivery call of the org go: it fails at once while a hold
-// longer than Pacing.MaxWait lasts, then waits for a slot among the org's
-// calls in flight and for the pacer. release gives the slot back.
+// longer than Pacing.MaxWait lasts, waits out a shorter one, then waits
+// for a slot among the org's calls in flight and for the pacer. release
+// gives the slot back.
 func (c *Connector) admit(ctx context.Context, key, op string) (release func(), err error) {
 	o := c.org(key)
 	c.mu.Lock()
@@ -92,6 +93,15 @@ func (c *Connector) admit(ctx context.Context, key, op string) (release func(), 
 		}
 		return nil, &crm.Error{Class: crm.ClassRateLimited, RetryAfter: wait.Round(time.Second), Code: code,
 			Err: fmt.Errorf("salesforce %s: %s: deliveries hold for another %s", op, why, wait.Round(time.Second))}
+	}
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, paceError(op, ctx.Err())
+		}
 	}
 	select {
 	case o.slots <- struct{}{}:
@@ -117,9 +127,10 @@ func paceError(op string, err error) error {
 
 // observe reads an answer's Sforce-Limit-Info for the org: the pacer
 // follows the allocation it reports; the org holds for Pacing.Hold when
-// what remains is within the reserve; and when the allocation is lower
-// than the pace the calls so far went at (the first answer of an org below
-// Pacing.Published), the next call waits one interval at the new pace.
+// what remains is within the reserve, and a hold ends when an answer shows
+// room again; and when the allocation is lower than the pace the calls so
+// far went at (the first answer of an org below Pacing.Published), the next
+// call waits one interval at the new pace.
 func (c *Connector) observe(key string, header http.Header) {
 	used, limit, ok := parseLimitInfo(header.Get(limitInfoHeader))
 	if !ok {
@@ -132,16 +143,22 @@ func (c *Connector) observe(key string, header http.Header) {
 	c.mu.Lock()
 	previous := o.limit
 	o.limit = limit
+	if reserve := int64(float64(limit) * p.Reserve); remaining <= reserve {
+		if until := now.Add(p.Hold); until.After(o.holdUntil) {
+			o.holdUntil, o.holdCode = until, ""
+		}
+	} else {
+		o.holdUntil, o.holdCode = time.Time{}, ""
+	}
 	c.mu.Unlock()
 
 	pace := crm.Limit{Calls: int(min(limit, int64(^uint32(0)>>1))), Per: p.Window}
-	c.pacer.Observe(key, crm.Quota{Remaining: remaining, Limit: limit, Window: windowName(p.Window), ObservedAt: now.UTC()}, pace, p.Hold)
+	// The pacer's own hold when nothing remains is left out (a nanosecond):
+	// the connector holds by itself, above.
+	c.pacer.Observe(key, crm.Quota{Remaining: remaining, Limit: limit, Window: windowName(p.Window), ObservedAt: now.UTC()}, pace, time.Nanosecond)
 	if (previous == 0 && limit < int64(p.Published)) || (previous > limit) {
 		// One interval at the share of the limit crm.Pacer paces at.
 		c.pacer.Hold(key, now.Add(time.Duration(float64(p.Window)/(0.95*float64(limit)))))
-	}
-	if reserve := int64(float64(limit) * p.Reserve); remaining <= reserve {
-		c.hold(key, now.Add(p.Hold), "")
 	}
 }
 
