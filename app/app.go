@@ -15,6 +15,7 @@ import (
 	"github.com/acme/integrations/api"
 	"github.com/acme/integrations/credential"
 	"github.com/acme/integrations/crm"
+	"github.com/acme/integrations/crm/salesforce"
 	"github.com/acme/integrations/crm/sandbox"
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/starter"
@@ -218,7 +219,13 @@ func New(ctx context.Context, cfg Config, opts ...Option) (svc *Service, err err
 // here from cfg.HubSpot, cfg.Salesforce and cfg.FollowUpBoss.
 func connectors(cfg Config) *crm.Registry {
 	httpClient := &http.Client{Timeout: connectorTimeout}
-	return crm.NewRegistry(sandbox.NewConnector(cfg.SandboxURL, httpClient))
+	return crm.NewRegistry(
+		sandbox.NewConnector(cfg.SandboxURL, httpClient),
+		salesforce.NewConnector(salesforce.Config{
+			LoginURL: cfg.Salesforce.LoginURL, TestLoginURL: cfg.Salesforce.TestLoginURL, APIVersion: cfg.Salesforce.APIVersion,
+			ClientID: cfg.Salesforce.ClientID, ClientSecret: cfg.Salesforce.ClientSecret, HTTPClient: httpClient,
+		}),
+	)
 }
 
 // Start runs the background parts until ctx ends or Close: the nudger, the
