@@ -94,7 +94,9 @@
 // Salesforce answers REQUEST_LIMIT_EXCEEDED, and keeps at most Pacing.Concurrency calls per
 // org in flight (Salesforce allows 25 long-running ones). A hold longer
 // than Pacing.MaxWait fails a Push at once with crm.ClassRateLimited and
-// the time left, rather than blocking it. Quota reports the last
+// the time left, rather than blocking it. Pacing is per process (each
+// worker paces its own calls); the reserve, read from the org-wide usage
+// Salesforce reports, holds them all. Quota reports the last
 // Sforce-Limit-Info of the org. Validation is not paced: it must tell the
 // truth while deliveries hold.
 package salesforce

@@ -2,6 +2,7 @@ package salesforce_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -688,6 +689,33 @@ func TestPacing(t *testing.T) {
 		require.Equal(t, "REQUEST_LIMIT_EXCEEDED", again.Code)
 		require.Len(t, b.calls(t), before, "the hold answers without calling Salesforce")
 		require.Empty(t, b.leads(t).ByKey)
+	})
+
+	t.Run("ABacklogDrainsNearTheAllowedRate", func(t *testing.T) {
+		// The allocation is 5 calls per second (the connector's window is the
+		// fake's); a backlog of 16 full batches, pushed as fast as the
+		// connector lets it go, is measured on the fake's own timestamps.
+		const limit, batches = 5, 16
+		b := setup(t, options{pacing: salesforce.Pacing{Window: time.Second, Hold: 50 * time.Millisecond}})
+		_, err := b.fake.SetLimit(t.Context(), b.org.ID, limit, time.Second)
+		require.NoError(t, err)
+		for i := range batches {
+			recs := make([]crm.Record, salesforce.MaxBatchSize)
+			for j := range recs {
+				recs[j] = crm.Record{Key: fmt.Sprintf("b%d-%d", i, j), Name: "A B"}
+			}
+			b.push(t, recs...)
+		}
+		calls := b.calls(t)
+		require.Len(t, calls, batches)
+		for _, c := range calls {
+			require.Equal(t, http.StatusOK, c.Status, "no REQUEST_LIMIT_EXCEEDED")
+		}
+		rate := float64(batches-1) / calls[batches-1].At.Sub(calls[0].At).Seconds()
+		t.Logf("drained %d batches at %.2f calls/s, %.0f%% of the allowed %d/s", batches, rate, 100*rate/limit, limit)
+		require.GreaterOrEqual(t, rate, 0.9*limit, "at least 90%% of the allowed rate")
+		require.LessOrEqual(t, rate, float64(limit))
+		require.Equal(t, batches*salesforce.MaxBatchSize, b.leads(t).Leads)
 	})
 
 	t.Run("ConcurrencyPerOrgIsBounded", func(t *testing.T) {
