@@ -78,8 +78,11 @@
 // answering UNABLE_TO_LOCK_ROW fails the call crm.ClassTransient (the
 // batch is retried whole, which the upsert makes safe), as do 408, 5xx,
 // network failures and malformed answers; and when every record of a call
-// is refused for the user's access to Leads, the call is
-// crm.ClassPermission. Errors name what failed in Salesforce's terms
+// is refused for the user's access to Leads, Push asks the Lead describe
+// why: a user that lost Create or Edit on Lead fails the call
+// crm.ClassPermission (validation names the permission), while leads its
+// sharing keeps it from editing are rejected one by one, so one such lead
+// never holds up the others. Errors name what failed in Salesforce's terms
 // (status, error code, counts), never URLs, tokens or lead data.
 //
 // # Pacing

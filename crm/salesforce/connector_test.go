@@ -3,9 +3,11 @@ package salesforce_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -347,6 +349,20 @@ func TestPushResults(t *testing.T) {
 		require.Equal(t, "API_CURRENTLY_DISABLED", err.Code)
 	})
 
+	t.Run("ALeadTheUserMayNotEditIsRejectedAlone", func(t *testing.T) {
+		b := setup(t, options{})
+		b.faults(t, salesforcefake.FaultsUpdate{RejectField: ptr("LastName"), RejectContains: ptr("Shared"),
+			RejectCode: ptr("INSUFFICIENT_ACCESS_OR_READONLY")})
+		before := len(b.calls(t))
+		results := b.push(t, crm.Record{Key: "1", Name: "Not Shared"})
+		require.Equal(t, crm.RecordResult{Key: "1", Status: crm.RecordRejected,
+			Reason: "the integration user may not edit this lead (INSUFFICIENT_ACCESS_OR_READONLY) in LastName"}, results[0],
+			"the user still creates and edits Leads, so this lead is rejected, not the integration paused")
+		calls := b.calls(t)[before:]
+		require.Len(t, calls, 2)
+		require.True(t, strings.HasSuffix(calls[1].Path, "/sobjects/Lead/describe"), "Push asked whether the user lost access")
+	})
+
 	t.Run("AnswersThatAreNotSalesforcesAreTransient", func(t *testing.T) {
 		b := setup(t, options{})
 		answer := `[]`
@@ -391,21 +407,7 @@ func TestPushResults(t *testing.T) {
 }
 
 func keys(leads salesforcefake.Leads) []string {
-	var out []string
-	for k := range leads.ByKey {
-		out = append(out, k)
-	}
-	if len(out) > 1 {
-		// Stable for comparisons.
-		for i := range out {
-			for j := i + 1; j < len(out); j++ {
-				if out[j] < out[i] {
-					out[i], out[j] = out[j], out[i]
-				}
-			}
-		}
-	}
-	return out
+	return slices.Sorted(maps.Keys(leads.ByKey))
 }
 
 func TestValidate(t *testing.T) {

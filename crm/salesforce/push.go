@@ -153,41 +153,74 @@ func (c *Connector) Push(ctx context.Context, raw []byte, records []crm.Record) 
 		return nil, &crm.Error{Class: crm.ClassTransient, StatusCode: a.status,
 			Err: fmt.Errorf("salesforce %s: the answer is not a list of upsert results: is the instance URL Salesforce's?", op)}
 	}
-	return c.results(op, records, answers)
+	results, accessCode, err := c.results(op, records, answers)
+	if err != nil || accessCode == "" {
+		return results, err
+	}
+	// Every lead was refused for the user's access: the user has lost a
+	// permission on Lead (the call fails, and validation names it), or each
+	// lead is one it may not edit (they are rejected, one by one).
+	if lost, err := c.lostLeadAccess(ctx, creds); err != nil || lost {
+		if err == nil {
+			err = &crm.Error{Class: crm.ClassPermission, StatusCode: http.StatusOK, Code: accessCode,
+				Err: fmt.Errorf("salesforce %s: Salesforce refused every lead: the integration user lacks a permission on Leads", op)}
+		}
+		return nil, err
+	}
+	return results, nil
+}
+
+// lostLeadAccess asks the Lead describe whether the user can still create
+// and edit Leads. Its call is not paced: it follows a refused delivery,
+// and answers a question validation would ask anyway.
+func (c *Connector) lostLeadAccess(ctx context.Context, creds credentials) (bool, error) {
+	const op = "Lead describe"
+	a, err := c.call(ctx, creds, op, http.MethodGet, c.dataURL(creds, "/sobjects/Lead/describe"), nil)
+	if err != nil {
+		return false, err
+	}
+	if a.status != http.StatusOK {
+		return false, c.httpError(op, a.status, a.body)
+	}
+	var d describe
+	if err := json.Unmarshal(a.body, &d); err != nil || d.Name != "Lead" {
+		return false, &crm.Error{Class: crm.ClassTransient, StatusCode: a.status, Err: fmt.Errorf("salesforce %s: the answer is not a describe of Lead", op)}
+	}
+	return !d.Createable || !d.Updateable, nil
 }
 
 // results maps the upsert's answers to records, one to one in request
 // order, as Salesforce documents them. A record Salesforce could not lock
-// fails the call (retried whole); so does every record being refused for
-// the user's access to Leads, which validation then names.
-func (c *Connector) results(op string, records []crm.Record, answers []upsertResult) ([]crm.RecordResult, error) {
+// fails the call (retried whole). When every record was refused for the
+// user's access to Leads, accessCode is that refusal's code, for Push to
+// find out why.
+func (c *Connector) results(op string, records []crm.Record, answers []upsertResult) (results []crm.RecordResult, accessCode string, err error) {
 	malformed := func(why string) error {
 		return &crm.Error{Class: crm.ClassTransient, StatusCode: http.StatusOK, Err: fmt.Errorf("salesforce %s: the answer is malformed: %s", op, why)}
 	}
 	if len(answers) != len(records) {
-		return nil, malformed(fmt.Sprintf("%d results for %d records", len(answers), len(records)))
+		return nil, "", malformed(fmt.Sprintf("%d results for %d records", len(answers), len(records)))
 	}
-	results := make([]crm.RecordResult, len(records))
+	results = make([]crm.RecordResult, len(records))
 	accessRefused := 0
-	var accessCode string
 	for i, ans := range answers {
 		results[i].Key = records[i].Key
 		if ans.Success {
 			if !idPattern.MatchString(ans.ID) {
-				return nil, malformed(fmt.Sprintf("result %d has no Lead ID", i))
+				return nil, "", malformed(fmt.Sprintf("result %d has no Lead ID", i))
 			}
 			results[i].Status, results[i].CRMID = crm.RecordDelivered, ans.ID
 			continue
 		}
 		if len(ans.Errors) == 0 {
-			return nil, malformed(fmt.Sprintf("result %d failed without an error", i))
+			return nil, "", malformed(fmt.Sprintf("result %d failed without an error", i))
 		}
 		for _, e := range ans.Errors {
 			switch e.StatusCode {
 			case codeUnableToLockRow, codeAllOrNoneRolledBack:
 				// Another process held the rows (or the call was rolled back
 				// as a whole): the same batch goes through later.
-				return nil, &crm.Error{Class: crm.ClassTransient, StatusCode: http.StatusOK, Code: e.StatusCode,
+				return nil, "", &crm.Error{Class: crm.ClassTransient, StatusCode: http.StatusOK, Code: e.StatusCode,
 					Err: fmt.Errorf("salesforce %s: Salesforce could not lock record %d of the batch; the batch is tried again", op, i)}
 			}
 		}
@@ -197,14 +230,13 @@ func (c *Connector) results(op string, records []crm.Record, answers []upsertRes
 		}
 		results[i].Status, results[i].Reason = crm.RecordRejected, rejection(ans.Errors)
 	}
-	if accessRefused == len(records) {
-		return nil, &crm.Error{Class: crm.ClassPermission, StatusCode: http.StatusOK, Code: accessCode,
-			Err: fmt.Errorf("salesforce %s: Salesforce refused every lead for the integration user's access to Leads", op)}
-	}
 	if err := crm.CheckResults(records, results); err != nil {
-		return nil, malformed(err.Error())
+		return nil, "", malformed(err.Error())
 	}
-	return results, nil
+	if accessRefused < len(records) {
+		accessCode = ""
+	}
+	return results, accessCode, nil
 }
 
 // reasons says in words what a Salesforce status code refuses a record

@@ -39,7 +39,9 @@ type Faults struct {
 	// Lead field RejectField (e.g. Email) contains RejectContains is
 	// refused with RejectCode (default FIELD_CUSTOM_VALIDATION_EXCEPTION,
 	// as a validation rule of the org refuses it; INVALID_EMAIL_ADDRESS
-	// plays an address Salesforce does not take).
+	// plays an address Salesforce does not take,
+	// INSUFFICIENT_ACCESS_OR_READONLY a record the user's sharing keeps it
+	// from editing).
 	RejectField    string `json:"reject_field"`
 	RejectContains string `json:"reject_contains"`
 	RejectCode     string `json:"reject_code"`

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -143,7 +144,7 @@ func (s *Server) createOrgLocked(u OrgUpdate) (*Org, error) {
 	}
 	for n := len(s.orgs) + 1; ; n++ {
 		name := prefix + strconv.Itoa(n)
-		if !slices.ContainsFunc(mapValues(s.orgs), func(other *Org) bool { return other.Instance == name }) {
+		if !slices.ContainsFunc(slices.Collect(maps.Values(s.orgs)), func(other *Org) bool { return other.Instance == name }) {
 			o.Instance = name
 			break
 		}
@@ -154,14 +155,6 @@ func (s *Server) createOrgLocked(u OrgUpdate) (*Org, error) {
 		return nil, err
 	}
 	return &o, nil
-}
-
-func mapValues[K comparable, V any](m map[K]V) []V {
-	out := make([]V, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
 }
 
 func (s *Server) handleCreateOrg(w http.ResponseWriter, r *http.Request) {

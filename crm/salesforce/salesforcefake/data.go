@@ -484,6 +484,9 @@ func rejectMessage(code, field, value string) string {
 		return field + ": invalid email address: " + value
 	case "FIELD_CUSTOM_VALIDATION_EXCEPTION":
 		return "This lead cannot be saved: " + field + " " + value + " is not accepted (validation rule Fake_Reject_Rule)"
+	case "INSUFFICIENT_ACCESS_OR_READONLY":
+		// A record the user's sharing does not let it edit.
+		return "insufficient access rights on object id"
 	}
 	return "The record was refused (simulated): " + field + " is " + value
 }

@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -159,19 +160,10 @@ func (s *Server) checkLocked(req authorizeRequest) string {
 	switch {
 	case !ok:
 		return "invalid_client_id: client identifier invalid"
-	case len(app.CallbackURLs) > 0 && !contains(app.CallbackURLs, req.RedirectURI):
+	case len(app.CallbackURLs) > 0 && !slices.Contains(app.CallbackURLs, req.RedirectURI):
 		return "redirect_uri_mismatch: redirect_uri must match configuration"
 	}
 	return ""
-}
-
-func contains(list []string, v string) bool {
-	for _, item := range list {
-		if item == v {
-			return true
-		}
-	}
-	return false
 }
 
 var consentPage = template.Must(template.New("consent").Parse(`<!DOCTYPE html>
