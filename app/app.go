@@ -17,6 +17,7 @@ import (
 	"github.com/acme/integrations/credential"
 	"github.com/acme/integrations/crm"
 	"github.com/acme/integrations/crm/followupboss"
+	"github.com/acme/integrations/crm/salesforce"
 	"github.com/acme/integrations/crm/sandbox"
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/starter"
@@ -225,6 +226,10 @@ func connectors(cfg Config) *crm.Registry {
 		sandbox.NewConnector(cfg.SandboxURL, httpClient),
 		followupboss.NewConnector(followupboss.Config{
 			APIURL: cfg.FollowUpBoss.APIURL, System: cfg.FollowUpBoss.System, SystemKey: cfg.FollowUpBoss.SystemKey, HTTPClient: httpClient,
+		}),
+		salesforce.NewConnector(salesforce.Config{
+			LoginURL: cfg.Salesforce.LoginURL, TestLoginURL: cfg.Salesforce.TestLoginURL, APIVersion: cfg.Salesforce.APIVersion,
+			ClientID: cfg.Salesforce.ClientID, ClientSecret: cfg.Salesforce.ClientSecret, HTTPClient: httpClient,
 		}),
 	)
 }

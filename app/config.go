@@ -100,9 +100,12 @@ type HubSpotConfig struct {
 	ClientSecret string
 }
 
-// SalesforceConfig is the Salesforce connector's section.
+// SalesforceConfig is the Salesforce connector's section: its production
+// and sandbox logins, REST API version and connected app.
 type SalesforceConfig struct {
 	LoginURL     string
+	TestLoginURL string
+	APIVersion   string
 	ClientID     string
 	ClientSecret string
 }
@@ -203,6 +206,10 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.HubSpot.ClientSecret }},
 	{name: "salesforce_login_url", env: "INTEGRATIONS_SALESFORCE_LOGIN_URL", def: "https://login.salesforce.com",
 		field: func(c *Config) any { return &c.Salesforce.LoginURL }},
+	{name: "salesforce_test_login_url", env: "INTEGRATIONS_SALESFORCE_TEST_LOGIN_URL", def: "https://test.salesforce.com",
+		field: func(c *Config) any { return &c.Salesforce.TestLoginURL }},
+	{name: "salesforce_api_version", env: "INTEGRATIONS_SALESFORCE_API_VERSION", def: "v67.0",
+		field: func(c *Config) any { return &c.Salesforce.APIVersion }},
 	{name: "salesforce_client_id", env: "INTEGRATIONS_SALESFORCE_CLIENT_ID",
 		field: func(c *Config) any { return &c.Salesforce.ClientID }},
 	{name: "salesforce_client_secret", env: "INTEGRATIONS_SALESFORCE_CLIENT_SECRET", secret: true,
