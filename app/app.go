@@ -15,6 +15,7 @@ import (
 	"github.com/acme/integrations/api"
 	"github.com/acme/integrations/credential"
 	"github.com/acme/integrations/crm"
+	"github.com/acme/integrations/crm/hubspot"
 	"github.com/acme/integrations/crm/sandbox"
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/starter"
@@ -213,12 +214,15 @@ func New(ctx context.Context, cfg Config, opts ...Option) (svc *Service, err err
 	return s, nil
 }
 
-// connectors is the CRM registry of cfg's provider sections: today the
-// sandbox CRM; the HubSpot, Salesforce and Follow Up Boss connectors join
-// here from cfg.HubSpot, cfg.Salesforce and cfg.FollowUpBoss.
+// connectors is the CRM registry of cfg's provider sections: the sandbox
+// CRM and HubSpot (cfg.HubSpot); the Salesforce and Follow Up Boss
+// connectors join here from cfg.Salesforce and cfg.FollowUpBoss.
 func connectors(cfg Config) *crm.Registry {
 	httpClient := &http.Client{Timeout: connectorTimeout}
-	return crm.NewRegistry(sandbox.NewConnector(cfg.SandboxURL, httpClient))
+	return crm.NewRegistry(
+		sandbox.NewConnector(cfg.SandboxURL, httpClient),
+		hubspot.New(hubspot.Config{APIURL: cfg.HubSpot.APIURL, AuthURL: cfg.HubSpot.AuthURL, ClientID: cfg.HubSpot.ClientID, ClientSecret: cfg.HubSpot.ClientSecret, HTTPClient: httpClient}),
+	)
 }
 
 // Start runs the background parts until ctx ends or Close: the nudger, the
