@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -111,6 +112,7 @@ func transportError(what string, err error) *crm.Error {
 	var netErr net.Error
 	var opErr *net.OpError
 	var dnsErr *net.DNSError
+	var sysErr *os.SyscallError
 	switch {
 	case errors.Is(err, context.Canceled):
 		detail = "the call was canceled"
@@ -118,8 +120,12 @@ func transportError(what string, err error) *crm.Error {
 		detail = "the call timed out"
 	case errors.As(err, &dnsErr):
 		detail = "the HubSpot host name did not resolve"
-	case errors.As(err, &opErr) && opErr.Err != nil:
-		detail = opErr.Op + ": " + opErr.Err.Error()
+	case errors.As(err, &opErr) && errors.As(opErr.Err, &sysErr):
+		// "dial: connect: connection refused"; other causes can quote
+		// the address.
+		detail = opErr.Op + ": " + sysErr.Error()
+	case errors.As(err, &opErr):
+		detail = opErr.Op + " failed"
 	}
 	return &crm.Error{Class: crm.ClassTransient, Err: fmt.Errorf("could not reach HubSpot for %s: %s", what, detail)}
 }

@@ -608,6 +608,35 @@ func TestValidate(t *testing.T) {
 		require.Equal(t, remediateScopesOAuth, checks[1].Remediation)
 	})
 
+	t.Run("PropertyDefinitionRefused", func(t *testing.T) {
+		t.Parallel()
+		// A HubSpot that refuses our property definitions with a 400:
+		// the customer can still create them by hand, so the checks fail
+		// with that fix instead of validation never finishing.
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			switch {
+			case r.URL.Path == pathPrivateTokenInfo:
+				_, _ = w.Write([]byte(`{"hubId":7,"scopes":["crm.objects.contacts.write","crm.schemas.contacts.write"]}`))
+			case r.Method == http.MethodGet:
+				w.WriteHeader(http.StatusNotFound)
+				_, _ = w.Write([]byte(`{"status":"error","message":"not found","category":"OBJECT_NOT_FOUND"}`))
+			default:
+				w.WriteHeader(http.StatusBadRequest)
+				_, _ = w.Write([]byte(`{"status":"error","message":"group does not exist","category":"VALIDATION_ERROR"}`))
+			}
+		}))
+		t.Cleanup(srv.Close)
+		c := New(Config{APIURL: srv.URL, HTTPClient: srv.Client()})
+		checks, err := c.Validate(context.Background(), []byte(`{"access_token":"pat-na1-x"}`))
+		require.NoError(t, err)
+		require.True(t, checks[0].OK)
+		require.True(t, checks[1].OK)
+		require.Equal(t, remediateLeadKeyProperty, checks[2].Remediation)
+		require.Contains(t, checks[2].Message, "HubSpot refused to create it (HTTP 400, VALIDATION_ERROR)")
+		require.Equal(t, remediateLeadSourceProperty, checks[3].Remediation)
+	})
+
 	t.Run("UnusableDocument", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

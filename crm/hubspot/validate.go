@@ -333,13 +333,13 @@ func (v *validator) propertyCheck(ctx context.Context, p propertyState) (integra
 	case p.exists:
 		return ok, nil
 	}
-	created, err := v.createProperty(ctx, p.name)
+	refused, err := v.createProperty(ctx, p.name)
 	if err != nil {
 		return integration.Check{}, err
 	}
-	if !created {
+	if refused != "" {
 		return integration.Check{Name: name, Code: integration.ReasonInsufficientPermissions, Remediation: remediation,
-			Message: fmt.Sprintf("the contact property %s is missing, and the token may not create it (it lacks scope %s)", p.name, ScopeSchemasContactsWrite)}, nil
+			Message: fmt.Sprintf("the contact property %s is missing, and %s", p.name, refused)}, nil
 	}
 	// Reported like an existing one, so the next validation reads the same.
 	return ok, nil
@@ -359,27 +359,35 @@ var propertyDefinitions = map[string]map[string]any{
 	},
 }
 
-// createProperty creates one of our contact properties; false when HubSpot
-// refused the token the scope. An existing one (409, created meanwhile) is
-// fine, unless it is the key and not unique, which the next validation
-// reports.
-func (v *validator) createProperty(ctx context.Context, name string) (bool, error) {
+// createProperty creates one of our contact properties, returning why
+// HubSpot refused to ("" when it is there now). An existing one (409,
+// created meanwhile) is fine, unless it is the key and not unique, which the
+// next validation reports. A refusal of the definition itself (400) is
+// reported like a missing scope: the customer can still create the property
+// by hand, where retrying would never help.
+func (v *validator) createProperty(ctx context.Context, name string) (refused string, err error) {
 	body, _ := json.Marshal(propertyDefinitions[name])
 	r := request{method: http.MethodPost, path: pathContactProperties, what: "the contact property creation",
 		token: v.creds.accessToken, body: body, contentType: "application/json", paceKey: v.key}
 	a, err := v.c.send(ctx, r)
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	switch a.status {
 	case http.StatusCreated, http.StatusOK, http.StatusConflict:
-		return true, nil
+		return "", nil
 	case http.StatusForbidden:
-		return false, nil
+		return fmt.Sprintf("the token may not create it (it lacks scope %s)", ScopeSchemasContactsWrite), nil
+	case http.StatusBadRequest:
+		why := "HubSpot refused to create it (HTTP 400"
+		if code := parseAPIError(a.body).code(); code != "" {
+			why += ", " + code
+		}
+		return why + ")", nil
 	case http.StatusUnauthorized:
-		return false, &authFailure{message: "HubSpot rejected the token for the contact property creation (HTTP 401)"}
+		return "", &authFailure{message: "HubSpot rejected the token for the contact property creation (HTTP 401)"}
 	}
-	return false, v.c.classify(r, a)
+	return "", v.c.classify(r, a)
 }
 
 // describeScopes lists scopes for a message.

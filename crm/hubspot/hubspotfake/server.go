@@ -40,7 +40,9 @@
 // account's limit (DefaultLimit, or the one the control API sets) answers
 // 429 {"status":"error","errorType":"RATE_LIMIT","policyName":
 // "TEN_SECONDLY_ROLLING",...} without a Retry-After header, which HubSpot's
-// documentation does not promise.
+// documentation does not promise. Only these /crm/ calls count towards the
+// limit and appear in the call log; the OAuth and token-info endpoints do
+// neither.
 //
 // The batch upsert takes 1 to MaxBatchInputs inputs (none: 200 with no
 // results). idProperty must name a property with unique values, else 400
