@@ -112,6 +112,14 @@ func (b *testBundle) faults(t *testing.T, hub int64, u hubspotfake.FaultsUpdate)
 	require.NoError(t, err)
 }
 
+// requireNothingStored fails if the account holds any contact.
+func (b *testBundle) requireNothingStored(t *testing.T, hub int64) {
+	t.Helper()
+	st, err := b.fake.Records(context.Background(), hub)
+	require.NoError(t, err)
+	require.Zero(t, st.Records, "a refused call stores nothing")
+}
+
 // requireClean fails if text holds a secret or test PII.
 func requireClean(t *testing.T, text string, secrets ...string) {
 	t.Helper()
@@ -298,9 +306,7 @@ func TestPushErrors(t *testing.T) {
 		require.Equal(t, http.StatusBadRequest, ce.StatusCode)
 		require.Contains(t, err.Error(), "HubSpot refused the batch of 2 contacts: invalid email (INVALID_EMAIL) on property email")
 		requireClean(t, err.Error(), token, bad.Email)
-		st, err := b.fake.Records(context.Background(), hub)
-		require.NoError(t, err)
-		require.Zero(t, st.Records)
+		b.requireNothingStored(t, hub)
 	})
 
 	t.Run("EmailHeldByAnotherContact", func(t *testing.T) {
@@ -325,6 +331,7 @@ func TestPushErrors(t *testing.T) {
 		require.Equal(t, "PROPERTY_DOESNT_EXIST", ce.Code)
 		require.Contains(t, err.Error(), "no contact property "+SourceProperty)
 		requireClean(t, err.Error())
+		b.requireNothingStored(t, hub)
 
 		require.NoError(t, b.fake.DeleteProperty(context.Background(), hub, KeyProperty))
 		_, err = b.fake.CreateProperty(context.Background(), hub, hubspotfake.Property{Name: KeyProperty, Label: "K", Type: "string", FieldType: "text", GroupName: "contactinformation"})
@@ -332,6 +339,7 @@ func TestPushErrors(t *testing.T) {
 		_, err = b.connector.Push(context.Background(), raw, []crm.Record{{Key: "a"}})
 		crmError(t, err, crm.ClassPermission)
 		require.Contains(t, err.Error(), "does not require unique values")
+		b.requireNothingStored(t, hub)
 	})
 
 	t.Run("RateLimitWithoutRetryAfter", func(t *testing.T) {
@@ -344,6 +352,7 @@ func TestPushErrors(t *testing.T) {
 		ce := crmError(t, err, crm.ClassRateLimited)
 		require.Equal(t, 2*time.Second, ce.RetryAfter, "no Retry-After: wait the window HubSpot reports")
 		require.Equal(t, "TEN_SECONDLY_ROLLING", ce.Code)
+		b.requireNothingStored(t, hub)
 	})
 
 	t.Run("RetryAfterOfTheDailyLimit", func(t *testing.T) {
@@ -398,7 +407,8 @@ func TestTokens(t *testing.T) {
 		b.advance(31 * time.Minute)
 		_, err := b.connector.Push(context.Background(), raw, []crm.Record{{Key: "a"}})
 		crmError(t, err, crm.ClassAuth)
-		require.Empty(t, b.calls(t, hub))
+		require.Empty(t, b.calls(t, hub), "refused before any call")
+		b.requireNothingStored(t, hub)
 
 		// Validation still passes: it refreshes for its checks.
 		checks, err := b.connector.Validate(context.Background(), raw)

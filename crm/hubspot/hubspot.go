@@ -34,14 +34,14 @@
 // A crm.Record becomes one contact upserted with idProperty KeyProperty
 // and id Record.Key, so delivering a lead again updates the same contact:
 //
-//	Record.Key         integrations_lead_key (a unique-value property we create) and objectWriteTraceId
-//	Record.Source      integrations_lead_source (a text property we create)
-//	FirstName, LastName firstname, lastname; when both are empty, Name is split at its first
-//	                   space (first word firstname, the rest lastname; one word is a firstname)
+//	Key                    integrations_lead_key (a unique-value property) and the objectWriteTraceId
+//	Source                 integrations_lead_source (a text property)
+//	FirstName, LastName    firstname, lastname; when both are empty, Name is split at its first
+//	                       space (the first word firstname, the rest lastname; one word: firstname)
 //	Company, Email, Phone  company, email, phone
-//	Message            message; Attributes follow it as "key: value" lines, sorted by key, under
-//	                   "Details from the lead partner:" (HubSpot refuses properties it does not
-//	                   have, so attributes are not properties)
+//	Message, Attributes    message; the attributes follow it as "key: value" lines, sorted by key,
+//	                       under "Details from the lead partner:" (HubSpot refuses properties an
+//	                       account lacks, so attributes are not properties)
 //
 // Empty fields are not sent, so they never clear what the contact holds.
 // HubSpot requires no contact property, so nothing is filled in for a field
@@ -59,6 +59,16 @@
 // is crm.ClassBatchRejected with the inner code (INVALID_EMAIL), so the
 // caller splits the batch; a missing or non-unique contact property behind a
 // 400 is a setup problem, crm.ClassPermission, so the caller validates.
+//
+// # Validation
+//
+// Four checks (see Validate): crm.CheckCredentials (expired_credentials),
+// crm.CheckScopes (insufficient_permissions, naming the missing scope), and
+// CheckLeadKeyProperty and CheckLeadSourceProperty (insufficient_permissions):
+// the two contact properties exist, the key with unique values. Validation
+// creates them where the token may (crm.schemas.contacts.write); otherwise
+// the failed check says how to create them in HubSpot. HubSpot has no "API
+// disabled" state. Every remediation text is quoted in docs/crms/hubspot.md.
 //
 // # Pacing
 //

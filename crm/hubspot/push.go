@@ -408,6 +408,7 @@ type batchRefused struct {
 	reason string
 }
 
+// Error implements error.
 func (e *batchRefused) Error() string {
 	noun := "contacts"
 	if e.n == 1 {

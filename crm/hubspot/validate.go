@@ -57,6 +57,7 @@ func (c *Connector) Validate(ctx context.Context, raw []byte) ([]integration.Che
 // credentials check fails with message.
 type authFailure struct{ message string }
 
+// Error implements error.
 func (e *authFailure) Error() string { return e.message }
 
 func credentialsFailed(remediation, message string) []integration.Check {

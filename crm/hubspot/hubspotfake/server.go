@@ -557,6 +557,7 @@ type controlError struct {
 	message string
 }
 
+// Error implements error.
 func (e *controlError) Error() string { return e.message }
 
 func badRequest(format string, args ...any) *controlError {
