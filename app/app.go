@@ -17,6 +17,7 @@ import (
 	"github.com/acme/integrations/credential"
 	"github.com/acme/integrations/crm"
 	"github.com/acme/integrations/crm/followupboss"
+	"github.com/acme/integrations/crm/hubspot"
 	"github.com/acme/integrations/crm/salesforce"
 	"github.com/acme/integrations/crm/sandbox"
 	"github.com/acme/integrations/integration"
@@ -218,12 +219,13 @@ func New(ctx context.Context, cfg Config, opts ...Option) (svc *Service, err err
 }
 
 // connectors is the CRM registry of cfg's provider sections: the sandbox
-// CRM and Follow Up Boss (cfg.FollowUpBoss); the HubSpot and Salesforce
-// connectors join here from cfg.HubSpot and cfg.Salesforce.
+// CRM, HubSpot (cfg.HubSpot), Salesforce (cfg.Salesforce) and Follow Up
+// Boss (cfg.FollowUpBoss).
 func connectors(cfg Config) *crm.Registry {
 	httpClient := &http.Client{Timeout: connectorTimeout}
 	return crm.NewRegistry(
 		sandbox.NewConnector(cfg.SandboxURL, httpClient),
+		hubspot.New(hubspot.Config{APIURL: cfg.HubSpot.APIURL, AuthURL: cfg.HubSpot.AuthURL, ClientID: cfg.HubSpot.ClientID, ClientSecret: cfg.HubSpot.ClientSecret, HTTPClient: httpClient}),
 		followupboss.NewConnector(followupboss.Config{
 			APIURL: cfg.FollowUpBoss.APIURL, System: cfg.FollowUpBoss.System, SystemKey: cfg.FollowUpBoss.SystemKey, HTTPClient: httpClient,
 		}),

@@ -95,7 +95,9 @@ type TemporalConfig struct {
 
 // HubSpotConfig is the HubSpot connector's section.
 type HubSpotConfig struct {
-	APIURL       string
+	APIURL string
+	// AuthURL is HubSpot's consent page, a host apart from the API.
+	AuthURL      string
 	ClientID     string
 	ClientSecret string
 }
@@ -200,6 +202,8 @@ var settings = []setting{
 	// Per-provider sections, for the connectors of real CRMs.
 	{name: "hubspot_api_url", env: "INTEGRATIONS_HUBSPOT_API_URL", def: "https://api.hubapi.com",
 		field: func(c *Config) any { return &c.HubSpot.APIURL }},
+	{name: "hubspot_auth_url", env: "INTEGRATIONS_HUBSPOT_AUTH_URL", def: "https://app.hubspot.com/oauth/authorize",
+		field: func(c *Config) any { return &c.HubSpot.AuthURL }},
 	{name: "hubspot_client_id", env: "INTEGRATIONS_HUBSPOT_CLIENT_ID",
 		field: func(c *Config) any { return &c.HubSpot.ClientID }},
 	{name: "hubspot_client_secret", env: "INTEGRATIONS_HUBSPOT_CLIENT_SECRET", secret: true,

@@ -71,6 +71,7 @@ func TestLoadDefaults(t *testing.T) {
 	require.Equal(t, "http://127.0.0.1:8090", cfg.SandboxURL)
 	require.Equal(t, integration.DefaultPolicy(), cfg.Policy, "the worker policy defaults to design §2")
 	require.Equal(t, "https://api.hubapi.com", cfg.HubSpot.APIURL)
+	require.Equal(t, "https://app.hubspot.com/oauth/authorize", cfg.HubSpot.AuthURL)
 	require.Equal(t, "https://login.salesforce.com", cfg.Salesforce.LoginURL)
 	require.Equal(t, "https://api.followupboss.com", cfg.FollowUpBoss.APIURL)
 	require.Nil(t, cfg.Dev)

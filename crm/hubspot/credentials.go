@@ -1,0 +1,170 @@
+package hubspot
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// credentialsExample is shown in every credentials error.
+const credentialsExample = `{"access_token": "pat-na1-..."} (a private app or service key token), or connect with OAuth`
+
+// credentialsDoc is the credentials document as stored.
+type credentialsDoc struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	// ExpiresAt is RFC 3339; a string so a malformed value is reported
+	// by us, without quoting it.
+	ExpiresAt string `json:"expires_at,omitempty"`
+	HubID     int64  `json:"hub_id,omitempty"`
+}
+
+// credentials is a parsed credentials document.
+type credentials struct {
+	accessToken  string
+	refreshToken string
+	expiresAt    time.Time
+	hubID        int64
+}
+
+// oauth reports whether the credentials are an OAuth connection (refreshable)
+// rather than a static token.
+func (c credentials) oauth() bool { return c.refreshToken != "" }
+
+// paceKey is the account the credentials' calls are paced as: the hub ID of
+// an OAuth connection (HubSpot limits OAuth apps per account), a hash of a
+// static token (a private app's own limit).
+func (c credentials) paceKey() string {
+	if c.oauth() && c.hubID > 0 {
+		return "hub:" + strconv.FormatInt(c.hubID, 10)
+	}
+	sum := sha256.Sum256([]byte(c.accessToken))
+	return "token:" + hex.EncodeToString(sum[:8])
+}
+
+// document returns the credentials as the JSON document.
+func (c credentials) document() []byte {
+	doc := credentialsDoc{AccessToken: c.accessToken, RefreshToken: c.refreshToken, HubID: c.hubID}
+	if !c.expiresAt.IsZero() {
+		doc.ExpiresAt = c.expiresAt.UTC().Format(time.RFC3339)
+	}
+	data, _ := json.Marshal(doc)
+	return data
+}
+
+// ParseCredentials checks that raw is a HubSpot credentials document (see
+// the package documentation). Its errors name the field at fault and never
+// echo a value.
+func (c *Connector) ParseCredentials(raw []byte) error {
+	_, err := parseCredentials(raw)
+	return err
+}
+
+func parseCredentials(raw []byte) (credentials, error) {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return credentials{}, fmt.Errorf("hubspot credentials are empty: provide %s", credentialsExample)
+	}
+	var doc credentialsDoc
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
+		return credentials{}, describeDecodeError(err)
+	}
+	if len(bytes.TrimSpace(raw[dec.InputOffset():])) > 0 {
+		return credentials{}, fmt.Errorf("hubspot credentials have data after the JSON object: provide exactly %s", credentialsExample)
+	}
+	if err := checkToken("access_token", doc.AccessToken); err != nil {
+		return credentials{}, err
+	}
+	creds := credentials{accessToken: doc.AccessToken, refreshToken: doc.RefreshToken, hubID: doc.HubID}
+	oauthFields := doc.ExpiresAt != "" || doc.HubID != 0
+	if doc.RefreshToken == "" && !oauthFields {
+		// A static token: nothing else belongs in the document.
+		return creds, nil
+	}
+	// An OAuth document: every field must be there.
+	if err := checkToken("refresh_token", doc.RefreshToken); err != nil {
+		return credentials{}, fmt.Errorf("%w (an OAuth document has access_token, refresh_token, expires_at and hub_id; reconnect with OAuth)", err)
+	}
+	if doc.ExpiresAt == "" {
+		return credentials{}, errors.New("hubspot credentials: expires_at is missing: an OAuth document has access_token, refresh_token, expires_at and hub_id; reconnect with OAuth")
+	}
+	at, err := time.Parse(time.RFC3339, doc.ExpiresAt)
+	if err != nil {
+		return credentials{}, errors.New("hubspot credentials: expires_at is not an RFC 3339 time such as 2026-12-01T12:30:00Z")
+	}
+	if doc.HubID <= 0 {
+		return credentials{}, errors.New("hubspot credentials: hub_id is missing or not a positive number: an OAuth document has the account's hub ID; reconnect with OAuth")
+	}
+	creds.expiresAt = at
+	return creds, nil
+}
+
+// checkToken checks a token field; it goes into an HTTP header, where
+// whitespace and control characters are invalid (usually a copy-paste
+// accident).
+func checkToken(field, value string) error {
+	switch {
+	case value == "":
+		return fmt.Errorf("hubspot credentials: %s is missing or empty: provide %s", field, credentialsExample)
+	case strings.ContainsFunc(value, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		return fmt.Errorf("hubspot credentials: %s contains whitespace or control characters: copy the token again without spaces or line breaks", field)
+	}
+	return nil
+}
+
+// describeDecodeError explains a JSON decoding failure without quoting the
+// document: the standard library's syntax errors quote the offending
+// character, which may belong to a token.
+func describeDecodeError(err error) error {
+	var syntaxErr *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntaxErr):
+		return fmt.Errorf("hubspot credentials are not valid JSON (syntax error at byte %d): provide %s", syntaxErr.Offset, credentialsExample)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("hubspot credentials are not valid JSON (unexpected end): provide %s", credentialsExample)
+	case errors.As(err, &typeErr) && typeErr.Field != "":
+		return fmt.Errorf("hubspot credentials: field %s must be a %s, not a %s: provide %s", typeErr.Field, jsonType(typeErr.Type.Kind().String()), jsonKind(typeErr), credentialsExample)
+	case errors.As(err, &typeErr):
+		return fmt.Errorf("hubspot credentials must be a JSON object, not a %s: provide %s", jsonKind(typeErr), credentialsExample)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		// Field names are not secret, and naming the field catches typos.
+		field := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		return fmt.Errorf("hubspot credentials: unknown field %s: provide %s", field, credentialsExample)
+	}
+	return fmt.Errorf("hubspot credentials are not valid JSON: provide %s", credentialsExample)
+}
+
+// jsonType names a Go kind as the JSON type a field takes.
+func jsonType(kind string) string {
+	if kind == "int64" {
+		return "number"
+	}
+	return kind
+}
+
+// jsonKind is the kind of JSON value a type error is about ("number",
+// "array", ...). UnmarshalTypeError.Value can quote a number's literal,
+// which could be a secret, so only its first word is used.
+func jsonKind(err *json.UnmarshalTypeError) string {
+	kind, _, _ := strings.Cut(err.Value, " ")
+	return kind
+}
+
+// ExpiresAt returns when the OAuth access token in raw expires; a static
+// token (or an unreadable document) has no known expiry.
+func (c *Connector) ExpiresAt(raw []byte) (time.Time, bool) {
+	creds, err := parseCredentials(raw)
+	if err != nil || !creds.oauth() {
+		return time.Time{}, false
+	}
+	return creds.expiresAt, true
+}
