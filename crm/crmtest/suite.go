@@ -41,7 +41,7 @@ const (
 // really waits it out; the check reads the fake's timestamps, not the clock.
 const (
 	pacingCalls   = 3
-	pacingWindow  = time.Second
+	pacingWindow  = 2 * time.Second
 	pacingWindows = 3
 )
 

@@ -32,7 +32,7 @@ const (
 // sets (Salesforce's allocation is per 24 hours; the suite's windows last a
 // second), with holds short enough to wait out.
 func contractPacing() salesforce.Pacing {
-	return salesforce.Pacing{Window: time.Second, Hold: 50 * time.Millisecond, MaxWait: 10 * time.Second}
+	return salesforce.Pacing{Window: 2 * time.Second, Hold: 50 * time.Millisecond, MaxWait: 10 * time.Second}
 }
 
 // harness is Salesforce's side of the contract suite. An account is a fake
