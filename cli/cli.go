@@ -107,7 +107,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			commandCommand(integration.EventPause, "pause a CRM integration; it stays paused until resumed"),
 			commandCommand(integration.EventResume, "resume a manually paused CRM integration (validates first)"),
 			commandCommand(integration.EventDelete, "delete an integration; its workflow ends"),
-			statusCommand(), listCommand(), eventsCommand(), sendLeadCommand(), rotateTokenCommand(),
+			statusCommand(), listCommand(), eventsCommand(), sendLeadCommand(), leadsCommand(), rotateTokenCommand(),
 			sandboxCommand(), benchCommand(), configCommand(),
 		},
 		HideHelpCommand: true,

@@ -142,6 +142,9 @@ type Erasure struct {
 	// cancelled (reason ErasedReason), so that no CRM receives an emptied
 	// record.
 	Cancelled int64 `json:"cancelled"`
+	// InCRMs is how many deliveries of those leads had reached a CRM
+	// before: records the customer must erase in the CRM itself.
+	InCRMs int64 `json:"in_crms"`
 }
 
 // EraseContact removes the payload of every lead whose email or phone
@@ -171,6 +174,11 @@ func (s *Store) EraseContact(ctx context.Context, c Contact, at time.Time) (Eras
 			return fmt.Errorf("find the leads: %w", err)
 		}
 		for batch := range slices.Chunk(matches, MaxPurgeBatch) {
+			delivered, err := countDeliveries(ctx, tx, batch, `status = 'delivered'`)
+			if err != nil {
+				return fmt.Errorf("count deliveries: %w", err)
+			}
+			out.InCRMs += delivered
 			cancelled, err := updateDeliveries(ctx, tx, batch, `status = 'cancelled', reason = ?, last_error = '', completed_at = ?`,
 				`status = 'pending'`, ErasedReason, at)
 			if err != nil {
@@ -235,6 +243,37 @@ func updateDeliveries(ctx context.Context, tx *sqlx.Tx, leads []leadKey, set, wh
 	if len(leads) == 0 {
 		return 0, nil
 	}
+	q, inArgs, err := deliveriesOf(`UPDATE lead_deliveries SET `+set, leads, where, args)
+	if err != nil {
+		return 0, err
+	}
+	res, err := tx.ExecContext(ctx, tx.Rebind(q), inArgs...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// countDeliveries counts the deliveries of leads that satisfy where.
+func countDeliveries(ctx context.Context, tx *sqlx.Tx, leads []leadKey, where string) (int64, error) {
+	if len(leads) == 0 {
+		return 0, nil
+	}
+	q, args, err := deliveriesOf(`SELECT COUNT(*) FROM lead_deliveries`, leads, where, nil)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	err = sqlx.GetContext(ctx, tx, &n, tx.Rebind(q), args...)
+	return n, err
+}
+
+// deliveriesOf completes statement, an UPDATE or SELECT of
+// lead_deliveries, with the condition that selects the deliveries of
+// leads that satisfy where, and returns it with its arguments (args
+// first). It goes through the CRM integrations of the leads' orgs, so that
+// each (integration, lead) pair is a primary key lookup.
+func deliveriesOf(statement string, leads []leadKey, where string, args []any) (string, []any, error) {
 	ids := make([]int64, len(leads))
 	orgs := make([]string, 0, 1)
 	seen := map[string]bool{}
@@ -245,19 +284,9 @@ func updateDeliveries(ctx context.Context, tx *sqlx.Tx, leads []leadKey, set, wh
 			orgs = append(orgs, l.OrgID)
 		}
 	}
-	// Through the CRM integrations of the leads' orgs, so that each
-	// (integration, lead) pair is a primary key lookup.
-	q, inArgs, err := sqlx.In(`UPDATE lead_deliveries SET `+set+`
+	return sqlx.In(statement+`
 WHERE crm_integration_id IN (SELECT id FROM integrations WHERE kind = 'crm' AND org_id IN (?))
 AND lead_id IN (?) AND `+where, append(args, orgs, ids)...)
-	if err != nil {
-		return 0, err
-	}
-	res, err := tx.ExecContext(ctx, tx.Rebind(q), inArgs...)
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
 }
 
 // asciiLower lowers the ASCII letters of s and leaves every other
