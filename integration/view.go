@@ -35,6 +35,27 @@ type SyncView struct {
 	Pending             *int64     `json:"pending,omitempty"`
 	Delivered           *int64     `json:"delivered,omitempty"`
 	Rejected            *int64     `json:"rejected,omitempty"`
+	// Quota is the API allowance the CRM last reported, where it reports
+	// one.
+	Quota *QuotaView `json:"quota,omitempty"`
+}
+
+// QuotaView is a CRM's last reported API allowance for the integration's
+// account: Remaining calls of Limit in Window ("10s", "24h").
+type QuotaView struct {
+	Remaining  int64     `json:"remaining"`
+	Limit      int64     `json:"limit"`
+	Window     string    `json:"window"`
+	ObservedAt time.Time `json:"observed_at"`
+}
+
+// SetQuota adds the CRM's last reported quota to a CRM integration's view.
+func (v *View) SetQuota(q QuotaView) {
+	if v.Sync == nil {
+		return
+	}
+	q.ObservedAt = q.ObservedAt.UTC()
+	v.Sync.Quota = &q
 }
 
 // SetDeliveries adds the delivery counts and the last successful delivery

@@ -59,10 +59,11 @@ type dialect interface {
 	// for "phone" its ASCII digits only. Other letters stay as they are on
 	// both databases, so both match the same leads.
 	contactKey(field string) string
-	// lockCredentials makes the credential saves of one integration take
-	// turns within tx, so each reads the latest version before it writes
-	// the next.
-	lockCredentials(ctx context.Context, tx *sqlx.Tx, integrationID string) error
+	// lockSecrets makes the writes of one integration's secrets take
+	// turns within tx: credential adds, so each reads the latest version
+	// before it writes the next, and the delete of its credentials and
+	// intake token, so nothing is added after it.
+	lockSecrets(ctx context.Context, tx *sqlx.Tx, integrationID string) error
 }
 
 // parseDatabaseURL picks the dialect of a DATABASE_URL: postgres:// and

@@ -172,6 +172,12 @@ func (r eventRow) toChange() integration.Change {
 // than st.Version, so stale or replayed writes never regress it; the event
 // row is inserted unless one exists for that version. applied reports
 // whether the integrations row was written.
+//
+// A snapshot with status deleted also destroys the integration's secrets
+// in that transaction: every credentials version and its intake token
+// (again, harmlessly, when it is replayed). Deleted is final, so nothing
+// needs them any more, and the adds of secrets refuse a deleted
+// integration from then on.
 func (s *Store) Project(ctx context.Context, st integration.State, ch integration.Change) (applied bool, err error) {
 	if err := checkProjection(st, ch); err != nil {
 		return false, err
@@ -184,6 +190,11 @@ func (s *Store) Project(ctx context.Context, st integration.State, ch integratio
 		applied, err = upsertIntegration(ctx, tx, row)
 		if err != nil {
 			return err
+		}
+		if st.Status == integration.StatusDeleted {
+			if err := s.deleteSecrets(ctx, tx, st.ID); err != nil {
+				return err
+			}
 		}
 		return insertEvent(ctx, tx, toEventRow(ch))
 	})

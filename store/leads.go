@@ -334,10 +334,3 @@ func originalLead(ctx context.Context, q queryer, row leadRow) (id int64, public
 	}
 	return original.ID, original.PublicID, nil
 }
-
-// queryer is what reads within or outside a transaction need: *sqlx.DB
-// and *sqlx.Tx both are.
-type queryer interface {
-	sqlx.QueryerContext
-	Rebind(query string) string
-}
