@@ -314,8 +314,9 @@ func (a *Activities) pushChunk(ctx context.Context, id string, connector crm.Con
 		l := d.Lead
 		ids[i] = l.ID
 		records[i] = crm.Record{
-			Key: strconv.FormatInt(l.ID, 10), Source: l.Source, Name: l.Name, Email: l.Email,
-			Phone: l.Phone, Message: l.Message, Attributes: l.Attributes,
+			Key: strconv.FormatInt(l.ID, 10), Source: l.Source,
+			Name: l.Name, FirstName: l.FirstName, LastName: l.LastName, Company: l.Company,
+			Email: l.Email, Phone: l.Phone, Message: l.Message, Attributes: l.Attributes,
 		}
 	}
 	results, err := connector.Push(ctx, creds.raw, records)

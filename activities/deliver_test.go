@@ -397,3 +397,25 @@ BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END`)
 	require.Equal(t, activities.DeliverResult{Delivered: 200}, b.deliver(t))
 	require.Equal(t, b.fake.pushes[0][0].Key, b.fake.pushes[failed][0].Key)
 }
+
+// TestDeliverMapsEveryLeadField: the CRM gets the lead's name, its parts
+// and the company as intake stored them, with the other contact fields,
+// keyed by the lead's ID.
+func TestDeliverMapsEveryLeadField(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	lead := store.Lead{
+		IntegrationID: b.lead, ExternalID: "x-fields", Source: "s",
+		Name: "Ludwig van Beethoven", FirstName: "Ludwig", LastName: "van Beethoven", Company: "Symphonies GmbH",
+		Email: "ludwig@example.org", Phone: "+43 1 234", Message: "Da-da-da-dum",
+		Attributes: map[string]any{"opus": 67.0}, ReceivedAt: time.Now().UTC(),
+	}
+	res, err := b.store.AddLead(b.ctx, lead)
+	require.NoError(t, err)
+	require.Equal(t, activities.DeliverResult{Delivered: 1}, b.deliver(t))
+	require.Equal(t, [][]crm.Record{{{
+		Key: fmt.Sprint(res.LeadID), Source: "s",
+		Name: lead.Name, FirstName: lead.FirstName, LastName: lead.LastName, Company: lead.Company,
+		Email: lead.Email, Phone: lead.Phone, Message: lead.Message, Attributes: lead.Attributes,
+	}}}, b.fake.pushes)
+}

@@ -88,15 +88,16 @@ func mustJSON(t *testing.T, v any) string {
 	return string(raw)
 }
 
-// intakeAnswer is the body of an accepted lead.
+// intakeAnswer is the body of an accepted lead: its opaque public ID and
+// whether it repeated one, nothing about the platform or the org (review
+// L1: no platform-wide counter, no count of the org's CRM integrations).
 type intakeAnswer struct {
-	LeadID    int64 `json:"lead_id"`
-	Duplicate bool  `json:"duplicate"`
-	Routed    int   `json:"routed"`
+	LeadID    string `json:"lead_id"`
+	Duplicate bool   `json:"duplicate"`
 }
 
 // send posts a lead that must be answered with code (202 stored, 200
-// duplicate) and returns the answer, which has exactly its three fields.
+// duplicate) and returns the answer, which has exactly its two fields.
 func (b *intakeBundle) send(t *testing.T, code int, header http.Header, id, body string) intakeAnswer {
 	t.Helper()
 	r := b.doWithHeader(t, http.MethodPost, leadPath(id), body, header)
@@ -107,9 +108,18 @@ func (b *intakeBundle) send(t *testing.T, code int, header http.Header, id, body
 	require.NoError(t, dec.Decode(&out), r.body)
 	var fields map[string]any
 	require.NoError(t, json.Unmarshal([]byte(r.body), &fields))
-	require.Len(t, fields, 3, `the answer is {"lead_id", "duplicate", "routed"}: %s`, r.body)
-	require.Positive(t, out.LeadID, r.body)
+	require.Len(t, fields, 2, `the answer is {"lead_id", "duplicate"}: %s`, r.body)
+	require.Regexp(t, `^ld_[0-9a-f]{32}$`, out.LeadID, r.body)
 	return out
+}
+
+// storedID is the store's ID of the lead with publicID: the key its CRM
+// record has.
+func (b *intakeBundle) storedID(t *testing.T, publicID string) string {
+	t.Helper()
+	l, err := b.stack.Store.LeadByPublicID(b.ctx, publicID)
+	require.NoError(t, err)
+	return strconv.FormatInt(l.ID, 10)
 }
 
 func (b *intakeBundle) leadCount(t *testing.T, id string) int64 {
@@ -170,7 +180,6 @@ func TestIntake(t *testing.T) {
 
 		wrong := b.send(t, http.StatusAccepted, auth, b.lead, leadJSON(t, "setup-1", "z"))
 		require.False(t, wrong.Duplicate)
-		require.Zero(t, wrong.Routed, "nothing is routed before activation")
 		v := b.get(t, b.lead)
 		requireStatus(t, v, integration.StatusSetupIncomplete, integration.ReasonSourceMismatch)
 		require.NotNil(t, v.LastSource)
@@ -178,8 +187,7 @@ func TestIntake(t *testing.T) {
 
 		right := b.send(t, http.StatusAccepted, auth, b.lead, leadJSON(t, "setup-2", "Z"))
 		require.False(t, right.Duplicate)
-		require.Zero(t, right.Routed)
-		require.Greater(t, right.LeadID, wrong.LeadID)
+		require.NotEqual(t, right.LeadID, wrong.LeadID)
 		v = b.get(t, b.lead)
 		requireStatus(t, v, integration.StatusSetupIncomplete, integration.ReasonAwaitingSetupCompletion)
 		require.Equal(t, "Z", *v.LastSource)
@@ -191,12 +199,14 @@ func TestIntake(t *testing.T) {
 
 		live := b.send(t, http.StatusAccepted, auth, b.lead, leadJSON(t, "live-1", "Z"))
 		require.False(t, live.Duplicate)
-		require.Equal(t, 1, live.Routed, "queued for the org's one CRM")
-		b.waitDelivered(t, 1)
+		b.waitDelivered(t, 1) // queued for the org's one CRM
 		stats, err := b.stack.Sandbox.Records(b.ctx, b.crmKey)
 		require.NoError(t, err)
 		require.Equal(t, 1, stats.Records)
-		require.Equal(t, map[string]int{strconv.FormatInt(live.LeadID, 10): 1}, stats.ByKey, "the CRM has the lead, keyed by its ID")
+		require.Equal(t, map[string]int{b.storedID(t, live.LeadID): 1}, stats.ByKey, "the CRM has the lead, keyed by its ID")
+		stored, err := b.stack.Store.LeadByPublicID(b.ctx, live.LeadID)
+		require.NoError(t, err)
+		require.Equal(t, [3]string{piiName, "Ada", "Lovelace"}, [3]string{stored.Name, stored.FirstName, stored.LastName}, "the name alone is split")
 		crmView := b.get(t, b.crm)
 		require.NotNil(t, crmView.Sync)
 		require.NotNil(t, crmView.Sync.Delivered)
@@ -205,18 +215,26 @@ func TestIntake(t *testing.T) {
 
 		// The authorization scheme is case-insensitive (RFC 9110 §11.1).
 		lower := http.Header{"Authorization": {"bearer " + b.token}}
-		other := b.send(t, http.StatusAccepted, lower, b.lead, leadJSON(t, "live-2", "Z"))
-		require.Equal(t, 1, other.Routed)
+		// The name's parts and the company, when sent, are stored as sent.
+		parts := mustJSON(t, map[string]any{
+			"external_id": "live-2", "source": "Z", "name": piiName,
+			"first_name": "Augusta Ada", "last_name": "King", "company": "Analytical Engines",
+			"email": piiEmail, "phone": piiPhone, "message": piiMessage,
+		})
+		second := b.send(t, http.StatusAccepted, lower, b.lead, parts)
 		b.waitDelivered(t, 2)
+		stored, err = b.stack.Store.LeadByPublicID(b.ctx, second.LeadID)
+		require.NoError(t, err)
+		require.Equal(t, [4]string{piiName, "Augusta Ada", "King", "Analytical Engines"}, [4]string{stored.Name, stored.FirstName, stored.LastName, stored.Company})
 
 		// Repeats, with other contact details, are duplicates of the
-		// original: 200, its lead ID, nothing stored, nothing routed. A
+		// original: 200, its public lead ID, nothing stored, nothing routed. A
 		// repeat of a lead sent during setup is not routed either.
 		body := mustJSON(t, map[string]any{"external_id": "live-1", "source": "Z", "name": "Someone Else"})
 		dup := b.send(t, http.StatusOK, auth, b.lead, body)
-		require.Equal(t, intakeAnswer{LeadID: live.LeadID, Duplicate: true, Routed: 0}, dup)
+		require.Equal(t, intakeAnswer{LeadID: live.LeadID, Duplicate: true}, dup)
 		dup = b.send(t, http.StatusOK, auth, b.lead, leadJSON(t, "setup-2", "Z"))
-		require.Equal(t, intakeAnswer{LeadID: right.LeadID, Duplicate: true, Routed: 0}, dup)
+		require.Equal(t, intakeAnswer{LeadID: right.LeadID, Duplicate: true}, dup)
 		require.Equal(t, int64(4), b.leadCount(t, b.lead), "stored once")
 		c := b.deliveries(t)
 		require.Equal(t, int64(2), c.Pending+c.Delivered+c.Rejected, "duplicates are not queued again")
@@ -243,8 +261,7 @@ func TestIntakeBadInputStoresNothing(t *testing.T) {
 		// The main lead integration is active, so a lead that slipped
 		// through would be routed; a second one is still in setup, where
 		// a stored lead would move its tracker.
-		test := b.send(t, http.StatusAccepted, bearer(b.token), b.lead, leadJSON(t, "test-lead", "Z"))
-		require.Zero(t, test.Routed)
+		b.send(t, http.StatusAccepted, bearer(b.token), b.lead, leadJSON(t, "test-lead", "Z"))
 		requireStatus(t, b.command(t, b.lead, "complete-setup", ""), integration.StatusActive, integration.ReasonNone)
 		inSetup, inSetupToken := b.createLeadWithToken(t)
 		deleted, deletedToken := b.createLeadWithToken(t)
@@ -404,8 +421,7 @@ func TestIntakeBadInputStoresNothing(t *testing.T) {
 
 		// The same valid lead with the new token is taken, on both: the
 		// cases above failed for their own reason, not the body.
-		out := b.send(t, http.StatusAccepted, bearer(b.token), b.lead, valid)
-		require.Equal(t, 1, out.Routed)
+		b.send(t, http.StatusAccepted, bearer(b.token), b.lead, valid)
 		b.send(t, http.StatusAccepted, bearer(inSetupToken), inSetup, valid)
 		v := b.get(t, inSetup)
 		requireStatus(t, v, integration.StatusSetupIncomplete, integration.ReasonAwaitingSetupCompletion)

@@ -21,6 +21,7 @@ import (
 	"github.com/acme/integrations/crm/salesforce"
 	"github.com/acme/integrations/crm/sandbox"
 	"github.com/acme/integrations/integration"
+	"github.com/acme/integrations/retention"
 	"github.com/acme/integrations/starter"
 	"github.com/acme/integrations/store"
 	"github.com/acme/integrations/worker"
@@ -50,6 +51,9 @@ type Service struct {
 	Starter *starter.Starter
 	// Worker runs the workflows and activities (WithWorker).
 	Worker sdkworker.Worker
+	// Purger is the lead retention job: Start runs it beside the worker
+	// (WithWorker); `leads purge` runs it once.
+	Purger *retention.Purger
 	// Nudger coalesces the sync nudges of intake (WithNudger, WithHTTP).
 	Nudger *starter.Nudger
 	// Handler is the HTTP API (WithHTTP), and HTTP its server once
@@ -170,6 +174,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (svc *Service, err err
 			return nil, err
 		}
 	}
+	s.Purger = &retention.Purger{Store: st, Retention: cfg.Retention.Leads, Interval: cfg.Retention.PurgeInterval, Logger: o.logger}
 	s.Connectors = connectors(cfg)
 	s.Starter = &starter.Starter{Store: st, Keyring: s.Keyring, Connectors: s.Connectors, TaskQueue: cfg.TaskQueue,
 		OAuthRedirectURL: strings.TrimRight(cfg.PublicURL, "/") + api.OAuthCallbackPath}
@@ -237,7 +242,7 @@ func connectors(cfg Config) *crm.Registry {
 }
 
 // Start runs the background parts until ctx ends or Close: the nudger, the
-// worker, and the HTTP API on Config.HTTPAddr.
+// worker and its lead retention job, and the HTTP API on Config.HTTPAddr.
 func (s *Service) Start(ctx context.Context) error {
 	if s.Nudger != nil {
 		nctx, cancel := context.WithCancel(ctx)
@@ -249,6 +254,16 @@ func (s *Service) Start(ctx context.Context) error {
 			return fmt.Errorf("start worker on task queue %s: %w", s.Config.TaskQueue, err)
 		}
 		s.onClose(s.Worker.Stop)
+	}
+	if s.Worker != nil {
+		pctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.Purger.Run(pctx)
+		}()
+		// Stopped before the store closes: a run in flight ends first.
+		s.onClose(func() { cancel(); <-done })
 	}
 	if s.Handler != nil {
 		addr := s.Config.HTTPAddr

@@ -23,6 +23,7 @@ import (
 
 	"github.com/acme/integrations/credential"
 	"github.com/acme/integrations/integration"
+	"github.com/acme/integrations/retention"
 	"github.com/acme/integrations/workflows"
 )
 
@@ -68,7 +69,10 @@ type Config struct {
 	SandboxURL string
 	// Policy is the worker's service-wide lifecycle policy: timers and
 	// thresholds for every integration without an override of its own.
-	Policy       integration.Policy
+	Policy integration.Policy
+	// Retention is how long lead payloads are kept, for the worker's
+	// retention job.
+	Retention    RetentionConfig
 	HubSpot      HubSpotConfig
 	Salesforce   SalesforceConfig
 	FollowUpBoss FollowUpBossConfig
@@ -91,6 +95,15 @@ type TemporalConfig struct {
 	Namespace string
 	// APIKey authenticates to Temporal Cloud (secret).
 	APIKey string
+}
+
+// RetentionConfig is the lead retention job's section (package retention).
+type RetentionConfig struct {
+	// Leads is how long a lead's payload is kept after intake, once every
+	// delivery of it is completed.
+	Leads time.Duration
+	// PurgeInterval is how often each worker process purges.
+	PurgeInterval time.Duration
 }
 
 // HubSpotConfig is the HubSpot connector's section.
@@ -198,6 +211,12 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.Policy.Attention.Failures }},
 	{name: "attention_after", env: "INTEGRATIONS_ATTENTION_AFTER", def: integration.DefaultAttentionAfter.String(),
 		field: func(c *Config) any { return &c.Policy.Attention.After }},
+
+	// Lead PII retention: read by the workers' retention job.
+	{name: "lead_retention", env: "INTEGRATIONS_LEAD_RETENTION", def: retention.DefaultRetention.String(),
+		field: func(c *Config) any { return &c.Retention.Leads }},
+	{name: "lead_purge_interval", env: "INTEGRATIONS_LEAD_PURGE_INTERVAL", def: retention.DefaultInterval.String(),
+		field: func(c *Config) any { return &c.Retention.PurgeInterval }},
 
 	// Per-provider sections, for the connectors of real CRMs.
 	{name: "hubspot_api_url", env: "INTEGRATIONS_HUBSPOT_API_URL", def: "https://api.hubapi.com",

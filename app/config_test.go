@@ -70,6 +70,7 @@ func TestLoadDefaults(t *testing.T) {
 	require.Equal(t, "http://127.0.0.1:8080", cfg.PublicURL)
 	require.Equal(t, "http://127.0.0.1:8090", cfg.SandboxURL)
 	require.Equal(t, integration.DefaultPolicy(), cfg.Policy, "the worker policy defaults to design §2")
+	require.Equal(t, app.RetentionConfig{Leads: 30 * 24 * time.Hour, PurgeInterval: time.Hour}, cfg.Retention, "lead payloads are kept 30 days")
 	require.Equal(t, "https://api.hubapi.com", cfg.HubSpot.APIURL)
 	require.Equal(t, "https://app.hubspot.com/oauth/authorize", cfg.HubSpot.AuthURL)
 	require.Equal(t, "https://login.salesforce.com", cfg.Salesforce.LoginURL)
@@ -95,6 +96,7 @@ func TestLoadSources(t *testing.T) {
 	b.env["INTEGRATIONS_TASK_QUEUE"] = "env-queue"
 	b.env["INTEGRATIONS_VALIDATION_INTERVAL"] = "90s"
 	b.env["INTEGRATIONS_ATTENTION_FAILURES"] = "7"
+	b.env["INTEGRATIONS_LEAD_RETENTION"] = "168h"
 	b.env["INTEGRATIONS_HUBSPOT_CLIENT_ID"] = "hub-client"
 	b.env["INTEGRATIONS_SANDBOX_URL"] = "" // empty is unset
 	cfg, err := b.load(t, map[string]string{"task-queue": "flag-queue"})
@@ -109,6 +111,8 @@ func TestLoadSources(t *testing.T) {
 		"database_url":         {"postgres://env@127.0.0.1/envdb", app.SourceEnv},
 		"validation_interval":  {"1m30s", app.SourceEnv},
 		"attention_failures":   {"7", app.SourceEnv},
+		"lead_retention":       {"168h0m0s", app.SourceEnv},
+		"lead_purge_interval":  {"1h0m0s", app.SourceDefault},
 		"hubspot_client_id":    {"hub-client", app.SourceEnv},
 		"temporal_address":     {"127.0.0.1:7999", app.SourceDevJSON},
 		"temporal_namespace":   {"devns", app.SourceDevJSON},
@@ -123,6 +127,7 @@ func TestLoadSources(t *testing.T) {
 	}
 	require.Equal(t, 90*time.Second, cfg.Policy.ValidationInterval)
 	require.Equal(t, 7, cfg.Policy.Attention.Failures)
+	require.Equal(t, 7*24*time.Hour, cfg.Retention.Leads)
 	require.NotNil(t, cfg.Dev)
 	require.Equal(t, "dev-queue", cfg.Dev.TaskQueue)
 	require.False(t, cfg.OnDevStack(), "the database is not the dev stack's")

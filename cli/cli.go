@@ -112,7 +112,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			commandCommand(integration.EventPause, "pause a CRM integration; it stays paused until resumed"),
 			commandCommand(integration.EventResume, "resume a manually paused CRM integration (validates first)"),
 			commandCommand(integration.EventDelete, "delete an integration; its workflow ends"),
-			statusCommand(), waitCommand(), listCommand(), eventsCommand(), sendLeadCommand(), rotateTokenCommand(), credentialsCommand(),
+			statusCommand(), waitCommand(), listCommand(), eventsCommand(), sendLeadCommand(), leadsCommand(), rotateTokenCommand(), credentialsCommand(),
 			sandboxCommand(), benchCommand(), configCommand(),
 		},
 		HideHelpCommand: true,

@@ -174,27 +174,42 @@ func TestSendLead(t *testing.T) {
 		pii := []string{"--name", "Ada Lovelace", "--email", "ada.lovelace@example.org", "--phone", "+1 555 0199", "--message", "call after five"}
 
 		out := b.ok(t, append([]string{"send-lead", lead, "--source", "Z", "--external-id", "partner-1"}, pii...)...)
-		m := regexp.MustCompile(`lead (\d+) accepted, queued for 0 CRM integration\(s\)`).FindStringSubmatch(out)
+		m := regexp.MustCompile(`lead (ld_[0-9a-f]{32}) accepted, queued for 0 CRM integration\(s\)`).FindStringSubmatch(out)
 		require.NotNil(t, m, out)
 		leadID := m[1]
 		require.Contains(t, out, "awaiting_setup_completion", "the test lead moved the tracker")
+		stored, err := b.stack.Store.LeadByPublicID(context.Background(), leadID)
+		require.NoError(t, err)
+		require.Equal(t, [3]string{"Ada Lovelace", "Ada", "Lovelace"}, [3]string{stored.Name, stored.FirstName, stored.LastName}, "--name is split")
 
 		out = b.ok(t, "send-lead", lead, "--source", "Z", "--external-id", "partner-1", "--name", "Someone Else")
 		require.Contains(t, out, `duplicate of lead `+leadID+` (external id "partner-1"): nothing stored`)
 		var dup struct {
 			integration.View
-			Lead starter.IntakeOutcome `json:"lead"`
+			Lead struct {
+				LeadID    string `json:"lead_id"`
+				Duplicate bool   `json:"duplicate"`
+				Routed    *int   `json:"routed"`
+			} `json:"lead"`
 		}
 		require.NoError(t, json.Unmarshal([]byte(b.ok(t, "send-lead", lead, "--source", "Z", "--external-id", "partner-1", "-o", "json")), &dup))
 		require.True(t, dup.Lead.Duplicate)
-		require.Equal(t, leadID, strconv.FormatInt(dup.Lead.LeadID, 10))
-		require.Zero(t, dup.Lead.Routed)
+		require.Equal(t, leadID, dup.Lead.LeadID)
+		require.NotNil(t, dup.Lead.Routed, "the operator sees how many CRMs got it")
+		require.Zero(t, *dup.Lead.Routed)
 		require.Equal(t, lead, dup.ID)
 		require.Equal(t, int64(1), b.leadCount(t, lead), "stored once")
 
-		// Without --external-id each lead is new.
-		b.ok(t, "send-lead", lead, "--source", "Z")
-		b.ok(t, "send-lead", lead, "--source", "Z")
+		// Without --external-id each lead is new. Given parts win over the
+		// name, which is filled from them when missing.
+		out = b.ok(t, "send-lead", lead, "--source", "Z", "--name", "Ada King", "--first-name", "Augusta Ada", "--last-name", "Lovelace", "--company", "Engines Ltd")
+		stored, err = b.stack.Store.LeadByPublicID(context.Background(), regexp.MustCompile(`ld_[0-9a-f]{32}`).FindString(out))
+		require.NoError(t, err)
+		require.Equal(t, [4]string{"Ada King", "Augusta Ada", "Lovelace", "Engines Ltd"}, [4]string{stored.Name, stored.FirstName, stored.LastName, stored.Company})
+		out = b.ok(t, "send-lead", lead, "--source", "Z", "--last-name", "Lovelace")
+		stored, err = b.stack.Store.LeadByPublicID(context.Background(), regexp.MustCompile(`ld_[0-9a-f]{32}`).FindString(out))
+		require.NoError(t, err)
+		require.Equal(t, [3]string{"Lovelace", "", "Lovelace"}, [3]string{stored.Name, stored.FirstName, stored.LastName})
 		require.Equal(t, int64(3), b.leadCount(t, lead))
 
 		crmID := testenv.ID("crm")
@@ -224,6 +239,9 @@ func TestSendLead(t *testing.T) {
 		r = b.run(t, "send-lead", lead, "--source", "Z", "--external-id", strings.Repeat("x", 201))
 		require.Equal(t, cli.ExitUsage, r.code, r.stderr)
 		require.Contains(t, r.stderr, `"external_id"`)
+		r = b.run(t, "send-lead", lead, "--source", "Z", "--company", strings.Repeat("x", 321))
+		require.Equal(t, cli.ExitUsage, r.code, r.stderr)
+		require.Contains(t, r.stderr, `"company"`)
 		require.Equal(t, int64(3), b.leadCount(t, lead), "refused leads are not stored")
 
 		for _, v := range pii {
@@ -264,8 +282,10 @@ func TestSyncStatusAndSandbox(t *testing.T) {
 		require.Contains(t, b.ok(t, "sandbox", "records", key), "records:                 0")
 
 		out = b.ok(t, "send-lead", lead, "--source", "Z", "--external-id", "live-1", "--email", "ada.lovelace@example.org")
-		m := regexp.MustCompile(`lead (\d+) accepted, queued for 1 CRM integration\(s\)`).FindStringSubmatch(out)
+		m := regexp.MustCompile(`lead (ld_[0-9a-f]{32}) accepted, queued for 1 CRM integration\(s\)`).FindStringSubmatch(out)
 		require.NotNil(t, m, out)
+		sent, err := b.stack.Store.LeadByPublicID(context.Background(), m[1])
+		require.NoError(t, err)
 
 		v := b.eventually(t, crmID, func(v integration.View) bool {
 			return v.Status == integration.StatusActive && v.Sync != nil && v.Sync.Delivered != nil && *v.Sync.Delivered == 1
@@ -287,7 +307,7 @@ func TestSyncStatusAndSandbox(t *testing.T) {
 		}
 		require.NoError(t, json.Unmarshal([]byte(b.ok(t, "sandbox", "records", key, "-o", "json")), &records))
 		require.Equal(t, 1, records.Records)
-		require.Equal(t, map[string]int{m[1]: 1}, records.ByKey, "the lead, keyed by its ID, once")
+		require.Equal(t, map[string]int{strconv.FormatInt(sent.ID, 10): 1}, records.ByKey, "the lead, keyed by its ID, once")
 
 		r := b.run(t, "sandbox", "fault", key, "--fail-next", "-1")
 		require.Equal(t, cli.ExitUsage, r.code, r.stderr)

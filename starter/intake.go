@@ -25,16 +25,23 @@ var ErrUnauthorized = errors.New("unauthorized")
 // Lead is a lead as a partner sends it. Contact fields are PII: they go to
 // the database only, never into workflow history, logs or errors.
 type Lead struct {
-	ExternalID string         `json:"external_id"`
-	Source     string         `json:"source"`
+	ExternalID string `json:"external_id"`
+	Source     string `json:"source"`
+	// Name is the contact's whole name. FirstName and LastName are its
+	// parts: when the partner sends neither, intake splits Name (see
+	// SplitName); when it sends either, they are stored as sent.
 	Name       string         `json:"name,omitempty"`
+	FirstName  string         `json:"first_name,omitempty"`
+	LastName   string         `json:"last_name,omitempty"`
+	Company    string         `json:"company,omitempty"`
 	Email      string         `json:"email,omitempty"`
 	Phone      string         `json:"phone,omitempty"`
 	Message    string         `json:"message,omitempty"`
 	Attributes map[string]any `json:"attributes,omitempty"`
 }
 
-// Field limits of a lead (bytes); the whole body is bounded by the API.
+// Field limits of a lead (bytes; attributes in levels of nesting); the
+// whole body is bounded by the API.
 const (
 	maxExternalIDBytes = 200
 	maxContactBytes    = 320
@@ -65,18 +72,24 @@ func (l Lead) Validate() error {
 	case len(l.Source) > integration.MaxSourceLength:
 		return &FieldError{"source", fmt.Sprintf("is over %d bytes", integration.MaxSourceLength)}
 	}
-	for field, v := range map[string]string{"name": l.Name, "email": l.Email, "phone": l.Phone} {
-		if len(v) > maxContactBytes {
-			return &FieldError{field, fmt.Sprintf("is over %d bytes", maxContactBytes)}
+	type field struct{ name, value string }
+	contact := []field{
+		{"name", l.Name}, {"first_name", l.FirstName}, {"last_name", l.LastName},
+		{"company", l.Company}, {"email", l.Email}, {"phone", l.Phone},
+	}
+	for _, f := range contact {
+		if len(f.value) > maxContactBytes {
+			return &FieldError{f.name, fmt.Sprintf("is over %d bytes", maxContactBytes)}
 		}
 	}
 	if len(l.Message) > maxMessageBytes {
 		return &FieldError{"message", fmt.Sprintf("is over %d bytes", maxMessageBytes)}
 	}
-	for _, f := range []struct{ name, value string }{
-		{"external_id", l.ExternalID}, {"source", l.Source}, {"name", l.Name},
-		{"email", l.Email}, {"phone", l.Phone}, {"message", l.Message},
-	} {
+	if depth := store.AttributeDepth(l.Attributes); depth > store.MaxAttributeDepth {
+		return &FieldError{"attributes", fmt.Sprintf("nest %d levels deep, more than %d: flatten them", depth, store.MaxAttributeDepth)}
+	}
+	text := append([]field{{"external_id", l.ExternalID}, {"source", l.Source}}, contact...)
+	for _, f := range append(text, field{"message", l.Message}) {
 		if strings.ContainsRune(f.value, 0) || !utf8.ValidString(f.value) {
 			return &FieldError{f.name, "must be UTF-8 text without NUL characters"}
 		}
@@ -84,12 +97,18 @@ func (l Lead) Validate() error {
 	return nil
 }
 
-// IntakeOutcome is what intake tells the sender.
+// IntakeOutcome is what intake tells the sender. Its JSON is the answer
+// to a partner: the lead's opaque public ID and whether it was a repeat,
+// nothing about the platform (the platform-wide lead counter) or the org
+// (how many CRM integrations it has).
 type IntakeOutcome struct {
-	LeadID    int64 `json:"lead_id"`
-	Duplicate bool  `json:"duplicate"`
-	// Routed counts the CRM integrations the lead is queued for.
-	Routed int `json:"routed"`
+	// LeadID is the lead's public ID ("ld_" and 32 hex digits); for a
+	// duplicate, the original's.
+	LeadID    string `json:"lead_id"`
+	Duplicate bool   `json:"duplicate"`
+	// Routed counts the CRM integrations the lead is queued for: for
+	// operators (send-lead shows it), never in the partner's answer.
+	Routed int `json:"-"`
 	// State is the lead integration after the lead, when it was still in
 	// setup (the tracker moved); otherwise as read at intake.
 	State integration.State `json:"-"`
@@ -108,8 +127,10 @@ func (s *Starter) Intake(ctx context.Context, id string, lead Lead) (IntakeOutco
 	if err := lead.Validate(); err != nil {
 		return IntakeOutcome{}, err
 	}
+	name, first, last := leadNames(lead)
 	res, err := s.Store.AddLead(ctx, store.Lead{
-		IntegrationID: id, ExternalID: lead.ExternalID, Source: lead.Source, Name: lead.Name,
+		IntegrationID: id, ExternalID: lead.ExternalID, Source: lead.Source,
+		Name: name, FirstName: first, LastName: last, Company: lead.Company,
 		Email: lead.Email, Phone: lead.Phone, Message: lead.Message, Attributes: lead.Attributes,
 		ReceivedAt: s.now(),
 	})
@@ -134,7 +155,7 @@ func (s *Starter) Intake(ctx context.Context, id string, lead Lead) (IntakeOutco
 	if err != nil {
 		return IntakeOutcome{}, fmt.Errorf("intake for %s: %w", id, err)
 	}
-	out := IntakeOutcome{LeadID: res.LeadID, Duplicate: res.Duplicate, Routed: len(res.Routed), State: res.Integration}
+	out := IntakeOutcome{LeadID: res.PublicID, Duplicate: res.Duplicate, Routed: len(res.Routed), State: res.Integration}
 	for _, crmID := range res.Routed {
 		s.nudge(ctx, crmID)
 	}

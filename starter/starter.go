@@ -3,6 +3,29 @@
 // authorize, leads, and reads of the projection and of the live workflow.
 // Every command is sent as an update, so it returns once its effect is in
 // the database (read-your-writes) or fails at once with the reason.
+//
+// # Names of leads
+//
+// Intake stores a lead's whole name and its parts, for CRMs that keep a
+// first and a last name (a Salesforce Lead needs LastName). When the
+// partner sends first_name or last_name, they are stored as sent and the
+// name is not split; the name, when the partner sent none, is the parts
+// joined. When it sends only name, SplitName splits it the way a CRM user
+// reads a name:
+//   - spaces (any Unicode space, however many) separate words;
+//   - "Lovelace, Ada" (one comma) is last name, then first name;
+//   - otherwise the last word is the last name, with the lower-case
+//     particles before it and a generational suffix after it: "Ludwig van
+//     Beethoven" is Ludwig / van Beethoven, "Martin Luther King Jr." is
+//     Martin Luther / King Jr.; "Van Morrison", capitalised, is Van /
+//     Morrison;
+//   - the words before the last name are the first name: "Mary Ann Smith"
+//     is Mary Ann / Smith;
+//   - a single word is a last name only ("Cher": no first name), since a
+//     CRM that needs one name needs the last one.
+//
+// Names written family name first ("山田 太郎") are split the same way:
+// partners that know better send first_name and last_name.
 package starter
 
 import (

@@ -14,11 +14,13 @@ import (
 )
 
 // Delivery statuses: a delivery is pending until the CRM accepts the lead
-// (delivered) or refuses it on its own merits (rejected).
+// (delivered) or refuses it on its own merits (rejected), or it is called
+// off (cancelled: its lead was erased, reason ErasedReason).
 const (
 	DeliveryPending   = "pending"
 	DeliveryDelivered = "delivered"
 	DeliveryRejected  = "rejected"
+	DeliveryCancelled = "cancelled"
 )
 
 // MaxPendingLimit caps how many deliveries PendingDeliveries returns at
@@ -108,8 +110,7 @@ func (s *Store) PendingDeliveriesAfter(ctx context.Context, crmID string, afterL
 		// Scanned field by field rather than through sqlx's reflection:
 		// this runs for every lead a CRM integration delivers.
 		var row pendingRow
-		if err := rows.Scan(&row.ID, &row.LeadIntegrationID, &row.OrgID, &row.ExternalID, &row.Source,
-			&row.Name, &row.Email, &row.Phone, &row.Message, &row.Attributes, &row.ReceivedAt, &row.Attempts); err != nil {
+		if err := rows.Scan(append(row.scanFields(), &row.Attempts)...); err != nil {
 			return nil, fmt.Errorf("pending deliveries of %s: %w", crmID, err)
 		}
 		l, err := row.toLead()

@@ -53,6 +53,12 @@ type dialect interface {
 	// lead_id is one of leadIDs (not empty), and returns the query ready to
 	// run on the store's pool with args and the IDs bound.
 	anyLeadID(query string, args []any, leadIDs []int64) (string, []any, error)
+	// contactKey is the SQL expression of a leads column that an erasure
+	// compares with the normalized contact (see Contact): for "email" the
+	// value without surrounding spaces, its ASCII letters in lower case;
+	// for "phone" its ASCII digits only. Other letters stay as they are on
+	// both databases, so both match the same leads.
+	contactKey(field string) string
 	// lockSecrets makes the writes of one integration's secrets take
 	// turns within tx: credential adds, so each reads the latest version
 	// before it writes the next, and the delete of its credentials and

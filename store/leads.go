@@ -2,6 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,8 +27,13 @@ var ErrInvalidLead = errors.New("invalid lead")
 // that is delivered to every CRM integration of the org.
 type Lead struct {
 	// ID is assigned by AddLead, in intake order; CRMs get it as the
-	// idempotency key of the record.
+	// idempotency key of the record. It is a platform-wide counter: never
+	// shown to partners (they get PublicID).
 	ID int64
+	// PublicID is the lead's opaque ID, "ld_" and 32 hex digits of
+	// randomness, unique: what intake answers the partner. AddLead assigns
+	// it, whatever the caller set.
+	PublicID string
 	// IntegrationID is the lead integration the lead arrived through.
 	IntegrationID string
 	// OrgID is the org of that integration; AddLead takes it from the
@@ -36,19 +44,33 @@ type Lead struct {
 	ExternalID string
 	// Source is the source value the partner sent.
 	Source string
-	// Contact fields; any may be empty.
-	Name, Email, Phone, Message string
+	// Contact fields; any may be empty. Name is the whole name as the
+	// partner sent it, FirstName and LastName its parts (the partner's, or
+	// split from Name by intake), Company the contact's company.
+	Name, FirstName, LastName, Company, Email, Phone, Message string
 	// Attributes are further free-form fields. They round-trip as JSON, so
 	// numbers come back as float64; nil when there are none.
 	Attributes map[string]any
 	// ReceivedAt is when intake accepted the lead.
 	ReceivedAt time.Time
+	// PurgedAt is when the payload (the contact fields and attributes) was
+	// removed, by the retention job or an erasure; nil while it is kept.
+	// AddLead ignores it.
+	PurgedAt *time.Time
 }
+
+// MaxAttributeDepth bounds how deeply a lead's attributes may nest
+// (objects and arrays): SQLite's JSON functions refuse text nested deeper
+// than 1000, and no CRM field nests at all.
+const MaxAttributeDepth = 32
 
 // IntakeResult is what AddLead did with a lead.
 type IntakeResult struct {
 	// LeadID is the stored lead's ID; for a duplicate, the original's.
 	LeadID int64
+	// PublicID is the stored lead's public ID; for a duplicate, the
+	// original's.
+	PublicID string
 	// Duplicate reports that the lead integration already had a lead with
 	// this external ID, so nothing was stored.
 	Duplicate bool
@@ -63,23 +85,47 @@ type IntakeResult struct {
 
 // leadRow is a row of leads.
 type leadRow struct {
-	ID                int64     `db:"id"`
-	LeadIntegrationID string    `db:"lead_integration_id"`
-	OrgID             string    `db:"org_id"`
-	ExternalID        string    `db:"external_id"`
-	Source            string    `db:"source"`
-	Name              string    `db:"name"`
-	Email             string    `db:"email"`
-	Phone             string    `db:"phone"`
-	Message           string    `db:"message"`
-	Attributes        string    `db:"attributes"`
-	ReceivedAt        time.Time `db:"received_at"`
+	ID                int64      `db:"id"`
+	PublicID          string     `db:"public_id"`
+	LeadIntegrationID string     `db:"lead_integration_id"`
+	OrgID             string     `db:"org_id"`
+	ExternalID        string     `db:"external_id"`
+	Source            string     `db:"source"`
+	Name              string     `db:"name"`
+	FirstName         string     `db:"first_name"`
+	LastName          string     `db:"last_name"`
+	Company           string     `db:"company"`
+	Email             string     `db:"email"`
+	Phone             string     `db:"phone"`
+	Message           string     `db:"message"`
+	Attributes        string     `db:"attributes"`
+	ReceivedAt        time.Time  `db:"received_at"`
+	PurgedAt          *time.Time `db:"purged_at"`
 }
 
 // leadColumns lists the columns of leads in leadRow order, qualified with
 // the alias l so they can be joined.
-const leadColumns = `l.id, l.lead_integration_id, l.org_id, l.external_id, l.source,
-	l.name, l.email, l.phone, l.message, l.attributes, l.received_at`
+const leadColumns = `l.id, l.public_id, l.lead_integration_id, l.org_id, l.external_id, l.source,
+	l.name, l.first_name, l.last_name, l.company, l.email, l.phone, l.message, l.attributes, l.received_at, l.purged_at`
+
+// scanFields are the destinations of leadColumns in r, for the hot paths
+// that scan rows without sqlx's reflection.
+func (r *leadRow) scanFields() []any {
+	return []any{&r.ID, &r.PublicID, &r.LeadIntegrationID, &r.OrgID, &r.ExternalID, &r.Source,
+		&r.Name, &r.FirstName, &r.LastName, &r.Company, &r.Email, &r.Phone, &r.Message, &r.Attributes, &r.ReceivedAt, &r.PurgedAt}
+}
+
+// newPublicID returns a fresh public lead ID: "ld_" and 16 random bytes in
+// hex, the form the migration gives the leads stored before public IDs
+// (00008). 128 bits make a collision as good as impossible; the unique
+// index would refuse one.
+func newPublicID() string {
+	b := make([]byte, 16)
+	// crypto/rand.Read never fails (it crashes the program rather than
+	// return weak bytes).
+	_, _ = rand.Read(b)
+	return "ld_" + hex.EncodeToString(b)
+}
 
 func toLeadRow(l Lead) (leadRow, error) {
 	attributes := []byte("{}")
@@ -93,16 +139,22 @@ func toLeadRow(l Lead) (leadRow, error) {
 		}
 	}
 	return leadRow{
-		ID: l.ID, LeadIntegrationID: l.IntegrationID, OrgID: l.OrgID, ExternalID: l.ExternalID, Source: l.Source,
-		Name: l.Name, Email: l.Email, Phone: l.Phone, Message: l.Message,
+		ID: l.ID, PublicID: l.PublicID, LeadIntegrationID: l.IntegrationID, OrgID: l.OrgID, ExternalID: l.ExternalID, Source: l.Source,
+		Name: l.Name, FirstName: l.FirstName, LastName: l.LastName, Company: l.Company,
+		Email: l.Email, Phone: l.Phone, Message: l.Message,
 		Attributes: string(attributes), ReceivedAt: dbTime(l.ReceivedAt),
 	}, nil
 }
 
 func (r leadRow) toLead() (Lead, error) {
 	l := Lead{
-		ID: r.ID, IntegrationID: r.LeadIntegrationID, OrgID: r.OrgID, ExternalID: r.ExternalID, Source: r.Source,
-		Name: r.Name, Email: r.Email, Phone: r.Phone, Message: r.Message, ReceivedAt: r.ReceivedAt.UTC(),
+		ID: r.ID, PublicID: r.PublicID, IntegrationID: r.LeadIntegrationID, OrgID: r.OrgID, ExternalID: r.ExternalID, Source: r.Source,
+		Name: r.Name, FirstName: r.FirstName, LastName: r.LastName, Company: r.Company,
+		Email: r.Email, Phone: r.Phone, Message: r.Message, ReceivedAt: r.ReceivedAt.UTC(),
+	}
+	if r.PurgedAt != nil {
+		at := r.PurgedAt.UTC()
+		l.PurgedAt = &at
 	}
 	// Most leads have none: skip the decoder for the stored "{}".
 	if r.Attributes == "{}" {
@@ -153,8 +205,12 @@ func checkLead(l Lead) error {
 	case l.ReceivedAt.IsZero():
 		return errors.New("lead has no receive time")
 	}
+	if depth := AttributeDepth(l.Attributes); depth > MaxAttributeDepth {
+		return fmt.Errorf("lead attributes nest %d levels deep, more than %d: flatten them", depth, MaxAttributeDepth)
+	}
 	for _, f := range []struct{ name, value string }{
 		{"external ID", l.ExternalID}, {"source", l.Source}, {"name", l.Name},
+		{"first name", l.FirstName}, {"last name", l.LastName}, {"company", l.Company},
 		{"email", l.Email}, {"phone", l.Phone}, {"message", l.Message},
 	} {
 		// PostgreSQL text holds neither; SQLite would, so check here to
@@ -175,9 +231,11 @@ func checkLead(l Lead) error {
 //     ErrInvalidLead, and nothing is stored;
 //   - the lead integration must exist, be a lead integration and not be
 //     deleted; otherwise the error wraps ErrNotFound and nothing is stored;
-//   - l.OrgID is taken from the integration row;
+//   - l.OrgID is taken from the integration row, and the lead gets a fresh
+//     PublicID;
 //   - a repeated external ID stores nothing and returns Duplicate with the
-//     original's LeadID (concurrent repeats too: one of them stores);
+//     original's LeadID and PublicID (concurrent repeats too: one of them
+//     stores);
 //   - when the lead integration's status, read in the same transaction, is
 //     active, the lead gets a pending delivery for every CRM integration of
 //     the org that is not deleted (paused and failing ones included: they
@@ -190,6 +248,7 @@ func (s *Store) AddLead(ctx context.Context, l Lead) (IntakeResult, error) {
 	if err != nil {
 		return IntakeResult{}, fmt.Errorf("add lead to %s: %w (%w)", l.IntegrationID, err, ErrInvalidLead)
 	}
+	row.PublicID = newPublicID()
 	res, err := s.dialect.addLead(ctx, s, row)
 	if err != nil {
 		return IntakeResult{}, fmt.Errorf("add lead to %s: %w", l.IntegrationID, err)
@@ -217,4 +276,61 @@ func (s *Store) CountLeads(ctx context.Context, leadIntegrationID string) (int64
 		return 0, fmt.Errorf("count leads of %s: %w", leadIntegrationID, err)
 	}
 	return n, nil
+}
+
+// AttributeDepth is how deeply attributes nest: 0 for none, 1 for a flat
+// object, one more for each object or array inside.
+func AttributeDepth(attributes map[string]any) int {
+	if len(attributes) == 0 {
+		return 0
+	}
+	return jsonDepth(attributes)
+}
+
+// jsonDepth is the nesting depth of a decoded JSON value.
+func jsonDepth(v any) int {
+	deepest := 0
+	switch v := v.(type) {
+	case map[string]any:
+		for _, e := range v {
+			deepest = max(deepest, jsonDepth(e))
+		}
+	case []any:
+		for _, e := range v {
+			deepest = max(deepest, jsonDepth(e))
+		}
+	default:
+		return 0
+	}
+	return deepest + 1
+}
+
+// LeadByPublicID returns the lead whose public ID is publicID, with its
+// payload (empty once purged); the error wraps ErrNotFound when there is
+// none.
+func (s *Store) LeadByPublicID(ctx context.Context, publicID string) (Lead, error) {
+	var row leadRow
+	q := s.db.Rebind(`SELECT ` + leadColumns + ` FROM leads l WHERE l.public_id = ?`)
+	err := sqlx.GetContext(ctx, s.db, &row, q, publicID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Lead{}, fmt.Errorf("no lead has public ID %q: %w", publicID, ErrNotFound)
+	}
+	if err != nil {
+		return Lead{}, fmt.Errorf("read lead %s: %w", publicID, err)
+	}
+	return row.toLead()
+}
+
+// originalLead returns the ID and public ID of the lead that row's
+// external ID repeats.
+func originalLead(ctx context.Context, q queryer, row leadRow) (id int64, publicID string, err error) {
+	var original struct {
+		ID       int64  `db:"id"`
+		PublicID string `db:"public_id"`
+	}
+	query := q.Rebind(`SELECT id, public_id FROM leads WHERE lead_integration_id = ? AND external_id = ?`)
+	if err := sqlx.GetContext(ctx, q, &original, query, row.LeadIntegrationID, row.ExternalID); err != nil {
+		return 0, "", fmt.Errorf("find the original of a duplicate lead: %w", err)
+	}
+	return original.ID, original.PublicID, nil
 }

@@ -45,10 +45,25 @@ func crmIntegration(t testing.TB, b *testBundle, id, org string, status integrat
 func newLeadPayload(integrationID, externalID string, i int) store.Lead {
 	return store.Lead{
 		IntegrationID: integrationID, ExternalID: externalID, Source: "Zillow-Test",
-		Name: "Jane Doe " + externalID, Email: "jane@example.com", Phone: "+1 555 0100", Message: "Call me — ünïcödé",
+		Name: "Jane Doe " + externalID, FirstName: "Jane", LastName: "Doe " + externalID, Company: "Doe & Söhne",
+		Email: "jane@example.com", Phone: "+1 555 0100", Message: "Call me — ünïcödé",
 		Attributes: map[string]any{"budget": 450000.5, "tags": []any{"a", "b"}, "nested": map[string]any{"x": true}},
 		ReceivedAt: t0.Add(time.Duration(i) * time.Millisecond),
 	}
+}
+
+// nested returns attributes that nest depth levels deep: objects in
+// arrays in objects ...
+func nested(depth int) map[string]any {
+	var v any = "Secret"
+	for i := depth; i > 1; i-- {
+		if i%2 == 0 {
+			v = []any{v}
+		} else {
+			v = map[string]any{"k": v}
+		}
+	}
+	return map[string]any{"k": v}
 }
 
 func addLead(t testing.TB, b *testBundle, l store.Lead) store.IntakeResult {
@@ -128,14 +143,16 @@ func TestAddLead(t *testing.T) {
 			l := newLeadPayload("route-lead", "ext-1", 0)
 			l.OrgID = "someone-elses-org"
 			l.ReceivedAt = time.Date(2025, 3, 4, 1, 2, 3, 456789999, time.FixedZone("UTC-7", -7*3600))
+			l.PublicID = "ld_chosen_by_the_caller"
 			res := addLead(t, b, l)
 			require.Positive(t, res.LeadID)
+			require.Regexp(t, `^ld_[0-9a-f]{32}$`, res.PublicID, "the store assigns an opaque public ID")
 			require.False(t, res.Duplicate)
 			require.Equal(t, []string{"route-crm-active", "route-crm-failing", "route-crm-paused", "route-crm-setup"}, res.Routed)
 			require.Equal(t, owner, res.Integration)
 
 			want := l
-			want.ID, want.OrgID = res.LeadID, "org-route"
+			want.ID, want.PublicID, want.OrgID = res.LeadID, res.PublicID, "org-route"
 			want.ReceivedAt = time.Date(2025, 3, 4, 8, 2, 3, 456789000, time.UTC)
 			for _, crm := range res.Routed {
 				deliveries, err := b.store.PendingDeliveries(b.ctx, crm, 10)
@@ -203,6 +220,7 @@ func TestAddLead(t *testing.T) {
 			again := addLead(t, b, retry)
 			require.True(t, again.Duplicate)
 			require.Equal(t, original.LeadID, again.LeadID)
+			require.Equal(t, original.PublicID, again.PublicID, "a duplicate answers the original's public ID")
 			require.Empty(t, again.Routed, "a duplicate is not routed again")
 			require.Equal(t, "dup-lead", again.Integration.ID)
 			require.Equal(t, int64(1), countLeads(t, b, "dup-lead"))
@@ -216,6 +234,12 @@ func TestAddLead(t *testing.T) {
 			other := addLead(t, b, newLeadPayload("dup-lead-other", "ext-dup", 1))
 			require.False(t, other.Duplicate)
 			require.NotEqual(t, original.LeadID, other.LeadID)
+			require.NotEqual(t, original.PublicID, other.PublicID)
+			found, err := b.store.LeadByPublicID(b.ctx, other.PublicID)
+			require.NoError(t, err)
+			require.Equal(t, other.LeadID, found.ID)
+			_, err = b.store.LeadByPublicID(b.ctx, "ld_unknown")
+			require.ErrorIs(t, err, store.ErrNotFound)
 			require.Equal(t, []int64{original.LeadID, other.LeadID}, pendingLeadIDs(t, b, "dup-crm"))
 		})
 
@@ -240,6 +264,7 @@ func TestAddLead(t *testing.T) {
 			for i := range senders {
 				require.NoError(t, errs[i])
 				require.Equal(t, results[0].LeadID, results[i].LeadID)
+				require.Equal(t, results[0].PublicID, results[i].PublicID)
 				if !results[i].Duplicate {
 					stored++
 					require.Equal(t, []string{"race-crm"}, results[i].Routed)
@@ -277,6 +302,10 @@ func TestAddLead(t *testing.T) {
 				"NoReceiveTime":        {func(l *store.Lead) { l.ReceivedAt = time.Time{} }, "no receive time"},
 				"NULInName":            {func(l *store.Lead) { l.Name = "Secret\x00Person" }, "name contains a NUL"},
 				"InvalidUTF8Email":     {func(l *store.Lead) { l.Email = "Secret\xffPerson" }, "email is not valid UTF-8"},
+				"NULInFirstName":       {func(l *store.Lead) { l.FirstName = "Secret\x00Person" }, "first name contains a NUL"},
+				"NULInLastName":        {func(l *store.Lead) { l.LastName = "Secret\x00Person" }, "last name contains a NUL"},
+				"InvalidUTF8Company":   {func(l *store.Lead) { l.Company = "Secret\xffPerson" }, "company is not valid UTF-8"},
+				"DeepAttributes":       {func(l *store.Lead) { l.Attributes = nested(store.MaxAttributeDepth + 1) }, "nest 33 levels deep"},
 				"NULInAttribute":       {func(l *store.Lead) { l.Attributes = map[string]any{"k": []any{"Secret\x00Person"}} }, "attributes contain a NUL"},
 				"UnencodableAttribute": {func(l *store.Lead) { l.Attributes = map[string]any{"k": math.NaN()} }, "encode attributes"},
 			}
@@ -299,6 +328,11 @@ func TestAddLead(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, res.LeadID, deliveries[0].Lead.ID)
 			require.Equal(t, l.Attributes, deliveries[0].Lead.Attributes)
+
+			// As deep as allowed is stored.
+			l = newLeadPayload("bad-lead", "ext-deep", 0)
+			l.Attributes = nested(store.MaxAttributeDepth)
+			addLead(t, b, l)
 		})
 
 		t.Run("EmptyAttributesComeBackNil", func(t *testing.T) {

@@ -84,8 +84,8 @@ func (*postgres) admit(context.Context) (func(), error) { return func() {}, nil 
 const postgresIntake = `WITH owner AS (
 	SELECT ` + integrationColumns + ` FROM integrations WHERE id = ?
 ), inserted AS (
-	INSERT INTO leads (lead_integration_id, org_id, external_id, source, name, email, phone, message, attributes, received_at)
-	SELECT id, org_id, ?, ?, ?, ?, ?, ?, CAST(? AS JSONB), CAST(? AS TIMESTAMPTZ)
+	INSERT INTO leads (lead_integration_id, org_id, public_id, external_id, source, name, first_name, last_name, company, email, phone, message, attributes, received_at)
+	SELECT id, org_id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS JSONB), CAST(? AS TIMESTAMPTZ)
 	FROM owner
 	WHERE kind = 'lead' AND status <> 'deleted'
 	ON CONFLICT (lead_integration_id, external_id) DO NOTHING
@@ -117,7 +117,8 @@ func (*postgres) addLead(ctx context.Context, s *Store, row leadRow) (IntakeResu
 	}
 	var out intakeRow
 	err = intake.GetContext(ctx, &out, row.LeadIntegrationID,
-		row.ExternalID, row.Source, row.Name, row.Email, row.Phone, row.Message, row.Attributes, row.ReceivedAt,
+		row.PublicID, row.ExternalID, row.Source, row.Name, row.FirstName, row.LastName, row.Company,
+		row.Email, row.Phone, row.Message, row.Attributes, row.ReceivedAt,
 		row.ReceivedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return IntakeResult{}, fmt.Errorf("lead integration %q: %w", row.LeadIntegrationID, ErrNotFound)
@@ -136,14 +137,14 @@ func (*postgres) addLead(ctx context.Context, s *Store, row leadRow) (IntakeResu
 		res.Routed = nil
 	}
 	if out.LeadID.Valid {
+		res.PublicID = row.PublicID
 		return res, nil
 	}
 	// A duplicate. In a new statement, which sees the conflicting row even
 	// if the insert had to wait for it to commit.
 	res.Duplicate = true
-	q := s.db.Rebind(`SELECT id FROM leads WHERE lead_integration_id = ? AND external_id = ?`)
-	if err := sqlx.GetContext(ctx, s.db, &res.LeadID, q, row.LeadIntegrationID, row.ExternalID); err != nil {
-		return IntakeResult{}, fmt.Errorf("find the original of a duplicate lead: %w", err)
+	if res.LeadID, res.PublicID, err = originalLead(ctx, s.db, row); err != nil {
+		return IntakeResult{}, err
 	}
 	return res, nil
 }
@@ -203,4 +204,13 @@ func (*postgres) anyLeadID(query string, args []any, leadIDs []int64) (string, [
 func (*postgres) lockSecrets(ctx context.Context, tx *sqlx.Tx, integrationID string) error {
 	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('crm_credentials:' || $1))`, integrationID)
 	return err
+}
+
+// contactKey folds case in the "C" collation, which lowers ASCII letters
+// only, whatever the database's locale: as SQLite's lower() does.
+func (*postgres) contactKey(field string) string {
+	if field == "phone" {
+		return `regexp_replace(phone, '[^0-9]+', '', 'g')`
+	}
+	return `lower(trim(email) COLLATE "C")`
 }

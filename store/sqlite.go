@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -12,8 +13,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/pressly/goose/v3"
-	// Registers the "sqlite" driver.
-	_ "modernc.org/sqlite"
+	// Registers the "sqlite" driver, and takes the functions it runs.
+	sqlitedriver "modernc.org/sqlite"
 
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/schema"
@@ -31,10 +32,27 @@ const sqliteBusyTimeout = 10000
 // parameters each stays far below SQLite's parameter limit.
 const completeChunk = 500
 
+// sqliteDigitsFunc is the SQL function, registered with the driver, that
+// keeps a text's ASCII digits: SQLite has no regexp_replace.
+const sqliteDigitsFunc = "integrations_digits"
+
 func init() {
 	// sqlx knows modernc's driver name only as "sqlite3"; tell it that
 	// "sqlite" also takes ? placeholders so named queries bind correctly.
 	sqlx.BindDriver(sqliteDriver, sqlx.QUESTION)
+	err := sqlitedriver.RegisterDeterministicScalarFunction(sqliteDigitsFunc, 1, func(_ *sqlitedriver.FunctionContext, args []driver.Value) (driver.Value, error) {
+		switch v := args[0].(type) {
+		case string:
+			return asciiDigits(v), nil
+		case nil:
+			return nil, nil
+		}
+		return nil, fmt.Errorf("%s takes text", sqliteDigitsFunc)
+	})
+	if err != nil {
+		// Only a second registration of the name fails: a programming error.
+		panic(fmt.Sprintf("store: register SQLite function %s: %v", sqliteDigitsFunc, err))
+	}
 }
 
 // sqlite is the dialect of SQLite through modernc.org/sqlite, in process.
@@ -154,7 +172,7 @@ func (*sqlite) addLead(ctx context.Context, s *Store, row leadRow) (IntakeResult
 		}
 		row.OrgID = owner.OrgID
 
-		if res.LeadID, res.Duplicate, err = insertLead(ctx, tx, row); err != nil || res.Duplicate {
+		if res.LeadID, res.PublicID, res.Duplicate, err = insertLead(ctx, tx, row); err != nil || res.Duplicate {
 			return err
 		}
 		if owner.Status != string(integration.StatusActive) {
@@ -167,26 +185,24 @@ func (*sqlite) addLead(ctx context.Context, s *Store, row leadRow) (IntakeResult
 }
 
 // insertLead inserts row unless its lead integration already has a lead
-// with that external ID, and returns the ID of the stored lead, new or
-// original.
-func insertLead(ctx context.Context, tx *sqlx.Tx, row leadRow) (id int64, duplicate bool, err error) {
-	q := tx.Rebind(`INSERT INTO leads (lead_integration_id, org_id, external_id, source, name, email, phone, message, attributes, received_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+// with that external ID, and returns the ID and public ID of the stored
+// lead, new or original.
+func insertLead(ctx context.Context, tx *sqlx.Tx, row leadRow) (id int64, publicID string, duplicate bool, err error) {
+	q := tx.Rebind(`INSERT INTO leads (lead_integration_id, org_id, public_id, external_id, source,
+	name, first_name, last_name, company, email, phone, message, attributes, received_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (lead_integration_id, external_id) DO NOTHING
 RETURNING id`)
-	err = sqlx.GetContext(ctx, tx, &id, q, row.LeadIntegrationID, row.OrgID, row.ExternalID, row.Source,
-		row.Name, row.Email, row.Phone, row.Message, row.Attributes, row.ReceivedAt)
+	err = sqlx.GetContext(ctx, tx, &id, q, row.LeadIntegrationID, row.OrgID, row.PublicID, row.ExternalID, row.Source,
+		row.Name, row.FirstName, row.LastName, row.Company, row.Email, row.Phone, row.Message, row.Attributes, row.ReceivedAt)
 	if err == nil {
-		return id, false, nil
+		return id, row.PublicID, false, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
-		return 0, false, fmt.Errorf("insert lead: %w", err)
+		return 0, "", false, fmt.Errorf("insert lead: %w", err)
 	}
-	q = tx.Rebind(`SELECT id FROM leads WHERE lead_integration_id = ? AND external_id = ?`)
-	if err := sqlx.GetContext(ctx, tx, &id, q, row.LeadIntegrationID, row.ExternalID); err != nil {
-		return 0, false, fmt.Errorf("find the original of a duplicate lead: %w", err)
-	}
-	return id, true, nil
+	id, publicID, err = originalLead(ctx, tx, row)
+	return id, publicID, true, err
 }
 
 // routeLead creates a pending delivery of lead leadID for every CRM
@@ -259,3 +275,12 @@ func (*sqlite) anyLeadID(query string, args []any, leadIDs []int64) (string, []a
 // lockSecrets has nothing to do: the transaction holds the database's
 // write lock from BEGIN, so secret writes take turns already.
 func (*sqlite) lockSecrets(context.Context, *sqlx.Tx, string) error { return nil }
+
+// contactKey uses SQLite's lower(), which lowers ASCII letters only, and
+// the digits function registered in init.
+func (*sqlite) contactKey(field string) string {
+	if field == "phone" {
+		return sqliteDigitsFunc + `(phone)`
+	}
+	return `lower(trim(email))`
+}

@@ -2,7 +2,8 @@
 // projection of integration state (integrations, integration_events), CRM
 // credentials, notifications, and the lead flow: lead payloads (leads), their
 // delivery to each CRM integration (lead_deliveries) and hashed intake tokens
-// (intake_tokens).
+// (intake_tokens); and the lifecycle of lead PII (retention.go): the
+// retention job's purge and the erasure of a person's leads.
 //
 // CRM credentials (crm_credentials) are versioned ciphertexts: a new
 // version is a candidate until validation promotes it, the current one is

@@ -261,12 +261,12 @@ func (b *crashBundle) activeCRM(t *testing.T) (string, string) {
 }
 
 // leadFlow sends leads from several goroutines until stopped, and keeps
-// the IDs of the accepted ones.
+// the public IDs of the accepted ones.
 type leadFlow struct {
 	stop     context.CancelFunc
 	wg       sync.WaitGroup
 	mu       sync.Mutex
-	accepted []int64
+	accepted []string
 	errs     []error
 }
 
@@ -316,8 +316,8 @@ func (b *crashBundle) flowLeads(leadIDs []string, sendersPerLead, crms int) *lea
 	return f
 }
 
-// finish stops the senders and returns the accepted lead IDs.
-func (f *leadFlow) finish(t *testing.T) []int64 {
+// finish stops the senders and returns the accepted leads' public IDs.
+func (f *leadFlow) finish(t *testing.T) []string {
 	t.Helper()
 	f.stop()
 	f.wg.Wait()
@@ -383,9 +383,13 @@ func TestWorkerCrashLosesNothing(t *testing.T) {
 	drainTime := time.Since(drainStart)
 	b.requireWorkerAlive(t)
 
+	// The CRM keys its records by the store's lead ID, which the partner
+	// never sees.
 	want := make([]string, len(accepted))
-	for i, id := range accepted {
-		want[i] = strconv.FormatInt(id, 10)
+	for i, publicID := range accepted {
+		l, err := b.starter.Store.LeadByPublicID(b.ctx, publicID)
+		require.NoError(t, err)
+		want[i] = strconv.FormatInt(l.ID, 10)
 	}
 	slices.Sort(want)
 	for i, id := range crmIDs {

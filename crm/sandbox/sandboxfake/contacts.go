@@ -253,12 +253,15 @@ func (b *contactBook) clearFaults() Faults {
 	return b.faults
 }
 
-// contactIn is one contact of a batch request. Attributes stay raw: the
-// sandbox only checks they are an object.
+// contactIn is one contact of a batch request (crm.Record's fields).
+// Attributes stay raw: the sandbox only checks they are an object.
 type contactIn struct {
 	Key        string          `json:"key"`
 	Source     string          `json:"source"`
 	Name       string          `json:"name"`
+	FirstName  string          `json:"first_name"`
+	LastName   string          `json:"last_name"`
+	Company    string          `json:"company"`
 	Email      string          `json:"email"`
 	Phone      string          `json:"phone"`
 	Message    string          `json:"message"`

@@ -1,0 +1,4 @@
+package starter
+
+// LeadNames is leadNames, for the table tests of the name rule.
+var LeadNames = leadNames
