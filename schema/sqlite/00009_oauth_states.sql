@@ -10,8 +10,9 @@
 CREATE TABLE oauth_states (
     -- SHA-256 of the state value (32 bytes).
     state_hash     BLOB     NOT NULL PRIMARY KEY CHECK (typeof(state_hash) = 'blob' AND length(state_hash) = 32),
-    -- The CRM integration the consent is for, and its provider.
+    -- The CRM integration the consent is for.
     integration_id TEXT     NOT NULL,
+    -- Its CRM provider, whose connector exchanges the code.
     provider       TEXT     NOT NULL,
     -- The CRM's test environment was asked for (Salesforce sandboxes).
     sandbox        BOOLEAN  NOT NULL DEFAULT FALSE,
@@ -20,7 +21,9 @@ CREATE TABLE oauth_states (
     redirect_url   TEXT     NOT NULL,
     -- Who asked for the consent URL (recorded as the authorize's actor).
     requested_by   TEXT     NOT NULL DEFAULT '',
+    -- When the consent URL was handed out.
     created_at     DATETIME NOT NULL,
+    -- After this the state is refused (starter.OAuthStateTTL).
     expires_at     DATETIME NOT NULL,
     -- When the callback used it; NULL while unused.
     used_at        DATETIME

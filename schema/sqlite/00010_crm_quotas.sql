@@ -8,8 +8,9 @@
 CREATE TABLE crm_quotas (
     -- The CRM integration.
     integration_id TEXT     NOT NULL PRIMARY KEY,
-    -- Calls left of the limit in the window, as the CRM said.
+    -- Calls left in the window, as the CRM said.
     remaining      INTEGER  NOT NULL,
+    -- The window's whole allowance.
     call_limit     INTEGER  NOT NULL,
     -- What the numbers are about: "10s" (a rolling burst window), "24h"
     -- (a daily allocation), as the connector names it.
