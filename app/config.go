@@ -21,6 +21,7 @@ import (
 
 	"go.temporal.io/sdk/contrib/envconfig"
 
+	"github.com/acme/integrations/activities"
 	"github.com/acme/integrations/credential"
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/workflows"
@@ -68,6 +69,10 @@ type Config struct {
 	HubSpot      HubSpotConfig
 	Salesforce   SalesforceConfig
 	FollowUpBoss FollowUpBossConfig
+
+	// MaxDeliveryAttempts is how many failures of its own set a lead
+	// aside as gave_up (activities.Deliver); 0 means the default.
+	MaxDeliveryAttempts int
 
 	// Dev is DATA-DIR/dev.json as Load read it: the dev stack running in
 	// the data dir; nil when there is none.
@@ -187,6 +192,10 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.Policy.Attention.Failures }},
 	{name: "attention_after", env: "INTEGRATIONS_ATTENTION_AFTER", def: integration.DefaultAttentionAfter.String(),
 		field: func(c *Config) any { return &c.Policy.Attention.After }},
+	// The workers' delivery: when a lead that keeps failing on its own is
+	// set aside.
+	{name: "max_delivery_attempts", env: "INTEGRATIONS_MAX_DELIVERY_ATTEMPTS", def: strconv.Itoa(activities.DefaultMaxDeliveryAttempts),
+		field: func(c *Config) any { return &c.MaxDeliveryAttempts }},
 
 	// Per-provider sections, for the connectors of real CRMs.
 	{name: "hubspot_api_url", env: "INTEGRATIONS_HUBSPOT_API_URL", def: "https://api.hubapi.com",
