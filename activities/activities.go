@@ -80,33 +80,60 @@ type ValidateInput struct {
 	CredentialVersion int `json:"credential_version,omitempty"`
 }
 
-// Validate runs the provider's checks with the integration's latest stored
-// credentials. Failed checks are a result, not an error; an error means the
-// checks could not run (the CRM is unreachable), and is retried.
+// Validate runs the provider's checks with the integration's current
+// credentials, or with the candidate version in.CredentialVersion (an
+// authorize's), which it promotes to current iff every check passes and
+// discards otherwise: a refused key is a secret nobody will use. Failed
+// checks are a result, not an error; an error means the checks could not
+// run (the CRM is unreachable), is retried, and leaves a candidate as it
+// was, unpromoted.
 func (a *Activities) Validate(ctx context.Context, in ValidateInput) ([]integration.Check, error) {
 	connector, err := a.Connectors.Get(in.Provider)
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "UnknownProvider", nil)
 	}
-	cred, err := a.Store.LatestCredential(ctx, in.IntegrationID)
+	candidate := in.CredentialVersion > 0
+	var cred store.Credential
+	if candidate {
+		cred, err = a.Store.CredentialVersion(ctx, in.IntegrationID, in.CredentialVersion)
+	} else {
+		cred, err = a.Store.CurrentCredential(ctx, in.IntegrationID)
+	}
 	if errors.Is(err, store.ErrNotFound) {
-		return []integration.Check{{
-			Name: "credentials", Code: integration.ReasonExpiredCredentials,
+		check := integration.Check{
+			Name: crm.CheckCredentials, Code: integration.ReasonExpiredCredentials,
 			Message:     "no credentials are stored for this integration",
 			Remediation: fmt.Sprintf("authorize it: integrations authorize %s --credentials-file FILE", in.IntegrationID),
-		}}, nil
+		}
+		if candidate {
+			// Discarded already: refused by an earlier attempt of this
+			// validation, or its authorize gave up waiting.
+			check.Message = fmt.Sprintf("the new credentials (version %d) are no longer stored: they were refused or withdrawn", in.CredentialVersion)
+			check.Remediation = fmt.Sprintf("authorize again: integrations authorize %s --credentials-file FILE", in.IntegrationID)
+		}
+		return []integration.Check{check}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("validate %s: load credentials: %w", in.IntegrationID, err)
 	}
-	raw, err := a.Keyring.Open(cred.Ciphertext, []byte(in.IntegrationID))
+	raw, err := a.Keyring.Open(cred.Ciphertext, in.IntegrationID, cred.Version)
 	if err != nil {
-		// A key mismatch does not heal by retrying; say what to fix.
-		return nil, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("validate %s: cannot decrypt credentials version %d; check %s matches the key they were stored with", in.IntegrationID, cred.Version, credential.KeyEnv),
-			"CredentialDecrypt", nil)
+		return nil, decryptError("validate", cred, err)
 	}
-	checks, err := connector.Validate(ctx, raw)
+	creds := openCredentials{raw: raw, version: cred.Version}
+	if !candidate {
+		// The current grant is refreshed ahead of its expiry, and once more
+		// when the CRM rejects its access token: an expired token of a
+		// valid grant is no reason to pause. (A candidate was just
+		// authorized: it is checked as given.)
+		creds = a.freshen(ctx, in.IntegrationID, connector, creds)
+	}
+	checks, err := connector.Validate(ctx, creds.raw)
+	if err == nil && !candidate && credentialsRejected(checks) {
+		if fresh, ok := a.refresh(ctx, in.IntegrationID, connector, creds); ok {
+			checks, err = connector.Validate(ctx, fresh.raw)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("validate %s with %s: %w", in.IntegrationID, in.Provider, err)
 	}
@@ -115,7 +142,56 @@ func (a *Activities) Validate(ctx context.Context, in ValidateInput) ([]integrat
 		return nil, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("validate %s: the %s connector returned no checks", in.IntegrationID, in.Provider), "NoChecks", nil)
 	}
+	if candidate {
+		return a.settleCandidate(ctx, in.IntegrationID, cred.Version, checks)
+	}
 	return checks, nil
+}
+
+// settleCandidate promotes a validated candidate to current if every check
+// passed, and discards it otherwise, and returns the checks to report. A
+// failed promotion is an error (the validation is retried: passing checks
+// must not be reported while the credentials they are about are not in
+// use); a failed discard is only logged, since the candidate is never used
+// either way and its authorize discards it too.
+func (a *Activities) settleCandidate(ctx context.Context, id string, version int, checks []integration.Check) ([]integration.Check, error) {
+	// Exactly when the rules accept an authorize as passing.
+	if len(integration.Validation{Checks: checks}.Failed()) > 0 {
+		if _, err := a.Store.DiscardCandidateCredential(ctx, id, version, time.Now().UTC()); err != nil {
+			a.logger().Warn("refused credentials not discarded", "integration", id, "version", version, "error", err.Error())
+		}
+		return checks, nil
+	}
+	current, err := a.Store.PromoteCredential(ctx, id, version, time.Now().UTC())
+	if errors.Is(err, store.ErrNotFound) {
+		// Withdrawn while the CRM was asked (its authorize stopped
+		// waiting): nothing was promoted, so nothing passed.
+		return []integration.Check{{
+			Name: crm.CheckCredentials, Code: integration.ReasonExpiredCredentials,
+			Message:     fmt.Sprintf("the new credentials (version %d) were withdrawn during validation", version),
+			Remediation: fmt.Sprintf("authorize again: integrations authorize %s --credentials-file FILE", id),
+		}}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("validate %s: promote credentials version %d: %w", id, version, err)
+	}
+	if !current {
+		a.logger().Info("validated credentials stay unused: a newer authorization is current", "integration", id, "version", version)
+	}
+	return checks, nil
+}
+
+// decryptError says why stored credentials do not open and what to fix,
+// without the details of the keyring (they are in the worker's own
+// configuration). It does not heal by retrying, so it is not retryable.
+func decryptError(op string, cred store.Credential, err error) error {
+	msg := fmt.Sprintf("%s %s: credentials version %d do not decrypt with the configured keys; check %s, or re-authorize the integration",
+		op, cred.IntegrationID, cred.Version, credential.KeyEnv)
+	if id, ok := credential.SealedWith(cred.Ciphertext); ok && errors.Is(err, credential.ErrUnknownKey) {
+		msg = fmt.Sprintf("%s %s: credentials version %d are sealed with encryption key %s, which this worker lacks; add that key to %s",
+			op, cred.IntegrationID, cred.Version, id, credential.OldKeysEnv)
+	}
+	return temporal.NewNonRetryableApplicationError(msg, "CredentialDecrypt", nil)
 }
 
 // NotifyInput is an effect of a transition and the state it produced.

@@ -117,7 +117,9 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 		page:        min(maxPage, batch*max(1, maxPage/batch)),
 		budget:      cmp.Or(a.paging.budget, deliverBudget),
 		maxAttempts: a.maxDeliveryAttempts()}
-	return p.run(ctx)
+	res, err := p.run(ctx)
+	a.saveQuota(ctx, in.IntegrationID, connector, p.creds)
+	return res, err
 }
 
 // DefaultMaxDeliveryAttempts is how many failures of its own set a lead
@@ -153,9 +155,9 @@ type pipeline struct {
 	// limit, so the database costs are shared by many batches.
 	batch, page int
 	budget      time.Duration
-	// raw is the integration's credentials, read with the first page and
-	// replaced when the connector refreshes them.
-	raw []byte
+	// creds are the integration's current credentials, read with the
+	// first page and replaced when the connector refreshes them.
+	creds *openCredentials
 	// outcomes carries each pushed batch's results to the recorder, which
 	// closes recorderFailed when it could not write them.
 	outcomes       chan []store.DeliveryResult
@@ -369,10 +371,13 @@ func (p *pipeline) push(ctx context.Context, page pendingPage) (failure *Deliver
 	if len(page.deliveries) == 0 {
 		return nil, false, nil
 	}
-	if p.raw == nil {
-		if p.raw, failure, err = p.acts.credentials(ctx, p.id); err != nil || failure != nil {
+	if p.creds == nil {
+		if p.creds, failure, err = p.acts.credentials(ctx, p.id); err != nil || failure != nil {
 			return failure, false, err
 		}
+		// A run lasts seconds, far less than crm.RefreshAhead: refreshing
+		// once at its start keeps every call of it on a live token.
+		*p.creds = p.acts.freshen(ctx, p.id, p.connector, *p.creds)
 	}
 	queue := p.plan(page.deliveries)
 	for len(queue) > 0 && !closed(p.recorderFailed) {
@@ -388,7 +393,7 @@ func (p *pipeline) push(ctx context.Context, page pendingPage) (failure *Deliver
 			queue = queue[1:]
 		}
 		p.pushed++
-		results, failure, err := p.acts.pushChunk(ctx, p.id, p.connector, &p.raw, chunk)
+		results, failure, err := p.acts.pushChunk(ctx, p.id, p.connector, p.creds, chunk)
 		if err != nil {
 			return nil, false, err
 		}
@@ -516,9 +521,9 @@ func cleanReason(reason string, l store.Lead) string {
 
 // pushChunk pushes one batch. A CRM-side failure comes back as a
 // DeliverFailure (transient ones and refusals also counted on the leads,
-// as attempts); an error is ours. raw is replaced when the credentials
+// as attempts); an error is ours. creds are replaced when the credentials
 // were refreshed.
-func (a *Activities) pushChunk(ctx context.Context, id string, connector crm.Connector, raw *[]byte, chunk []store.Delivery) ([]crm.RecordResult, *DeliverFailure, error) {
+func (a *Activities) pushChunk(ctx context.Context, id string, connector crm.Connector, creds *openCredentials, chunk []store.Delivery) ([]crm.RecordResult, *DeliverFailure, error) {
 	records := make([]crm.Record, len(chunk))
 	ids := make([]int64, len(chunk))
 	for i, d := range chunk {
@@ -529,13 +534,13 @@ func (a *Activities) pushChunk(ctx context.Context, id string, connector crm.Con
 			Phone: l.Phone, Message: l.Message, Attributes: l.Attributes,
 		}
 	}
-	results, err := connector.Push(ctx, *raw, records)
+	results, err := connector.Push(ctx, creds.raw, records)
 	if crm.ClassOf(err) == crm.ClassAuth {
 		// An expired access token of a refreshable grant (OAuth) is
 		// refreshed, re-stored, and the batch retried once.
-		if fresh, ok := a.refresh(ctx, id, connector, *raw); ok {
-			*raw = fresh
-			results, err = connector.Push(ctx, fresh, records)
+		if fresh, ok := a.refresh(ctx, id, connector, *creds); ok {
+			*creds = fresh
+			results, err = connector.Push(ctx, fresh.raw, records)
 		}
 	}
 	if err != nil {
@@ -590,45 +595,60 @@ func heartbeat(ctx context.Context, interval time.Duration) (stop func()) {
 	return func() { close(done) }
 }
 
-// refresh renews credentials through a Refresher connector, stores the new
-// version sealed, and reports whether there is one to retry with.
-func (a *Activities) refresh(ctx context.Context, id string, connector crm.Connector, raw []byte) ([]byte, bool) {
+// openCredentials are credentials as a connector takes them, and the
+// version they are stored as.
+type openCredentials struct {
+	raw     []byte
+	version int
+}
+
+// refresh renews credentials through a Refresher connector, stores the
+// result as the new current version (the same grant, renewed), and reports
+// whether there is one to retry with. If the credentials were replaced
+// meanwhile (re-authorized), those are what it retries with.
+func (a *Activities) refresh(ctx context.Context, id string, connector crm.Connector, creds openCredentials) (openCredentials, bool) {
 	refresher, ok := connector.(crm.Refresher)
 	if !ok {
-		return nil, false
+		return openCredentials{}, false
 	}
-	fresh, err := refresher.Refresh(ctx, raw)
+	fresh, err := refresher.Refresh(ctx, creds.raw)
 	if err != nil {
 		a.logger().Warn("credential refresh failed", "integration", id, "class", crm.ClassOf(err), "error", err.Error())
-		return nil, false
+		return openCredentials{}, false
 	}
-	sealed, err := a.Keyring.Seal(fresh, []byte(id))
-	if err == nil {
-		_, err = a.Store.SaveCredential(ctx, id, sealed, time.Now().UTC())
+	stored, err := a.Store.AddCurrentCredential(ctx, id, creds.version, a.Keyring.Sealer(fresh, id), time.Now().UTC())
+	if errors.Is(err, store.ErrSuperseded) {
+		// Another grant became current while this one was refreshed:
+		// use that one, and let this refresh go.
+		current, failure, err := a.credentials(ctx, id)
+		if err != nil || failure != nil {
+			return openCredentials{}, false
+		}
+		return *current, true
 	}
 	if err != nil {
 		a.logger().Error("refreshed credentials not stored", "integration", id, "error", err.Error())
-		return nil, false
+		return openCredentials{}, false
 	}
-	return fresh, true
+	return openCredentials{raw: fresh, version: stored.Version}, true
 }
 
-// credentials opens the integration's latest credentials; a missing or
-// unreadable one is an auth failure for the workflow to validate.
-func (a *Activities) credentials(ctx context.Context, id string) ([]byte, *DeliverFailure, error) {
-	cred, err := a.Store.LatestCredential(ctx, id)
+// credentials opens the integration's current credentials; missing ones
+// are an auth failure for the workflow to validate, and ones that do not
+// decrypt an error that says what to fix.
+func (a *Activities) credentials(ctx context.Context, id string) (*openCredentials, *DeliverFailure, error) {
+	cred, err := a.Store.CurrentCredential(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, &DeliverFailure{Class: FailureAuth, Message: "no credentials are stored"}, nil
 	}
 	if err != nil {
 		return nil, nil, &storeError{stage: "load credentials", err: err}
 	}
-	raw, err := a.Keyring.Open(cred.Ciphertext, []byte(id))
+	raw, err := a.Keyring.Open(cred.Ciphertext, id, cred.Version)
 	if err != nil {
-		return nil, nil, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("deliver %s: cannot decrypt credentials version %d; check the encryption key", id, cred.Version), "CredentialDecrypt", nil)
+		return nil, nil, decryptError("deliver", cred, err)
 	}
-	return raw, nil, nil
+	return &openCredentials{raw: raw, version: cred.Version}, nil, nil
 }
 
 // classify maps a connector error to a failure class and the message

@@ -86,9 +86,9 @@ func benchmarkDeliverBacklog(b *testing.B, databaseURL string) {
 		acct, err := client.CreateAccount(ctx, nil)
 		require.NoError(b, err)
 		keys[i] = acct.APIKey
-		sealed, err := kr.Seal([]byte(`{"api_key":"`+acct.APIKey+`"}`), []byte(crms[i]))
+		cred, err := st.AddCandidateCredential(ctx, crms[i], kr.Sealer([]byte(`{"api_key":"`+acct.APIKey+`"}`), crms[i]), now)
 		require.NoError(b, err)
-		_, err = st.SaveCredential(ctx, crms[i], sealed, now)
+		_, err = st.PromoteCredential(ctx, crms[i], cred.Version, now)
 		require.NoError(b, err)
 	}
 

@@ -1,6 +1,7 @@
 package activities_test
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/acme/integrations/activities"
 	"github.com/acme/integrations/credential"
@@ -34,16 +36,32 @@ type fakeCRM struct {
 	// error (after script): the CRM's view of what it is sent.
 	fail      func(records []crm.Record) error
 	refreshTo []byte
+	// onRefresh runs while a refresh is under way.
+	onRefresh func()
+	// checks and validateErr are what Validate answers; validated the
+	// credentials it was given.
+	checks      []integration.Check
+	validateErr error
+	validated   [][]byte
+	// checksFor, when set, answers Validate by the credentials given.
+	checksFor func(raw []byte) []integration.Check
 	// limit is the batch limit; 0 means 2.
 	limit int
 	// upserts counts the deliveries of each key the CRM took.
 	upserts map[string]int
 }
 
-func (f *fakeCRM) Provider() string                                              { return "fake" }
-func (f *fakeCRM) ParseCredentials([]byte) error                                 { return nil }
-func (f *fakeCRM) BatchLimit() int                                               { return cmp.Or(f.limit, 2) }
-func (f *fakeCRM) Validate(context.Context, []byte) ([]integration.Check, error) { return nil, nil }
+func (f *fakeCRM) Provider() string              { return "fake" }
+func (f *fakeCRM) ParseCredentials([]byte) error { return nil }
+func (f *fakeCRM) BatchLimit() int               { return cmp.Or(f.limit, 2) }
+
+func (f *fakeCRM) Validate(_ context.Context, raw []byte) ([]integration.Check, error) {
+	f.validated = append(f.validated, raw)
+	if f.checksFor != nil {
+		return f.checksFor(raw), f.validateErr
+	}
+	return f.checks, f.validateErr
+}
 
 func (f *fakeCRM) Push(_ context.Context, raw []byte, records []crm.Record) ([]crm.RecordResult, error) {
 	call := len(f.pushes)
@@ -80,11 +98,20 @@ func (f *fakeCRM) Push(_ context.Context, raw []byte, records []crm.Record) ([]c
 }
 
 func (f *fakeCRM) Refresh(_ context.Context, raw []byte) ([]byte, error) {
+	if f.onRefresh != nil {
+		f.onRefresh()
+	}
 	if f.refreshTo == nil {
 		return nil, &crm.Error{Class: crm.ClassAuth, Err: errors.New("refresh token revoked")}
 	}
 	return f.refreshTo, nil
 }
+
+// zeroKey is the tests' encryption key.
+var zeroKey = make([]byte, credential.KeySize)
+
+// t0 is a time for rows whose time does not matter.
+func t0() time.Time { return time.Now().UTC() }
 
 type testBundle struct {
 	ctx   context.Context
@@ -105,7 +132,7 @@ func setup(t *testing.T) *testBundle {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
 	require.NoError(t, st.Migrate(ctx))
-	kr, err := credential.NewKeyring(make([]byte, 32))
+	kr, err := credential.NewKeyring(zeroKey)
 	require.NoError(t, err)
 	b := &testBundle{ctx: ctx, dbURL: dbURL, store: st, kr: kr, fake: &fakeCRM{}, crmID: "crm-1", lead: "lead-1"}
 	b.acts = &activities.Activities{Store: st, Connectors: crm.NewRegistry(b.fake), Keyring: kr}
@@ -120,11 +147,27 @@ func setup(t *testing.T) *testBundle {
 		_, err = st.Project(ctx, s, integration.Change{IntegrationID: s.ID, Version: 2, Event: integration.EventCompleteSetup, ToStatus: s.Status, At: now})
 		require.NoError(t, err)
 	}
-	sealed, err := kr.Seal([]byte(`{"token":"old"}`), []byte(b.crmID))
-	require.NoError(t, err)
-	_, err = st.SaveCredential(ctx, b.crmID, sealed, now)
-	require.NoError(t, err)
+	b.authorize(t, `{"token":"old"}`)
 	return b
+}
+
+// addCandidate stores raw as a candidate version of the CRM integration's
+// credentials, sealed as the starter does.
+func (b *testBundle) addCandidate(t *testing.T, raw string) store.Credential {
+	t.Helper()
+	cred, err := b.store.AddCandidateCredential(b.ctx, b.crmID, b.kr.Sealer([]byte(raw), b.crmID), time.Now().UTC())
+	require.NoError(t, err)
+	return cred
+}
+
+// authorize stores raw as the CRM integration's current credentials.
+func (b *testBundle) authorize(t *testing.T, raw string) store.Credential {
+	t.Helper()
+	cred := b.addCandidate(t, raw)
+	current, err := b.store.PromoteCredential(b.ctx, b.crmID, cred.Version, time.Now().UTC())
+	require.NoError(t, err)
+	require.True(t, current)
+	return cred
 }
 
 func (b *testBundle) addLeads(t *testing.T, emails ...string) {
@@ -205,10 +248,13 @@ func TestDeliverRefreshesExpiredCredentials(t *testing.T) {
 	b.addLeads(t, "a@x")
 	require.Equal(t, activities.DeliverResult{Delivered: 1}, b.deliver(t))
 	require.Equal(t, [][]byte{[]byte(`{"token":"old"}`), []byte(`{"token":"new"}`)}, b.fake.creds, "retried once with the refreshed token")
-	cred, err := b.store.LatestCredential(b.ctx, b.crmID)
+	cred, err := b.store.CurrentCredential(b.ctx, b.crmID)
 	require.NoError(t, err)
 	require.Equal(t, 2, cred.Version, "the refreshed credentials are stored as a new version")
-	raw, err := b.kr.Open(cred.Ciphertext, []byte(b.crmID))
+	require.Equal(t, 1, cred.GrantVersion, "of the same grant")
+	require.False(t, cred.Candidate(), "current at once")
+	require.Equal(t, b.kr.ActiveKeyID().String(), cred.KeyID)
+	raw, err := b.kr.Open(cred.Ciphertext, b.crmID, cred.Version)
 	require.NoError(t, err)
 	require.Equal(t, `{"token":"new"}`, string(raw))
 
@@ -219,6 +265,48 @@ func TestDeliverRefreshesExpiredCredentials(t *testing.T) {
 	res := b.deliver(t)
 	require.NotNil(t, res.Failure)
 	require.Equal(t, activities.FailureAuth, res.Failure.Class)
+}
+
+func TestDeliverRefreshLosesToAReauthorization(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.fake.script = []error{&crm.Error{Class: crm.ClassAuth, StatusCode: 401, Err: errors.New("HTTP 401")}}
+	b.fake.refreshTo = []byte(`{"token":"refreshed"}`)
+	// While the old grant is refreshed, new credentials are authorized and
+	// validated.
+	b.fake.onRefresh = func() { b.authorize(t, `{"token":"reauthorized"}`) }
+	b.addLeads(t, "a@x")
+
+	require.Equal(t, activities.DeliverResult{Delivered: 1}, b.deliver(t))
+	require.Equal(t, [][]byte{[]byte(`{"token":"old"}`), []byte(`{"token":"reauthorized"}`)}, b.fake.creds,
+		"retried with what is current, not with the refresh of the replaced grant")
+	cred, err := b.store.CurrentCredential(b.ctx, b.crmID)
+	require.NoError(t, err)
+	require.Equal(t, 2, cred.Version)
+	creds, err := b.store.ListCredentials(b.ctx, store.CredentialKey{}, 10)
+	require.NoError(t, err)
+	require.Len(t, creds, 2, "the superseded refresh is not stored")
+}
+
+func TestDeliverSaysWhatToFixWhenCredentialsDoNotDecrypt(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.addLeads(t, "a@x")
+	// The worker runs with a new key and without the old one.
+	other, err := credential.NewKeyring(bytes.Repeat([]byte{7}, credential.KeySize))
+	require.NoError(t, err)
+	b.acts.Keyring = other
+
+	_, err = b.acts.Deliver(b.ctx, activities.DeliverInput{IntegrationID: b.crmID, Provider: "fake"})
+	var app *temporal.ApplicationError
+	require.ErrorAs(t, err, &app)
+	require.True(t, app.NonRetryable())
+	require.Equal(t, "CredentialDecrypt", app.Type())
+	require.Contains(t, app.Message(), b.kr.ActiveKeyID().String(), "names the missing key")
+	require.Contains(t, app.Message(), credential.OldKeysEnv, "and where to put it")
+	require.NotContains(t, app.Message(), "token", "never the credentials")
+	require.Empty(t, b.fake.pushes)
+	require.Equal(t, int64(1), b.counts(t).Pending)
 }
 
 func withoutTimes(c store.DeliveryCounts) store.DeliveryCounts {

@@ -33,6 +33,8 @@ const maxBodyBytes = 64 << 10
 //	GET  /v1/integrations/{id}/events
 //	POST /v1/integrations/{id}/{command}       complete-setup, pause, resume, delete; body {"by","note"}
 //	POST /v1/integrations/{id}/authorize       body {"by", "credentials": {...}}
+//	POST /v1/integrations/{id}/authorize/oauth body {"by", "sandbox"}: the CRM's consent URL
+//	GET  /oauth/callback?state=&code=          where the CRM's consent page sends the browser
 func New(s *starter.Starter, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	h := &handler{starter: s, logger: logger, mux: mux}
@@ -41,6 +43,8 @@ func New(s *starter.Starter, logger *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /v1/integrations/{id}", h.get)
 	mux.HandleFunc("GET /v1/integrations/{id}/events", h.events)
 	mux.HandleFunc("POST /v1/integrations/{id}/authorize", h.authorize)
+	mux.HandleFunc("POST /v1/integrations/{id}/authorize/oauth", h.startOAuth)
+	mux.HandleFunc("GET "+OAuthCallbackPath, h.oauthCallback)
 	mux.HandleFunc("POST /v1/integrations/{id}/{command}", h.command)
 	mux.HandleFunc("POST /v1/lead-integrations/{id}/leads", h.intake)
 	// Everything else lands here, so that it too is answered in JSON (the

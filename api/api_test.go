@@ -22,7 +22,6 @@ import (
 	"github.com/acme/integrations/internal/testenv"
 	"github.com/acme/integrations/internal/teststack"
 	"github.com/acme/integrations/starter"
-	"github.com/acme/integrations/store"
 )
 
 // requestTimeout bounds one API call; commands wait for their workflow
@@ -200,9 +199,11 @@ func decodeView(t *testing.T, body string) integration.View {
 
 // state is everything a request that changes nothing must leave alone.
 type state struct {
-	integration       integration.State
-	events            int
-	credentialVersion int // 0: none stored
+	integration integration.State
+	events      int
+	// credentialRows are the versions in crm_credentials, discarded
+	// candidates included.
+	credentialRows []int
 }
 
 func (b *testBundle) snapshot(t *testing.T, id string) state {
@@ -212,14 +213,7 @@ func (b *testBundle) snapshot(t *testing.T, id string) state {
 	require.NoError(t, err)
 	changes, err := b.stack.Store.Events(ctx, id)
 	require.NoError(t, err)
-	s := state{integration: st, events: len(changes)}
-	cred, err := b.stack.Store.LatestCredential(ctx, id)
-	if err == nil {
-		s.credentialVersion = cred.Version
-	} else {
-		require.ErrorIs(t, err, store.ErrNotFound)
-	}
-	return s
+	return state{integration: st, events: len(changes), credentialRows: b.stack.StoredVersions(t, id)}
 }
 
 func (b *testBundle) requireUnchanged(t *testing.T, id string, before state) {
@@ -227,7 +221,7 @@ func (b *testBundle) requireUnchanged(t *testing.T, id string, before state) {
 	after := b.snapshot(t, id)
 	require.Equal(t, before.integration, after.integration, "%s must not change", id)
 	require.Equal(t, before.events, after.events, "no event may be recorded for %s", id)
-	require.Equal(t, before.credentialVersion, after.credentialVersion, "no credentials may be stored for %s", id)
+	require.Equal(t, before.credentialRows, after.credentialRows, "no credentials may be stored for %s", id)
 }
 
 // requireNoSecret checks that no response and no log line contains secret.
@@ -424,12 +418,13 @@ func TestCRMIntegration(t *testing.T) {
 		for _, c := range v.Validation.Checks {
 			require.True(t, c.OK, "check %s", c.Name)
 		}
-		// The key is stored encrypted, as the second credentials version.
-		cred, err := b.stack.Store.LatestCredential(ctx, id)
+		// The key is stored encrypted, as the second credentials version,
+		// and is current: it passed validation.
+		cred, err := b.stack.Store.CurrentCredential(ctx, id)
 		require.NoError(t, err)
 		require.Equal(t, 2, cred.Version)
 		require.NotContains(t, string(cred.Ciphertext), key)
-		plain, err := b.stack.Keyring.Open(cred.Ciphertext, []byte(id))
+		plain, err := b.stack.Keyring.Open(cred.Ciphertext, id, cred.Version)
 		require.NoError(t, err)
 		require.JSONEq(t, string(teststack.Credentials(key)), string(plain))
 

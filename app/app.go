@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -15,6 +16,7 @@ import (
 	"github.com/acme/integrations/api"
 	"github.com/acme/integrations/credential"
 	"github.com/acme/integrations/crm"
+	"github.com/acme/integrations/crm/followupboss"
 	"github.com/acme/integrations/crm/sandbox"
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/starter"
@@ -167,7 +169,8 @@ func New(ctx context.Context, cfg Config, opts ...Option) (svc *Service, err err
 		}
 	}
 	s.Connectors = connectors(cfg)
-	s.Starter = &starter.Starter{Store: st, Keyring: s.Keyring, Connectors: s.Connectors, TaskQueue: cfg.TaskQueue}
+	s.Starter = &starter.Starter{Store: st, Keyring: s.Keyring, Connectors: s.Connectors, TaskQueue: cfg.TaskQueue,
+		OAuthRedirectURL: strings.TrimRight(cfg.PublicURL, "/") + api.OAuthCallbackPath}
 	if !o.temporal {
 		return s, nil
 	}
@@ -214,12 +217,17 @@ func New(ctx context.Context, cfg Config, opts ...Option) (svc *Service, err err
 	return s, nil
 }
 
-// connectors is the CRM registry of cfg's provider sections: today the
-// sandbox CRM; the HubSpot, Salesforce and Follow Up Boss connectors join
-// here from cfg.HubSpot, cfg.Salesforce and cfg.FollowUpBoss.
+// connectors is the CRM registry of cfg's provider sections: the sandbox
+// CRM and Follow Up Boss (cfg.FollowUpBoss); the HubSpot and Salesforce
+// connectors join here from cfg.HubSpot and cfg.Salesforce.
 func connectors(cfg Config) *crm.Registry {
 	httpClient := &http.Client{Timeout: connectorTimeout}
-	return crm.NewRegistry(sandbox.NewConnector(cfg.SandboxURL, httpClient))
+	return crm.NewRegistry(
+		sandbox.NewConnector(cfg.SandboxURL, httpClient),
+		followupboss.NewConnector(followupboss.Config{
+			APIURL: cfg.FollowUpBoss.APIURL, System: cfg.FollowUpBoss.System, SystemKey: cfg.FollowUpBoss.SystemKey, HTTPClient: httpClient,
+		}),
+	)
 }
 
 // Start runs the background parts until ctx ends or Close: the nudger, the

@@ -56,6 +56,10 @@ type Config struct {
 	// EncryptionKey is base64 of the 32-byte key that seals CRM
 	// credentials (secret); empty means none was given (see Keyring).
 	EncryptionKey string
+	// EncryptionOldKeys are keys that sealed credentials before the
+	// active one: comma-separated base64 (secret). They open, never seal,
+	// until `integrations credentials rewrap` has re-sealed everything.
+	EncryptionOldKeys string
 	// HTTPAddr is where `serve` and `dev` listen.
 	HTTPAddr string
 	// PublicURL is the base URL of the HTTP API as the world reaches it,
@@ -165,6 +169,8 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.TaskQueue }},
 	{name: "encryption_key", env: credential.KeyEnv, secret: true,
 		field: func(c *Config) any { return &c.EncryptionKey }},
+	{name: "encryption_old_keys", env: credential.OldKeysEnv, secret: true,
+		field: func(c *Config) any { return &c.EncryptionOldKeys }},
 	{name: "http_addr", flag: "http-addr", env: "INTEGRATIONS_HTTP_ADDR", def: DefaultHTTPAddr,
 		field: func(c *Config) any { return &c.HTTPAddr }},
 	{name: "public_url", env: "INTEGRATIONS_PUBLIC_URL", devJSON: "http_url",

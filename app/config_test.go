@@ -150,6 +150,7 @@ func TestSettingsRedactSecrets(t *testing.T) {
 	b := setupConfig(t)
 	secrets := map[string]string{
 		"INTEGRATIONS_ENCRYPTION_KEY":           "c2VjcmV0LWtleS1zZWNyZXQta2V5LXNlY3JldC1rZXk=",
+		"INTEGRATIONS_ENCRYPTION_OLD_KEYS":      "b2xkLWtleS1vbGQta2V5LW9sZC1rZXktb2xkLWtleS0=,b2xkZXIta2V5LW9sZGVyLWtleS1vbGRlci1rZXktISE=",
 		"TEMPORAL_API_KEY":                      "temporal-api-key-value",
 		"INTEGRATIONS_HUBSPOT_CLIENT_SECRET":    "hubspot-secret-value",
 		"INTEGRATIONS_SALESFORCE_CLIENT_SECRET": "salesforce-secret-value",
@@ -161,7 +162,7 @@ func TestSettingsRedactSecrets(t *testing.T) {
 	cfg, err := b.load(t, nil)
 	require.NoError(t, err)
 	got := settings(cfg)
-	for _, name := range []string{"encryption_key", "temporal_api_key", "hubspot_client_secret", "salesforce_client_secret"} {
+	for _, name := range []string{"encryption_key", "encryption_old_keys", "temporal_api_key", "hubspot_client_secret", "salesforce_client_secret"} {
 		require.True(t, got[name].Secret, name)
 		require.Equal(t, "set (redacted)", got[name].Value, name)
 		require.Equal(t, app.SourceEnv, got[name].Source, name)

@@ -40,7 +40,9 @@ func (c Config) KeySource() string {
 // dev stack's DATA-DIR/encryption.key when this process runs against that
 // stack. Only dev (create) makes the file when it is missing; any other
 // process without a key it may use gets ErrNoKey, saying what to set,
-// before it seals anything with a key nobody else has.
+// before it seals anything with a key nobody else has. The keys in
+// INTEGRATIONS_ENCRYPTION_OLD_KEYS join it for opening only (a rotation
+// under way).
 func (c Config) keyring(create bool) (*credential.Keyring, error) {
 	var key []byte
 	var err error
@@ -69,5 +71,9 @@ func (c Config) keyring(create bool) (*credential.Keyring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load encryption key: %w", err)
 	}
-	return credential.NewKeyring(key)
+	old, err := credential.ParseKeys(c.EncryptionOldKeys)
+	if err != nil {
+		return nil, fmt.Errorf("load old encryption keys (%s): %w", credential.OldKeysEnv, err)
+	}
+	return credential.NewKeyring(key, old...)
 }

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"os"
@@ -68,9 +69,9 @@ func TestOnlyDevCreatesAKey(t *testing.T) {
 	require.FileExists(t, cfg.KeyFile())
 	again, err := service(t, cfg, app.WithDevKeyring())
 	require.NoError(t, err)
-	sealed, err := dev.Keyring.Seal([]byte("x"), []byte("id"))
+	sealed, err := dev.Keyring.Seal([]byte("x"), "id", 1)
 	require.NoError(t, err)
-	_, err = again.Keyring.Open(sealed, []byte("id"))
+	_, err = again.Keyring.Open(sealed, "id", 1)
 	require.NoError(t, err, "the dev stack keeps its key across restarts")
 }
 
@@ -93,9 +94,9 @@ func TestTheDevStacksKeyOnlyAgainstTheDevStack(t *testing.T) {
 	cli, err := service(t, devCfg, app.WithKeyring())
 	require.NoError(t, err)
 	require.Equal(t, "dev stack", devCfg.KeySource())
-	sealed, err := cli.Keyring.Seal([]byte("x"), []byte("id"))
+	sealed, err := cli.Keyring.Seal([]byte("x"), "id", 1)
 	require.NoError(t, err)
-	_, err = dev.Keyring.Open(sealed, []byte("id"))
+	_, err = dev.Keyring.Open(sealed, "id", 1)
 	require.NoError(t, err, "a CLI on the dev stack seals with the dev stack's key")
 
 	// Another Temporal or another database than the dev stack's: the dev
@@ -128,4 +129,41 @@ func TestTheDevStacksKeyOnlyAgainstTheDevStack(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, svc.Keyring)
 	require.Equal(t, "env", cfg.KeySource())
+}
+
+// TestOldKeysOpenOnly: INTEGRATIONS_ENCRYPTION_OLD_KEYS join the keyring
+// for opening; the active key alone seals.
+func TestOldKeysOpenOnly(t *testing.T) {
+	t.Parallel()
+	b := setupKeys(t)
+	oldKey, newKey := bytes.Repeat([]byte{1}, credential.KeySize), bytes.Repeat([]byte{2}, credential.KeySize)
+	oldRing, err := credential.NewKeyring(oldKey)
+	require.NoError(t, err)
+	sealed, err := oldRing.Seal([]byte("x"), "id", 1)
+	require.NoError(t, err)
+
+	b.env[credential.KeyEnv] = base64.StdEncoding.EncodeToString(newKey)
+	b.env[credential.OldKeysEnv] = " " + base64.StdEncoding.EncodeToString(oldKey) + " "
+	cfg, err := b.load(t, nil)
+	require.NoError(t, err)
+	svc, err := service(t, cfg, app.WithKeyring())
+	require.NoError(t, err)
+	require.Equal(t, credential.KeyIDOf(newKey), svc.Keyring.ActiveKeyID())
+	require.Equal(t, []credential.KeyID{credential.KeyIDOf(newKey), credential.KeyIDOf(oldKey)}, svc.Keyring.KeyIDs())
+	_, err = svc.Keyring.Open(sealed, "id", 1)
+	require.NoError(t, err, "an old key opens")
+	again, err := svc.Keyring.Seal([]byte("x"), "id", 1)
+	require.NoError(t, err)
+	named, _ := credential.SealedWith(again)
+	require.Equal(t, credential.KeyIDOf(newKey), named, "the active key seals")
+
+	// A bad old key stops the process, saying which, never what it is.
+	b.env[credential.OldKeysEnv] = base64.StdEncoding.EncodeToString(oldKey) + ",c2hvcnQ="
+	cfg, err = b.load(t, nil)
+	require.NoError(t, err)
+	_, err = service(t, cfg, app.WithKeyring())
+	require.ErrorContains(t, err, credential.OldKeysEnv)
+	require.ErrorContains(t, err, "key 2 of the list")
+	require.NotContains(t, err.Error(), "c2hvcnQ=")
+	require.NotContains(t, err.Error(), base64.StdEncoding.EncodeToString(oldKey))
 }

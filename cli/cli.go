@@ -26,6 +26,8 @@ const (
 	ExitError    = 1
 	ExitUsage    = 2
 	ExitRejected = 3
+	// ExitTimeout: `wait` gave up; the last status is on stderr.
+	ExitTimeout = 4
 )
 
 var runMu sync.Mutex
@@ -60,6 +62,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case integration.IsRejection(err):
 		fmt.Fprintf(stderr, "rejected: %s\n", msg)
 		return ExitRejected
+	case errors.As(err, new(*waitTimeoutError)):
+		fmt.Fprintf(stderr, "%s\n", msg)
+		return ExitTimeout
 	case errors.Is(err, context.Canceled):
 		return ExitError
 	}
@@ -107,7 +112,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			commandCommand(integration.EventPause, "pause a CRM integration; it stays paused until resumed"),
 			commandCommand(integration.EventResume, "resume a manually paused CRM integration (validates first)"),
 			commandCommand(integration.EventDelete, "delete an integration; its workflow ends"),
-			statusCommand(), listCommand(), eventsCommand(), sendLeadCommand(), rotateTokenCommand(),
+			statusCommand(), waitCommand(), listCommand(), eventsCommand(), sendLeadCommand(), rotateTokenCommand(), credentialsCommand(),
 			sandboxCommand(), benchCommand(), configCommand(),
 		},
 		HideHelpCommand: true,

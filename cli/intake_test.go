@@ -148,9 +148,11 @@ func TestIntakeToken(t *testing.T) {
 		require.ErrorIs(t, err, store.ErrNotFound, "a refused rotation stores no token")
 
 		b.ok(t, "delete", jsonID)
+		require.Zero(t, b.stack.IntakeTokenRows(t, jsonID), "deleting an integration destroys its intake token")
 		msg = b.rejected(t, "rotate-intake-token", jsonID)
 		require.Contains(t, msg, "deleted")
-		b.requireTokenWorks(t, jsonID, created.IntakeToken, true) // unchanged by the refused rotation
+		require.Zero(t, b.stack.IntakeTokenRows(t, jsonID), "the refused rotation stores no token")
+		b.requireTokenWorks(t, jsonID, created.IntakeToken, false)
 
 		r := b.run(t, "rotate-intake-token", "no-such-lead")
 		require.Equal(t, cli.ExitUsage, r.code, r.stderr)

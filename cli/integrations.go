@@ -172,10 +172,12 @@ func rotateTokenCommand() *cli.Command {
 func authorizeCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "authorize",
-		Usage:     "store credentials for a CRM integration and validate them now",
+		Usage:     "give a CRM integration credentials (a file, or the CRM's consent page with --oauth) and validate them now",
 		ArgsUsage: "ID",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "credentials-file", Usage: "JSON credentials, e.g. {\"api_key\": \"...\"} for sandbox; - reads stdin (required)"},
+			&cli.StringFlag{Name: "credentials-file", Usage: "JSON credentials, e.g. {\"api_key\": \"...\"} for sandbox; - reads stdin"},
+			&cli.BoolFlag{Name: "oauth", Usage: "print the CRM's consent URL instead: the customer opens it and allows access (HubSpot, Salesforce)"},
+			&cli.BoolFlag{Name: "sandbox", Usage: "with --oauth: the CRM's test environment (Salesforce sandbox orgs)"},
 			&cli.StringFlag{Name: "by", Value: defaultActor(), Usage: "who is acting"},
 		},
 		Action: func(c *cli.Context) error {
@@ -183,9 +185,18 @@ func authorizeCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if c.Bool("oauth") {
+				if c.IsSet("credentials-file") {
+					return usagef("authorize takes --credentials-file or --oauth, not both")
+				}
+				return startOAuth(c, id)
+			}
+			if c.Bool("sandbox") {
+				return usagef("--sandbox goes with --oauth")
+			}
 			path, err := requireFlag(c, "credentials-file")
 			if err != nil {
-				return err
+				return usagef("authorize needs --credentials-file FILE (or --oauth for a CRM that connects through its consent page)")
 			}
 			raw, err := readCredentials(c, path)
 			if err != nil {
@@ -202,6 +213,21 @@ func authorizeCommand() *cli.Command {
 			}, app.WithTemporal(), app.WithKeyring())
 		},
 	}
+}
+
+// startOAuth prints the consent URL of an OAuth connect of id.
+func startOAuth(c *cli.Context, id string) error {
+	return withService(c, func(ctx context.Context, svc *app.Service) error {
+		consent, err := svc.Starter.StartOAuth(ctx, id, c.String("by"), c.Bool("sandbox"))
+		if err != nil {
+			return err
+		}
+		if jsonOutput(c) {
+			return printJSON(c, consent)
+		}
+		fmt.Fprintf(c.App.Writer, "open this URL to connect %s (it works once, until %s):\n%s\n", id, consent.ExpiresAt.UTC().Format(time.RFC3339), consent.URL)
+		return nil
+	})
 }
 
 // maxCredentialsBytes bounds a credentials document.

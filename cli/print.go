@@ -27,6 +27,9 @@ func printSync(w io.Writer, v integration.View) {
 	if sv.LastSuccessAt != nil {
 		fmt.Fprintf(w, "  last sync: %s\n", sv.LastSuccessAt.UTC().Format(time.RFC3339))
 	}
+	if q := sv.Quota; q != nil {
+		fmt.Fprintf(w, "  quota:     %d of %d API calls left (%s), as the CRM said at %s\n", q.Remaining, q.Limit, q.Window, q.ObservedAt.UTC().Format(time.RFC3339))
+	}
 	if sv.ConsecutiveFailures > 0 {
 		fmt.Fprintf(w, "  failing:   %d consecutive failure(s) since %s: %s\n", sv.ConsecutiveFailures, sv.FailingSince.UTC().Format(time.RFC3339), sv.LastError)
 		if sv.NextAttemptAt != nil {

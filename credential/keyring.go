@@ -1,61 +1,143 @@
 // Package credential seals CRM credentials for storage at rest with
-// AES-256-GCM.
+// AES-256-GCM, under a keyring that supports key rotation.
 //
-// A sealed value is nonce || ciphertext || tag, where the 12-byte nonce is
-// random per Seal. The integration ID is passed as associated data, so a
-// ciphertext copied onto another integration's row fails to open instead of
-// silently authorizing the wrong CRM account.
+// A sealed value (format 1) is
 //
-// Production reads the key from the environment variable named by KeyEnv
-// (base64 of 32 random bytes, e.g. `openssl rand -base64 32`); the dev stack
-// keeps one in a file created on first start (LoadOrCreateKeyFile).
+//	0x01 || key ID (8 bytes) || nonce (12 bytes) || GCM ciphertext and tag
+//
+// where the key ID is the first 8 bytes of a SHA-256 of the key (KeyIDOf),
+// so a ciphertext names the key that opens it, and the nonce is random per
+// Seal. The associated data binds the header, the integration ID and the
+// credentials version: a ciphertext copied onto another integration's row,
+// or onto another version of the same integration, fails to open instead of
+// silently authorizing the wrong CRM account or reviving a superseded key.
+//
+// A Keyring holds one active key, which seals, and any number of older
+// keys, which only open. Rotating is: make the new key active
+// (INTEGRATIONS_ENCRYPTION_KEY), list the old one in
+// INTEGRATIONS_ENCRYPTION_OLD_KEYS, run `integrations credentials rewrap`
+// (Rewrap re-seals each ciphertext under the active key), then drop the old
+// key. Ciphertexts sealed before key IDs existed (nonce || ciphertext, the
+// integration ID as associated data) still open with any key of the ring,
+// and Rewrap turns them into format 1.
+//
+// Production reads the keys from the environment variables KeyEnv and
+// OldKeysEnv (base64 of 32 random bytes each, e.g. `openssl rand -base64
+// 32`); the dev stack keeps its key in a file created on first start
+// (LoadOrCreateKeyFile). No error of this package contains key material or
+// plaintext.
 package credential
 
 import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
-// KeyEnv is the environment variable that holds the base64-encoded
-// encryption key.
+// KeyEnv is the environment variable that holds the base64-encoded active
+// encryption key, the one that seals.
 const KeyEnv = "INTEGRATIONS_ENCRYPTION_KEY"
+
+// OldKeysEnv is the environment variable that holds older keys, which
+// open what they sealed but never seal: comma-separated base64, for the
+// time between a rotation and the rewrap that follows it.
+const OldKeysEnv = "INTEGRATIONS_ENCRYPTION_OLD_KEYS"
 
 // KeySize is the key length AES-256 needs, in bytes.
 const KeySize = 32
 
 // ErrOpen is returned (wrapped) when a ciphertext does not open: it was
-// sealed with another key or for another integration, or it was altered.
-var ErrOpen = errors.New("credentials do not decrypt: wrong encryption key, wrong integration, or the stored ciphertext was altered")
+// sealed with another key, for another integration or version, or it was
+// altered.
+var ErrOpen = errors.New("credentials do not decrypt: wrong encryption key, wrong integration or version, or the stored ciphertext was altered")
 
-// Keyring seals and opens credentials with one AES-256-GCM key. It is safe
-// for concurrent use.
+// ErrUnknownKey is returned (wrapped, together with ErrOpen) when a
+// ciphertext names a key ID the keyring does not hold; the message names
+// that key ID and the variable to put the key in.
+var ErrUnknownKey = errors.New("sealed with a key that is not configured")
+
+// KeyIDSize is the length of a key ID, in bytes.
+const KeyIDSize = 8
+
+// KeyID names a key without revealing it: the first KeyIDSize bytes of a
+// SHA-256 over a fixed label and the key. Its String form (16 hex digits)
+// is what the store's key_id column, the rewrap report and errors show.
+type KeyID [KeyIDSize]byte
+
+// String is the key ID in hex.
+func (id KeyID) String() string { return hex.EncodeToString(id[:]) }
+
+// keyIDLabel separates key IDs from any other hash of the key.
+const keyIDLabel = "integrations credential key id v1\x00"
+
+// KeyIDOf returns the key ID of key.
+func KeyIDOf(key []byte) KeyID {
+	h := sha256.New()
+	h.Write([]byte(keyIDLabel))
+	h.Write(key)
+	var id KeyID
+	copy(id[:], h.Sum(nil))
+	return id
+}
+
+// Keyring seals with one active AES-256-GCM key and opens with it or any
+// older key it holds. It is safe for concurrent use.
 type Keyring struct {
-	aead cipher.AEAD
+	active KeyID
+	// keys holds every key by ID; order lists the IDs, active first, for
+	// ciphertexts that name no key (legacy).
+	keys  map[KeyID]cipher.AEAD
+	order []KeyID
 }
 
-// NewKeyring returns a Keyring for key, which must be exactly KeySize bytes.
-func NewKeyring(key []byte) (*Keyring, error) {
-	if len(key) != KeySize {
-		return nil, fmt.Errorf("encryption key is %d bytes, AES-256 needs exactly %d: generate one with `openssl rand -base64 32` and set %s", len(key), KeySize, KeyEnv)
+// NewKeyring returns a Keyring whose active key is active and which also
+// opens what the old keys sealed. Every key must be exactly KeySize bytes;
+// an old key equal to the active one, or listed twice, is ignored.
+func NewKeyring(active []byte, old ...[]byte) (*Keyring, error) {
+	k := &Keyring{keys: map[KeyID]cipher.AEAD{}}
+	for i, key := range append([][]byte{active}, old...) {
+		which := "the active encryption key (" + KeyEnv + ")"
+		if i > 0 {
+			which = fmt.Sprintf("old encryption key %d of %s", i, OldKeysEnv)
+		}
+		if len(key) != KeySize {
+			return nil, fmt.Errorf("%s is %d bytes, AES-256 needs exactly %d: generate one with `openssl rand -base64 32`", which, len(key), KeySize)
+		}
+		id := KeyIDOf(key)
+		if _, dup := k.keys[id]; dup {
+			continue
+		}
+		block, err := aes.NewCipher(key)
+		if err != nil {
+			return nil, fmt.Errorf("create AES cipher for %s: %w", which, err)
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, fmt.Errorf("create GCM for %s: %w", which, err)
+		}
+		k.keys[id] = aead
+		k.order = append(k.order, id)
 	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("create AES cipher: %w", err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("create GCM: %w", err)
-	}
-	return &Keyring{aead: aead}, nil
+	k.active = k.order[0]
+	return k, nil
 }
+
+// ActiveKeyID is the ID of the key Seal uses.
+func (k *Keyring) ActiveKeyID() KeyID { return k.active }
+
+// KeyIDs lists the IDs of every key the keyring holds, the active one
+// first.
+func (k *Keyring) KeyIDs() []KeyID { return slices.Clone(k.order) }
 
 // ParseKey decodes a base64 key (standard alphabet, padded or not; leading
 // and trailing whitespace ignored) and checks it is KeySize bytes. Its errors
@@ -77,6 +159,24 @@ func ParseKey(s string) ([]byte, error) {
 		return nil, fmt.Errorf("encryption key decodes to %d bytes, AES-256 needs exactly %d: generate one with `openssl rand -base64 32`", len(key), KeySize)
 	}
 	return key, nil
+}
+
+// ParseKeys decodes a comma-separated list of base64 keys, as
+// OldKeysEnv holds them (blanks around commas ignored; an empty list is no
+// keys). Errors name the position of a bad key, never its value.
+func ParseKeys(s string) ([][]byte, error) {
+	var keys [][]byte
+	for i, part := range strings.Split(s, ",") {
+		if strings.TrimSpace(part) == "" {
+			continue
+		}
+		key, err := ParseKey(part)
+		if err != nil {
+			return nil, fmt.Errorf("key %d of the list: %w", i+1, err)
+		}
+		keys = append(keys, key)
+	}
+	return keys, nil
 }
 
 // LoadOrCreateKeyFile returns the key stored base64-encoded in path. If the
@@ -144,38 +244,4 @@ func readKeyFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("key file %s: %w (delete the file to generate a new key; credentials sealed with the old key will then need re-authorizing)", path, err)
 	}
 	return key, nil
-}
-
-// Seal encrypts plaintext bound to associatedData, which must be the
-// integration ID the credentials belong to. The result is a fresh random
-// nonce followed by the GCM ciphertext and tag.
-func (k *Keyring) Seal(plaintext, associatedData []byte) ([]byte, error) {
-	if len(associatedData) == 0 {
-		// Unbound ciphertexts could be moved between integrations unnoticed.
-		return nil, errors.New("seal credentials: associated data is empty: pass the integration ID")
-	}
-	nonceSize := k.aead.NonceSize()
-	out := make([]byte, nonceSize, nonceSize+len(plaintext)+k.aead.Overhead())
-	if _, err := rand.Read(out); err != nil {
-		return nil, fmt.Errorf("seal credentials: generate nonce: %w", err)
-	}
-	return k.aead.Seal(out, out, plaintext, associatedData), nil
-}
-
-// Open decrypts a ciphertext made by Seal with the same key and associated
-// data. Failures wrap ErrOpen; no error ever contains plaintext.
-func (k *Keyring) Open(ciphertext, associatedData []byte) ([]byte, error) {
-	if len(associatedData) == 0 {
-		return nil, errors.New("open credentials: associated data is empty: pass the integration ID")
-	}
-	nonceSize := k.aead.NonceSize()
-	if len(ciphertext) < nonceSize+k.aead.Overhead() {
-		return nil, fmt.Errorf("open credentials: ciphertext is %d bytes, shorter than nonce and tag: %w", len(ciphertext), ErrOpen)
-	}
-	plaintext, err := k.aead.Open(nil, ciphertext[:nonceSize], ciphertext[nonceSize:], associatedData)
-	if err != nil {
-		// GCM's own error says nothing more useful than ErrOpen.
-		return nil, fmt.Errorf("open credentials: %w", ErrOpen)
-	}
-	return plaintext, nil
 }

@@ -116,8 +116,9 @@ type Connector interface {
 // Refresher is implemented by connectors whose credentials can be refreshed,
 // such as OAuth access tokens that expire while the refresh token stays
 // valid. The caller refreshes when Push or Validate fails with ClassAuth (or
-// ahead of a known expiry), seals and stores the returned document in place
-// of the old one, and retries with it. Refresh must not return the same
+// ahead of a known expiry), seals and stores the returned document as the
+// new current version of the same grant (unless the credentials were
+// re-authorized meanwhile), and retries with it. Refresh must not return the same
 // document unchanged as success. A Refresh error of class ClassAuth means the
 // grant itself is gone (revoked, expired refresh token): the caller then
 // validates, which reports expired_credentials and asks the customer to

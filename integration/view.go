@@ -39,6 +39,9 @@ type SyncView struct {
 	// often; Cancelled the deliveries a delete ended.
 	GaveUp    *int64 `json:"gave_up,omitempty"`
 	Cancelled *int64 `json:"cancelled,omitempty"`
+	// Quota is the API allowance the CRM last reported, where it reports
+	// one.
+	Quota *QuotaView `json:"quota,omitempty"`
 }
 
 // Deliveries are a CRM integration's delivery counts per status and its
@@ -48,6 +51,24 @@ type Deliveries struct {
 	// LastSuccessAt is when the CRM last answered for a lead (delivered
 	// or rejected); nil before the first.
 	LastSuccessAt *time.Time
+}
+
+// QuotaView is a CRM's last reported API allowance for the integration's
+// account: Remaining calls of Limit in Window ("10s", "24h").
+type QuotaView struct {
+	Remaining  int64     `json:"remaining"`
+	Limit      int64     `json:"limit"`
+	Window     string    `json:"window"`
+	ObservedAt time.Time `json:"observed_at"`
+}
+
+// SetQuota adds the CRM's last reported quota to a CRM integration's view.
+func (v *View) SetQuota(q QuotaView) {
+	if v.Sync == nil {
+		return
+	}
+	q.ObservedAt = q.ObservedAt.UTC()
+	v.Sync.Quota = &q
 }
 
 // SetDeliveries adds the delivery counts and the last successful delivery

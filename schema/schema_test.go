@@ -252,6 +252,61 @@ func queryStrings(t *testing.T, b *testBundle, q string) []string {
 	return out
 }
 
+// TestCandidateCredentialsMigration checks what 00006 makes of the
+// credentials stored before it: each version is promoted (it was in use),
+// a grant of its own, in the legacy format; and that its down migration
+// drops what the old rule would have put in use unvalidated.
+func TestCandidateCredentialsMigration(t *testing.T) {
+	t.Parallel()
+	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
+		b := setup(t, db)
+		_, err := b.provider.UpTo(b.ctx, 4)
+		require.NoError(t, err)
+		created := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+		insert := `INSERT INTO crm_credentials (integration_id, version, ciphertext, created_at) VALUES ($1, $2, $3, $4)`
+		if b.dialect == schema.SQLite {
+			insert = `INSERT INTO crm_credentials (integration_id, version, ciphertext, created_at) VALUES (?, ?, ?, ?)`
+		}
+		for v := 1; v <= 2; v++ {
+			_, err := b.db.ExecContext(b.ctx, insert, "crm-old", v, []byte{0xaa, byte(v)}, created.Add(time.Duration(v)*time.Hour))
+			require.NoError(t, err)
+		}
+
+		_, err = b.provider.UpTo(b.ctx, 6)
+		require.NoError(t, err)
+		rows, err := b.db.QueryContext(b.ctx, `SELECT version, grant_version, key_id, promoted_at, created_at FROM crm_credentials ORDER BY version`)
+		require.NoError(t, err)
+		var n int
+		for rows.Next() {
+			var version, grant int
+			var keyID string
+			var promoted, at time.Time
+			require.NoError(t, rows.Scan(&version, &grant, &keyID, &promoted, &at))
+			n++
+			require.Equal(t, n, version)
+			require.Equal(t, version, grant, "a grant of its own")
+			require.Empty(t, keyID, "the legacy format")
+			require.True(t, promoted.Equal(at), "in use, so promoted when it was stored")
+		}
+		require.NoError(t, rows.Err())
+		require.NoError(t, rows.Close())
+		require.Equal(t, 2, n)
+
+		// A candidate, then down: the old rule would make it current.
+		candidate := `INSERT INTO crm_credentials (integration_id, version, grant_version, ciphertext, created_at) VALUES ($1, 3, 3, $2, $3)`
+		if b.dialect == schema.SQLite {
+			candidate = `INSERT INTO crm_credentials (integration_id, version, grant_version, ciphertext, created_at) VALUES (?, 3, 3, ?, ?)`
+		}
+		_, err = b.db.ExecContext(b.ctx, candidate, "crm-old", []byte{0xbb}, created)
+		require.NoError(t, err)
+		_, err = b.provider.DownTo(b.ctx, 4)
+		require.NoError(t, err)
+		var versions []string
+		versions = queryStrings(t, b, `SELECT CAST(version AS TEXT) FROM crm_credentials ORDER BY version`)
+		require.Equal(t, []string{"1", "2"}, versions)
+	})
+}
+
 // TestDeliveryOutcomesMigration checks what 00007 does to the deliveries
 // stored before it: every row and column kept, solo_failures 0, the new
 // statuses accepted (and unknown ones still refused); and that its down

@@ -52,6 +52,9 @@ type Starter struct {
 	Nudger *Nudger
 	// Now is the clock for creation times (time.Now when nil).
 	Now func() time.Time
+	// OAuthRedirectURL is the callback the CRMs' consent pages redirect
+	// to (PUBLIC-URL/oauth/callback); empty: OAuth connect is off.
+	OAuthRedirectURL string
 }
 
 func (s *Starter) taskQueue() string {
@@ -127,8 +130,15 @@ func (s *Starter) Command(ctx context.Context, id string, event integration.Even
 }
 
 // Authorize checks the credentials document for the integration's
-// provider, stores it encrypted as a new credentials version, and asks the
-// workflow to validate it. The credentials never enter the workflow.
+// provider, stores it encrypted as a candidate credentials version, and
+// asks the workflow to validate that version. The candidate becomes the
+// credentials in use only if every check passes (the Validate activity
+// promotes it); until then, and if it fails, the previous credentials stay
+// in use. The answer is the workflow's: for a set-up integration whose
+// checks fail, a *integration.Rejection naming them, with the status
+// unchanged. A candidate the workflow did not take (refused, or the CRM
+// could not be reached) is destroyed before Authorize returns. The
+// credentials never enter the workflow: only their version number does.
 func (s *Starter) Authorize(ctx context.Context, id string, raw []byte, by string) (integration.State, error) {
 	if s.Keyring == nil {
 		// Refuse before anything is stored: credentials sealed with no
@@ -146,8 +156,7 @@ func (s *Starter) Authorize(ctx context.Context, id string, raw []byte, by strin
 	if current.Status == integration.StatusDeleted {
 		// Refuse before storing anything: a deleted integration keeps no
 		// new secrets.
-		return integration.State{}, &integration.Rejection{Command: integration.EventAuthorize,
-			Message: fmt.Sprintf("integration %s is deleted: create a new one", id)}
+		return integration.State{}, deletedRejection(id)
 	}
 	if err := checkActor(by, ""); err != nil {
 		return integration.State{}, err
@@ -159,14 +168,38 @@ func (s *Starter) Authorize(ctx context.Context, id string, raw []byte, by strin
 	if err := connector.ParseCredentials(raw); err != nil {
 		return integration.State{}, invalid(fmt.Errorf("credentials for %s: %w", current.Provider, err))
 	}
-	sealed, err := s.Keyring.Seal(raw, []byte(id))
-	if err != nil {
-		return integration.State{}, fmt.Errorf("authorize %s: seal credentials: %w", id, err)
+	candidate, err := s.Store.AddCandidateCredential(ctx, id, s.Keyring.Sealer(raw, id), s.now())
+	if errors.Is(err, store.ErrDeleted) {
+		// Deleted since the read above.
+		return integration.State{}, deletedRejection(id)
 	}
-	if _, err := s.Store.SaveCredential(ctx, id, sealed, s.now()); err != nil {
+	if err != nil {
 		return integration.State{}, fmt.Errorf("authorize %s: store credentials: %w", id, err)
 	}
-	return s.update(ctx, id, integration.EventAuthorize, workflows.Command{By: by})
+	st, err := s.update(ctx, id, integration.EventAuthorize, workflows.Command{By: by, CredentialVersion: candidate.Version})
+	if err != nil {
+		s.discardCandidate(ctx, id, candidate.Version)
+		return integration.State{}, err
+	}
+	return st, nil
+}
+
+// discardWait bounds the clean-up of a candidate after a failed
+// authorize, which runs even when the caller has gone.
+const discardWait = 10 * time.Second
+
+// discardCandidate destroys a candidate its authorize failed to get
+// validated (the Validate activity discards refused ones itself). Only an
+// unpromoted version is touched, so a validation that promoted it after
+// all keeps it. Best effort: an undiscarded candidate is never used.
+func (s *Starter) discardCandidate(ctx context.Context, id string, version int) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), discardWait)
+	defer cancel()
+	_, _ = s.Store.DiscardCandidateCredential(ctx, id, version, s.now())
+}
+
+func deletedRejection(id string) error {
+	return &integration.Rejection{Command: integration.EventAuthorize, Message: fmt.Sprintf("integration %s is deleted: create a new one", id)}
 }
 
 // Status reads an integration from the projection.
@@ -284,6 +317,13 @@ func (s *Starter) ViewOf(ctx context.Context, st integration.State) (integration
 		}
 		v.SetDeliveries(integration.Deliveries{Pending: c.Pending, Delivered: c.Delivered, Rejected: c.Rejected,
 			GaveUp: c.GaveUp, Cancelled: c.Cancelled, LastSuccessAt: c.LastDeliveredAt})
+		q, err := s.Store.QuotaOf(ctx, id)
+		switch {
+		case err == nil:
+			v.SetQuota(integration.QuotaView{Remaining: q.Remaining, Limit: q.Limit, Window: q.Window, ObservedAt: q.ObservedAt})
+		case !errors.Is(err, store.ErrNotFound):
+			return integration.View{}, fmt.Errorf("quota of %s: %w", id, err)
+		}
 	}
 	return v, nil
 }

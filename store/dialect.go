@@ -53,10 +53,11 @@ type dialect interface {
 	// lead_id is one of leadIDs (not empty), and returns the query ready to
 	// run on the store's pool with args and the IDs bound.
 	anyLeadID(query string, args []any, leadIDs []int64) (string, []any, error)
-	// lockCredentials makes the credential saves of one integration take
-	// turns within tx, so each reads the latest version before it writes
-	// the next.
-	lockCredentials(ctx context.Context, tx *sqlx.Tx, integrationID string) error
+	// lockSecrets makes the writes of one integration's secrets take
+	// turns within tx: credential adds, so each reads the latest version
+	// before it writes the next, and the delete of its credentials and
+	// intake token, so nothing is added after it.
+	lockSecrets(ctx context.Context, tx *sqlx.Tx, integrationID string) error
 }
 
 // parseDatabaseURL picks the dialect of a DATABASE_URL: postgres:// and

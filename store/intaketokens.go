@@ -13,7 +13,8 @@ import (
 
 // SetIntakeToken stores tokenHash, the SHA-256 of a lead integration's
 // intake token, replacing the integration's previous one (rotation). The
-// token itself is never stored.
+// token itself is never stored. It is refused, with an error wrapping
+// ErrDeleted and nothing stored, once the integration is projected deleted.
 func (s *Store) SetIntakeToken(ctx context.Context, integrationID string, tokenHash []byte, at time.Time) error {
 	switch {
 	case integrationID == "":
@@ -23,9 +24,21 @@ func (s *Store) SetIntakeToken(ctx context.Context, integrationID string, tokenH
 	case at.IsZero():
 		return fmt.Errorf("set intake token of %s: no issue time given", integrationID)
 	}
-	q := s.db.Rebind(`INSERT INTO intake_tokens (integration_id, token_hash, created_at) VALUES (?, ?, ?)
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		// Takes turns with the delete of the integration's secrets
+		// (Project), so no token is stored after it.
+		if err := s.dialect.lockSecrets(ctx, tx, integrationID); err != nil {
+			return err
+		}
+		if err := checkNotDeleted(ctx, tx, integrationID); err != nil {
+			return err
+		}
+		q := tx.Rebind(`INSERT INTO intake_tokens (integration_id, token_hash, created_at) VALUES (?, ?, ?)
 ON CONFLICT (integration_id) DO UPDATE SET token_hash = excluded.token_hash, created_at = excluded.created_at`)
-	if _, err := s.db.ExecContext(ctx, q, integrationID, tokenHash, dbTime(at)); err != nil {
+		_, err := tx.ExecContext(ctx, q, integrationID, tokenHash, dbTime(at))
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("set intake token of %s: %w", integrationID, err)
 	}
 	return nil

@@ -173,6 +173,12 @@ func (r eventRow) toChange() integration.Change {
 // row is inserted unless one exists for that version. applied reports
 // whether the integrations row was written.
 //
+// A snapshot with status deleted also destroys the integration's secrets
+// in that transaction: every credentials version and its intake token
+// (again, harmlessly, when it is replayed). Deleted is final, so nothing
+// needs them any more, and the adds of secrets refuse a deleted
+// integration from then on.
+//
 // The deleted snapshot of a CRM integration also ends its pending
 // deliveries as cancelled, in that transaction (again, harmlessly, when it
 // is replayed): nothing will deliver them. Intake locks the CRM
@@ -191,6 +197,11 @@ func (s *Store) Project(ctx context.Context, st integration.State, ch integratio
 		applied, err = upsertIntegration(ctx, tx, row)
 		if err != nil {
 			return err
+		}
+		if st.Status == integration.StatusDeleted {
+			if err := s.deleteSecrets(ctx, tx, st.ID); err != nil {
+				return err
+			}
 		}
 		if err := insertEvent(ctx, tx, toEventRow(ch)); err != nil {
 			return err

@@ -207,9 +207,12 @@ func (*postgres) anyLeadID(query string, args []any, leadIDs []int64) (string, [
 	return sqlx.Rebind(sqlx.DOLLAR, query+`lead_id = ANY(?)`), append(args, pq.Array(leadIDs)), nil
 }
 
-// lockCredentials takes a transaction-scoped advisory lock per integration:
-// without it, concurrent saves would read the same MAX(version).
-func (*postgres) lockCredentials(ctx context.Context, tx *sqlx.Tx, integrationID string) error {
+// lockSecrets takes a transaction-scoped advisory lock per integration:
+// without it, concurrent adds would read the same MAX(version), and an add
+// racing the delete of the integration's secrets could commit after it.
+// (The lock's name predates intake tokens; it stays, so processes of
+// every release take the same lock.)
+func (*postgres) lockSecrets(ctx context.Context, tx *sqlx.Tx, integrationID string) error {
 	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('crm_credentials:' || $1))`, integrationID)
 	return err
 }

@@ -258,6 +258,6 @@ func (*sqlite) anyLeadID(query string, args []any, leadIDs []int64) (string, []a
 	return sqlx.In(query+`lead_id IN (?)`, append(args, leadIDs)...)
 }
 
-// lockCredentials has nothing to do: the transaction holds the database's
-// write lock from BEGIN, so saves take turns already.
-func (*sqlite) lockCredentials(context.Context, *sqlx.Tx, string) error { return nil }
+// lockSecrets has nothing to do: the transaction holds the database's
+// write lock from BEGIN, so secret writes take turns already.
+func (*sqlite) lockSecrets(context.Context, *sqlx.Tx, string) error { return nil }

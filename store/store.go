@@ -4,6 +4,11 @@
 // delivery to each CRM integration (lead_deliveries) and hashed intake tokens
 // (intake_tokens).
 //
+// CRM credentials (crm_credentials) are versioned ciphertexts: a new
+// version is a candidate until validation promotes it, the current one is
+// the promoted version of the newest grant, and projecting an integration
+// deleted destroys its credentials and intake token (credentials.go).
+//
 // One Store serves both backends, PostgreSQL (lib/pq) and SQLite
 // (modernc.org/sqlite), through one seam: the unexported dialect interface
 // (dialect.go), implemented once per database, in postgres.go and in

@@ -2,9 +2,11 @@ package store_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"io/fs"
 	"path/filepath"
-	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/internal/testenv"
+	"github.com/acme/integrations/schema"
 	"github.com/acme/integrations/store"
 )
 
@@ -36,8 +39,29 @@ func setup(t testing.TB, db testenv.Database) *testBundle {
 	return &testBundle{ctx: ctx, db: db, store: s}
 }
 
-// migrations is how many numbered migrations schema/ holds.
-const migrations = 7
+// migrations is how many numbered migrations schema/ holds, and
+// latestMigration the highest number among them (the same once every
+// branch's migrations are in).
+var migrations, latestMigration = countMigrations()
+
+func countMigrations() (count int, latest int64) {
+	fsys, err := schema.FS(schema.Postgres)
+	if err != nil {
+		panic(err)
+	}
+	names, err := fs.Glob(fsys, "*.sql")
+	if err != nil {
+		panic(err)
+	}
+	for _, name := range names {
+		n, err := strconv.ParseInt(name[:5], 10, 64)
+		if err != nil {
+			panic(fmt.Sprintf("migration %s is not numbered: %v", name, err))
+		}
+		latest = max(latest, n)
+	}
+	return len(names), latest
+}
 
 // t0 is a UTC time at microsecond resolution: what the store returns.
 var t0 = time.Date(2025, 3, 4, 5, 6, 7, 123456000, time.UTC)
@@ -190,7 +214,7 @@ func TestMigrate(t *testing.T) {
 
 		var version int64
 		require.NoError(t, b.store.DB().GetContext(b.ctx, &version, `SELECT MAX(version_id) FROM goose_db_version`))
-		require.Equal(t, int64(migrations), version)
+		require.Equal(t, latestMigration, version)
 
 		for _, table := range []string{"integrations", "integration_events", "crm_credentials", "notifications", "leads", "lead_deliveries", "intake_tokens"} {
 			var n int
@@ -448,81 +472,6 @@ func TestEventsOrderedByVersion(t *testing.T) {
 	})
 }
 
-func TestCredentials(t *testing.T) {
-	t.Parallel()
-	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
-		b := setup(t, db)
-
-		t.Run("VersionsAndLatest", func(t *testing.T) {
-			t.Parallel()
-			_, err := b.store.LatestCredential(b.ctx, "cred-1")
-			require.ErrorIs(t, err, store.ErrNotFound)
-
-			for want := 1; want <= 3; want++ {
-				// Bytes that are not valid UTF-8 and contain NUL, as sealed data does.
-				ciphertext := []byte{0x00, 0xff, byte(want), 0xfe, 0x00}
-				v, err := b.store.SaveCredential(b.ctx, "cred-1", ciphertext, t0.Add(time.Duration(want)*time.Minute))
-				require.NoError(t, err)
-				require.Equal(t, want, v)
-
-				latest, err := b.store.LatestCredential(b.ctx, "cred-1")
-				require.NoError(t, err)
-				require.Equal(t, store.Credential{
-					IntegrationID: "cred-1", Version: want, Ciphertext: ciphertext,
-					CreatedAt: t0.Add(time.Duration(want) * time.Minute),
-				}, latest)
-			}
-
-			// Versions count per integration.
-			v, err := b.store.SaveCredential(b.ctx, "cred-2", []byte("sealed"), t0)
-			require.NoError(t, err)
-			require.Equal(t, 1, v)
-		})
-
-		t.Run("ConcurrentSavesGetDistinctVersions", func(t *testing.T) {
-			t.Parallel()
-			const writers = 8
-			versions := make(chan int, writers)
-			errs := make(chan error, writers)
-			var wg sync.WaitGroup
-			for i := range writers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					v, err := b.store.SaveCredential(b.ctx, "cred-race", []byte{byte(i)}, t0)
-					if err != nil {
-						errs <- err
-						return
-					}
-					versions <- v
-				}()
-			}
-			wg.Wait()
-			close(versions)
-			close(errs)
-			for err := range errs {
-				require.NoError(t, err)
-			}
-			var got []int
-			for v := range versions {
-				got = append(got, v)
-			}
-			sort.Ints(got)
-			require.Equal(t, []int{1, 2, 3, 4, 5, 6, 7, 8}, got)
-		})
-
-		t.Run("RejectsBadInput", func(t *testing.T) {
-			t.Parallel()
-			_, err := b.store.SaveCredential(b.ctx, "", []byte("x"), t0)
-			require.ErrorContains(t, err, "no integration ID")
-			_, err = b.store.SaveCredential(b.ctx, "cred-empty", nil, t0)
-			require.ErrorContains(t, err, "ciphertext is empty")
-			_, err = b.store.LatestCredential(b.ctx, "cred-empty")
-			require.ErrorIs(t, err, store.ErrNotFound)
-		})
-	})
-}
-
 func TestNotifications(t *testing.T) {
 	t.Parallel()
 	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
@@ -649,11 +598,15 @@ func TestTimesRoundTripInUTCToTheMicrosecond(t *testing.T) {
 		require.Len(t, events, 1)
 		require.Equal(t, want, events[0].At)
 
-		_, err = b.store.SaveCredential(b.ctx, "time-1", []byte("sealed"), local)
+		added, err := b.store.AddCandidateCredential(b.ctx, "time-1", sealAs([]byte("sealed"), "k"), local)
 		require.NoError(t, err)
-		cred, err := b.store.LatestCredential(b.ctx, "time-1")
+		_, err = b.store.PromoteCredential(b.ctx, "time-1", added.Version, local.Add(time.Second))
+		require.NoError(t, err)
+		cred, err := b.store.CredentialVersion(b.ctx, "time-1", added.Version)
 		require.NoError(t, err)
 		require.Equal(t, want, cred.CreatedAt)
+		require.Equal(t, want.Add(time.Second), *cred.PromotedAt)
+		require.Same(t, time.UTC, cred.PromotedAt.Location())
 
 		_, err = b.store.AddNotification(b.ctx, store.Notification{
 			IntegrationID: "time-1", OrgID: "org-1", Channel: store.ChannelEmail, Kind: "paused",
@@ -754,7 +707,7 @@ func TestSQLiteSharedFileConcurrentWriters(t *testing.T) {
 				if _, err := b.store.Project(b.ctx, shared, sharedCh); err != nil {
 					errs <- err
 				}
-				if _, err := b.store.SaveCredential(b.ctx, "shared-both", []byte{byte(v)}, t0); err != nil {
+				if _, err := b.store.AddCandidateCredential(b.ctx, "shared-both", sealAs([]byte{byte(v)}, "k"), t0); err != nil {
 					errs <- err
 				}
 			}
@@ -776,9 +729,10 @@ func TestSQLiteSharedFileConcurrentWriters(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, events, writes, id)
 	}
-	cred, err := first.store.LatestCredential(first.ctx, "shared-both")
+	creds, err := first.store.ListCredentials(first.ctx, store.CredentialKey{}, store.MaxCredentialPage)
 	require.NoError(t, err)
-	require.Equal(t, 2*writes, cred.Version)
+	require.Len(t, creds, 2*writes)
+	require.Equal(t, 2*writes, creds[len(creds)-1].Version)
 }
 
 // TestConcurrentMigrate starts several processes' worth of handles on a
@@ -835,5 +789,75 @@ func TestSyncHealthRoundTrip(t *testing.T) {
 		got, err = b.store.Get(b.ctx, st.ID)
 		require.NoError(t, err)
 		require.Equal(t, ok, got)
+	})
+}
+
+func TestOAuthStates(t *testing.T) {
+	t.Parallel()
+	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
+		b := setup(t, db)
+		hash := func(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
+		st := store.OAuthState{
+			StateHash: hash("state-1"), IntegrationID: "crm-1", Provider: "hubspot", Sandbox: true,
+			RedirectURL: "http://127.0.0.1:8080/oauth/callback", RequestedBy: "alice",
+			CreatedAt: t0, ExpiresAt: t0.Add(10 * time.Minute),
+		}
+		require.NoError(t, b.store.AddOAuthState(b.ctx, st))
+		require.NoError(t, b.store.AddOAuthState(b.ctx, store.OAuthState{
+			StateHash: hash("state-2"), IntegrationID: "crm-1", Provider: "hubspot",
+			RedirectURL: st.RedirectURL, CreatedAt: t0, ExpiresAt: t0.Add(time.Minute),
+		}))
+
+		_, err := b.store.ConsumeOAuthState(b.ctx, hash("forged"), t0)
+		require.ErrorIs(t, err, store.ErrNotFound, "an unknown state")
+		_, err = b.store.ConsumeOAuthState(b.ctx, hash("state-2"), t0.Add(time.Minute))
+		require.ErrorIs(t, err, store.ErrNotFound, "expired at its expiry")
+
+		got, err := b.store.ConsumeOAuthState(b.ctx, hash("state-1"), t0.Add(time.Minute))
+		require.NoError(t, err)
+		require.Equal(t, st, got)
+		_, err = b.store.ConsumeOAuthState(b.ctx, hash("state-1"), t0.Add(2*time.Minute))
+		require.ErrorIs(t, err, store.ErrNotFound, "single-use")
+
+		n, err := b.store.CountOAuthStates(b.ctx, "crm-1")
+		require.NoError(t, err)
+		require.Equal(t, 2, n)
+
+		for _, bad := range []store.OAuthState{
+			{StateHash: []byte("short"), IntegrationID: "crm-1", Provider: "hubspot", RedirectURL: "x", CreatedAt: t0, ExpiresAt: t0.Add(time.Minute)},
+			{StateHash: hash("s3"), Provider: "hubspot", RedirectURL: "x", CreatedAt: t0, ExpiresAt: t0.Add(time.Minute)},
+			{StateHash: hash("s4"), IntegrationID: "crm-1", Provider: "hubspot", RedirectURL: "x", CreatedAt: t0, ExpiresAt: t0},
+		} {
+			require.Error(t, b.store.AddOAuthState(b.ctx, bad))
+		}
+		n, err = b.store.CountOAuthStates(b.ctx, "crm-1")
+		require.NoError(t, err)
+		require.Equal(t, 2, n, "refused states store nothing")
+	})
+}
+
+func TestQuotas(t *testing.T) {
+	t.Parallel()
+	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
+		b := setup(t, db)
+		_, err := b.store.QuotaOf(b.ctx, "crm-1")
+		require.ErrorIs(t, err, store.ErrNotFound)
+
+		q := store.Quota{Remaining: 97, Limit: 100, Window: "10s", ObservedAt: t0}
+		require.NoError(t, b.store.SaveQuota(b.ctx, "crm-1", q))
+		got, err := b.store.QuotaOf(b.ctx, "crm-1")
+		require.NoError(t, err)
+		require.Equal(t, q, got)
+
+		newer := store.Quota{Remaining: 10018, Limit: 100000, Window: "24h", ObservedAt: t0.Add(time.Second)}
+		require.NoError(t, b.store.SaveQuota(b.ctx, "crm-1", newer))
+		require.NoError(t, b.store.SaveQuota(b.ctx, "crm-1", q), "an older report")
+		got, err = b.store.QuotaOf(b.ctx, "crm-1")
+		require.NoError(t, err)
+		require.Equal(t, newer, got, "the latest report wins")
+
+		require.Error(t, b.store.SaveQuota(b.ctx, "crm-2", store.Quota{Remaining: 1, Limit: 2}))
+		_, err = b.store.QuotaOf(b.ctx, "crm-2")
+		require.ErrorIs(t, err, store.ErrNotFound, "a refused quota stores nothing")
 	})
 }

@@ -229,7 +229,7 @@ func TestNoSecretsInHistoryOrLogs(t *testing.T) {
 	require.NotEmpty(t, b.stack.Logs.String(), "the worker logged something")
 
 	// The stored credentials are ciphertext.
-	cred, err := b.stack.Store.LatestCredential(b.ctx, id)
+	cred, err := b.stack.Store.CurrentCredential(b.ctx, id)
 	require.NoError(t, err)
 	require.NotContains(t, string(cred.Ciphertext), key)
 }

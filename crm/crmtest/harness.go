@@ -61,7 +61,8 @@ type Harness interface {
 	Restore(t *testing.T, acct Account)
 	// DropPermission removes a permission the service needs to write
 	// records (a scope, an object permission) and returns its name as the
-	// CRM spells it, which the failed check's message must name.
+	// CRM spells it, which the failed check's message must name. Not
+	// called when Capabilities().NoPermissions.
 	DropPermission(t *testing.T, acct Account) (permission string)
 	// FailNext makes the account's next n API calls, whatever their
 	// endpoint, answer the given HTTP status (a 5xx); later calls are
@@ -127,6 +128,13 @@ type Capabilities struct {
 	// OAuth: the customer connects through the CRM's consent page; the
 	// connector implements crm.OAuth.
 	OAuth bool
+	// NoPermissions: the CRM's credentials carry no permission that can be
+	// taken away while they stay valid (a Follow Up Boss API key has the
+	// access of its user, and no scopes), so crm.CheckScopes cannot fail
+	// and the suite skips the MissingPermission subtests; DropPermission is
+	// never called. Unlike the other fields it turns subtests off: every
+	// CRM with scopes or permissions leaves it false.
+	NoPermissions bool
 }
 
 // Account is one account in the fake, as the suite sees it.
@@ -185,6 +193,14 @@ func (Unsupported) LimitCalls(t *testing.T, _ Account, _ int, _ time.Duration) {
 func (Unsupported) RefuseBatches(t *testing.T, _ Account, _, _ string) {
 	t.Helper()
 	t.Fatal("crmtest: Capabilities().BatchRefusal is set but the harness does not implement RefuseBatches")
+}
+
+// DropPermission fails the test: the harness claims
+// Capabilities().NoPermissions, so the suite never drops a permission.
+func (Unsupported) DropPermission(t *testing.T, _ Account) string {
+	t.Helper()
+	t.Fatal("crmtest: DropPermission was called although Capabilities().NoPermissions is set")
+	return ""
 }
 
 // Consent fails the test: the harness claims Capabilities().OAuth without

@@ -127,3 +127,29 @@ func (b *SyncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// StoredVersions lists every row of crm_credentials the integration has,
+// by version, discarded candidates included, read with SQL of its own:
+// what a test checks to show that nothing was stored, or that a delete
+// left nothing behind.
+func (s *Stack) StoredVersions(t testing.TB, integrationID string) []int {
+	t.Helper()
+	return s.rowsOf(t, `SELECT version FROM crm_credentials WHERE integration_id = ? ORDER BY version`, integrationID)
+}
+
+// IntakeTokenRows counts the integration's rows in intake_tokens, read
+// with SQL of its own.
+func (s *Stack) IntakeTokenRows(t testing.TB, integrationID string) int {
+	t.Helper()
+	return len(s.rowsOf(t, `SELECT 1 FROM intake_tokens WHERE integration_id = ?`, integrationID))
+}
+
+func (s *Stack) rowsOf(t testing.TB, query, integrationID string) []int {
+	t.Helper()
+	// A pool of its own, closed when t ends, so what is read is what the
+	// tables hold, not what the store makes of them.
+	db := testenv.OpenSQL(t, s.DB.URL)
+	var out []int
+	require.NoError(t, db.Select(&out, db.Rebind(query), integrationID))
+	return out
+}

@@ -1,0 +1,82 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+
+	"github.com/acme/integrations/integration"
+	"github.com/acme/integrations/starter"
+)
+
+// OAuthCallbackPath is where the CRMs' consent pages send the customer's
+// browser back to, under the service's public URL.
+const OAuthCallbackPath = "/oauth/callback"
+
+// oauthBody is the body of POST /v1/integrations/{id}/authorize/oauth.
+type oauthBody struct {
+	By string `json:"by"`
+	// Sandbox asks for the CRM's test environment (Salesforce sandboxes).
+	Sandbox bool `json:"sandbox"`
+}
+
+const oauthExample = `{"by": "...", "sandbox": false}`
+
+// startOAuth answers the consent URL of an OAuth connect: the customer
+// opens it, consents on the CRM's page, and the CRM sends the browser to
+// the callback.
+func (h *handler) startOAuth(w http.ResponseWriter, r *http.Request) {
+	var body oauthBody
+	if !decode(w, r, &body, oauthExample) {
+		return
+	}
+	consent, err := h.starter.StartOAuth(r.Context(), r.PathValue("id"), body.By, body.Sandbox)
+	if err != nil {
+		h.fail(w, "authorize", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, consent)
+}
+
+// callbackPage is what the customer's browser shows after consenting.
+var callbackPage = template.Must(template.New("callback").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>{{.Title}}</title></head>
+<body><h1>{{.Title}}</h1><p>{{.Message}}</p></body></html>
+`))
+
+// oauthCallback finishes an OAuth connect: it takes the state and code the
+// CRM sent, and answers a page saying how it went. It needs no API key (a
+// browser comes here from the CRM): the single-use, expiring state bound
+// to one integration is what authenticates it; anything else is refused
+// and changes nothing.
+func (h *handler) oauthCallback(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	st, err := h.starter.FinishOAuth(r.Context(), q.Get("state"), q.Get("code"), q.Get("error"))
+	page := struct{ Title, Message string }{}
+	status := http.StatusOK
+	switch {
+	case err == nil:
+		page.Title = "Connected"
+		page.Message = fmt.Sprintf("Integration %s is connected: it is now %s%s. You can close this page.", st.ID, st.Status, reasonSuffix(st.Reason))
+	case errors.Is(err, starter.ErrInvalidInput), errors.Is(err, starter.ErrNotFound):
+		status, page.Title, page.Message = http.StatusBadRequest, "Not connected", err.Error()
+	case integration.IsRejection(err):
+		status, page.Title, page.Message = http.StatusConflict, "Not connected", err.Error()
+	default:
+		h.logger.Error("request failed", "op", "oauth callback", "error", err)
+		status, page.Title, page.Message = http.StatusBadGateway, "Not connected", "The connection could not be finished right now; start again in a few minutes."
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	w.WriteHeader(status)
+	_ = callbackPage.Execute(w, page)
+}
+
+func reasonSuffix(r integration.Reason) string {
+	if r == "" {
+		return ""
+	}
+	return " (" + string(r) + ")"
+}
