@@ -1,7 +1,15 @@
 // Package activities holds the side effects of the integration workflows:
-// projecting state into SQL, validating CRM credentials, and recording
-// notifications. Activities are methods on a struct of dependencies, so the
-// worker wires real ones and tests wire their own.
+// projecting state into SQL, validating CRM credentials, recording
+// notifications, and delivering leads. Activities are methods on a struct
+// of dependencies, so the worker wires real ones and tests wire their own.
+//
+// Delivery (Deliver) never lets one lead stall the others: a batch the CRM
+// refuses for what it carries is split until the leads at fault stand
+// alone and are rejected, and a lead that keeps failing on its own is set
+// aside as gave_up after MaxDeliveryAttempts failures. A failure counts as
+// the lead's own only when the lead was pushed alone and the CRM answered
+// the next call, of another lead; in an outage every call fails, so
+// nothing is set aside. Deliver's documentation has the whole rule.
 package activities
 
 import (
@@ -25,6 +33,9 @@ type Activities struct {
 	Connectors *crm.Registry
 	Keyring    *credential.Keyring
 	Logger     *slog.Logger
+	// MaxDeliveryAttempts is how many failures of its own set a lead
+	// aside as gave_up (see Deliver); 0 means DefaultMaxDeliveryAttempts.
+	MaxDeliveryAttempts int
 
 	// paging overrides Deliver's page size, budget and the clock the
 	// budget is measured on in tests (zero values: the defaults);

@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,12 +36,22 @@ const (
 	FailurePermission  FailureClass = "permission"
 )
 
-// DeliverFailure is a CRM-side failure of a whole batch. Its message holds
-// the status code and class, never lead data or credentials.
+// failureRefused is a batch the CRM refused for what it carries
+// (crm.ClassBatchRejected). Deliver splits such a batch itself, so this
+// class never reaches the workflow.
+const failureRefused FailureClass = "batch_rejected"
+
+// DeliverFailure is a CRM-side failure of a whole batch. Its message is
+// what customers see (last_sync_error): the error class, the HTTP status
+// and the CRM's error code (crm.Describe), never lead data, credentials,
+// our URLs or database errors.
 type DeliverFailure struct {
 	Class      FailureClass  `json:"class"`
 	Message    string        `json:"message"`
 	RetryAfter time.Duration `json:"retry_after,omitempty"`
+	// summary is the CRM's error in its own terms (crm.Error.Summary),
+	// the reason of a lead the CRM refuses on its own.
+	summary string
 }
 
 // DeliverResult is the outcome of one batch: counts only, so no lead data
@@ -46,6 +59,8 @@ type DeliverFailure struct {
 type DeliverResult struct {
 	Delivered int `json:"delivered"`
 	Rejected  int `json:"rejected"`
+	// GaveUp counts the leads this run set aside (see Deliver).
+	GaveUp int `json:"gave_up,omitempty"`
 	// More is true when the batch was full: more leads may be pending.
 	More    bool            `json:"more"`
 	Failure *DeliverFailure `json:"failure,omitempty"`
@@ -56,7 +71,30 @@ type DeliverResult struct {
 // outcome. Delivery is idempotent on the CRM side (the lead ID is the
 // record key), so a retried batch never creates a second record. Failures
 // of the CRM are returned as a result for the workflow to judge; only our
-// own (database) errors are activity errors.
+// own (database) errors are activity errors, whose messages say so in our
+// words (the detail is logged): the workflow shows them to customers.
+//
+// No lead stalls the others:
+//
+//   - A batch the CRM refuses as a whole for what it carries
+//     (crm.ClassBatchRejected: a 400 or 413 for the batch) is split in
+//     halves, and the halves pushed, until the records at fault are found:
+//     a refused batch of one lead is that lead's rejection, with the CRM's
+//     class, HTTP status and error code as its reason. The rest is
+//     delivered, each lead once.
+//   - A lead that keeps failing on its own is set aside (gave_up) once it
+//     has failed on its own Activities.MaxDeliveryAttempts times. On its
+//     own means: pushed alone, it failed, and the CRM answered the very
+//     next call, of other leads. A lead that has been in a failed call
+//     (attempts > 0) is pushed alone, between the batches of the others;
+//     when it fails, the next call is one other lead (the probe); if the
+//     CRM answers it, the failure was the lead's own, and if the probe
+//     fails too, the CRM is what fails and the run ends. So a CRM outage,
+//     where every call fails, sets nothing aside: it costs a call or two
+//     per attempt and counts attempts only, while a lead the CRM fails on
+//     (and only on) is found while the others flow. A batch that fails as
+//     a whole ends the run, as an outage would; its leads, which now have
+//     attempts, go alone from the next run on.
 //
 // Batches follow each other within one activity for up to deliverBudget,
 // so the round trip through Temporal is paid once per budget, not once per
@@ -76,11 +114,24 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (DeliverResul
 	batch := max(1, connector.BatchLimit())
 	maxPage := cmp.Or(a.paging.maxPage, store.MaxPendingLimit)
 	p := &pipeline{acts: a, id: in.IntegrationID, connector: connector, batch: batch,
-		page:   min(maxPage, batch*max(1, maxPage/batch)),
-		budget: cmp.Or(a.paging.budget, deliverBudget)}
+		page:        min(maxPage, batch*max(1, maxPage/batch)),
+		budget:      cmp.Or(a.paging.budget, deliverBudget),
+		maxAttempts: a.maxDeliveryAttempts()}
 	res, err := p.run(ctx)
 	a.saveQuota(ctx, in.IntegrationID, connector, p.creds)
 	return res, err
+}
+
+// DefaultMaxDeliveryAttempts is how many failures of its own set a lead
+// aside when Activities.MaxDeliveryAttempts is not set.
+const DefaultMaxDeliveryAttempts = 10
+
+// maxDeliveryAttempts is the configured limit, or the default.
+func (a *Activities) maxDeliveryAttempts() int {
+	if a.MaxDeliveryAttempts > 0 {
+		return a.MaxDeliveryAttempts
+	}
+	return DefaultMaxDeliveryAttempts
 }
 
 // deliverBudget is how long one Deliver activity keeps reading pages.
@@ -114,6 +165,14 @@ type pipeline struct {
 	// started is when the run began; pushed counts its batches.
 	started time.Time
 	pushed  int
+	// maxAttempts is how many failures of its own set a lead aside.
+	maxAttempts int
+	// awaiting is the lead that failed alone, waiting for the verdict of
+	// the probe pushed after it, with its failure; nil when none.
+	awaiting        *store.Delivery
+	awaitingFailure *DeliverFailure
+	// gaveUp counts the leads the run set aside.
+	gaveUp int
 }
 
 // pendingPage is one read of pending leads; full means more may follow.
@@ -164,21 +223,57 @@ func (p *pipeline) run(ctx context.Context) (DeliverResult, error) {
 	close(p.outcomes)
 	workers.Wait()
 
+	recorded.GaveUp = p.gaveUp
 	switch {
 	case ctx.Err() != nil:
 		// Cancelled or timed out: whatever was recorded stays, but an
 		// empty result must not pass for "nothing pending".
 		return recorded, ctx.Err()
 	case pushErr != nil:
-		return recorded, pushErr
+		return recorded, p.ours(pushErr)
 	case recordErr != nil:
-		return recorded, recordErr
+		return recorded, p.ours(recordErr)
 	case readErr != nil:
-		return recorded, readErr
+		return recorded, p.ours(readErr)
+	}
+	if failure == nil && !more && p.awaiting != nil {
+		// A lead failed alone and nothing was left to probe with: the
+		// CRM may be down, so the failure stands, and counts as nobody's.
+		failure = p.awaitingFailure
 	}
 	recorded.Failure = failure
 	recorded.More = more && failure == nil
 	return recorded, nil
+}
+
+// storeError is a failure of our own database during a run: stage says
+// what was being done, in words a customer may read.
+type storeError struct {
+	stage string
+	err   error
+}
+
+func (e *storeError) Error() string { return e.stage + ": " + e.err.Error() }
+func (e *storeError) Unwrap() error { return e.err }
+
+// ours turns an error of our own side into what Deliver returns. The
+// workflow shows its message to customers ("delivery could not run: ..."),
+// so a database error says what was being done and that it is retried, and
+// its detail goes to the worker's log only. Errors that already say what to
+// fix in our words (credentials that do not decrypt) pass as they are.
+func (p *pipeline) ours(err error) error {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return err
+	}
+	stage := "delivery"
+	var se *storeError
+	if errors.As(err, &se) {
+		stage = se.stage
+	}
+	p.acts.logger().Error("delivery failed on our side", "integration", p.id, "stage", stage, "error", err.Error())
+	return temporal.NewApplicationError(
+		fmt.Sprintf("%s: our database failed (the worker's log has the details); it is retried", stage), "DeliveryStore")
 }
 
 // record writes the outcomes of pushed batches until the pusher closes
@@ -207,7 +302,7 @@ func (p *pipeline) record(ctx context.Context) (DeliverResult, error) {
 		if err := p.acts.Store.CompleteDeliveries(ctx, p.id, results, time.Now().UTC()); err != nil {
 			// Retried by Temporal: the CRM upserts by key, so pushing the
 			// same leads again creates nothing new.
-			recordErr = fmt.Errorf("deliver %s: record outcomes: %w", p.id, err)
+			recordErr = &storeError{stage: "record outcomes", err: err}
 			close(p.recorderFailed)
 			if hook := p.acts.paging.recorderFailed; hook != nil {
 				hook()
@@ -237,7 +332,7 @@ func (p *pipeline) read(ctx context.Context, pages chan<- pendingPage) error {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("deliver %s: load pending leads: %w", p.id, err)
+			return &storeError{stage: "load pending leads", err: err}
 		}
 		page := pendingPage{deliveries: deliveries, full: len(deliveries) == p.page}
 		select {
@@ -263,11 +358,13 @@ func (p *pipeline) now() time.Time {
 	return time.Now()
 }
 
-// push pushes one page in batches of the connector's limit and hands the
-// outcomes of each batch the CRM answered to the recorder. A failing batch
-// ends the page (and the run): what was delivered before it is recorded,
-// the rest waits. So does a failed write of the recorder, and a spent
-// budget once the run pushed a batch (so a slow CRM cannot hold one
+// push pushes one page, batch by batch as plan orders it, and hands the
+// outcomes of each batch the CRM answered to the recorder. A batch the CRM
+// refuses for what it carries is split, its halves pushed next; a lead
+// that fails alone is followed by a probe (see Deliver). A failing batch
+// otherwise ends the page (and the run): what was delivered before it is
+// recorded, the rest waits. So does a failed write of the recorder, and a
+// spent budget once the run pushed a batch (so a slow CRM cannot hold one
 // activity for pages of batches). more reports whether more leads may be
 // pending.
 func (p *pipeline) push(ctx context.Context, page pendingPage) (failure *DeliverFailure, more bool, err error) {
@@ -282,31 +379,150 @@ func (p *pipeline) push(ctx context.Context, page pendingPage) (failure *Deliver
 		// once at its start keeps every call of it on a live token.
 		*p.creds = p.acts.freshen(ctx, p.id, p.connector, *p.creds)
 	}
-	for start := 0; start < len(page.deliveries) && !closed(p.recorderFailed); start += p.batch {
+	queue := p.plan(page.deliveries)
+	for len(queue) > 0 && !closed(p.recorderFailed) {
 		if p.pushed > 0 && p.spent() {
 			return nil, true, nil
 		}
+		chunk := queue[0]
+		if p.awaiting != nil && len(chunk) > 1 {
+			// The probe: one lead, so that if it fails too, no batch of
+			// leads gains attempts for what is likely an outage.
+			queue[0], chunk = chunk[1:], chunk[:1]
+		} else {
+			queue = queue[1:]
+		}
 		p.pushed++
-		chunk := page.deliveries[start:min(start+p.batch, len(page.deliveries))]
 		results, failure, err := p.acts.pushChunk(ctx, p.id, p.connector, p.creds, chunk)
-		if err != nil || failure != nil {
-			return failure, false, err
+		if err != nil {
+			return nil, false, err
 		}
-		completed := make([]store.DeliveryResult, len(results))
-		for i, r := range results {
-			completed[i] = store.DeliveryResult{LeadID: chunk[i].Lead.ID, CRMRecordID: r.CRMID, Status: store.DeliveryDelivered}
-			if r.Status == crm.RecordRejected {
-				completed[i].Status, completed[i].Reason = store.DeliveryRejected, r.Reason
+		switch {
+		case failure == nil:
+			if err := p.answered(ctx); err != nil {
+				return nil, false, err
 			}
+			completed := make([]store.DeliveryResult, len(results))
+			for i, r := range results {
+				completed[i] = store.DeliveryResult{LeadID: chunk[i].Lead.ID, CRMRecordID: r.CRMID, Status: store.DeliveryDelivered}
+				if r.Status == crm.RecordRejected {
+					completed[i].Status, completed[i].Reason = store.DeliveryRejected, cleanReason(r.Reason, chunk[i].Lead)
+				}
+			}
+			p.outcomes <- completed
+		case failure.Class == failureRefused && len(chunk) > 1:
+			// The CRM is up and judging what it is sent: split the batch
+			// until the records at fault stand alone.
+			if err := p.answered(ctx); err != nil {
+				return nil, false, err
+			}
+			half := len(chunk) / 2
+			queue = append([][]store.Delivery{chunk[:half], chunk[half:]}, queue...)
+		case failure.Class == failureRefused:
+			if err := p.answered(ctx); err != nil {
+				return nil, false, err
+			}
+			p.outcomes <- []store.DeliveryResult{{LeadID: chunk[0].Lead.ID, Status: store.DeliveryRejected,
+				Reason: "refused by the CRM when sent on its own: " + failure.summary}}
+		case failure.Class == FailureTransient && len(chunk) == 1 && p.awaiting == nil:
+			// Alone and failing: the lead's fault or the CRM's? The next
+			// call, of another lead, tells.
+			p.awaiting, p.awaitingFailure = &chunk[0], failure
+		default:
+			// A batch failing as a whole, a probe failing after the lead
+			// before it, a rate limit, the credentials: the CRM's state,
+			// for the workflow to judge.
+			return failure, false, nil
 		}
-		p.outcomes <- completed
 	}
 	return nil, page.full, nil
 }
 
+// plan orders a page's deliveries into the batches to push: leads that
+// have been in a failed call (attempts > 0) alone, fewest attempts first,
+// each followed by a batch of the others, which go in lead order in
+// batches of the connector's limit. A lead that fails alone is then
+// probed by a lead of the batch after it, which has not failed before,
+// so two leads that fail do not meet as lead and probe while others are
+// pending; and leads whose failures did not count come before the ones
+// that keep failing.
+func (p *pipeline) plan(deliveries []store.Delivery) [][]store.Delivery {
+	var suspects, rest []store.Delivery
+	for i, d := range deliveries {
+		if d.Attempts == 0 {
+			continue
+		}
+		if suspects == nil {
+			// Most pages have none: split only those that do.
+			rest = slices.Clone(deliveries[:i])
+		}
+		suspects = append(suspects, d)
+	}
+	if suspects == nil {
+		return slices.Collect(slices.Chunk(deliveries, p.batch))
+	}
+	for _, d := range deliveries[len(rest):] {
+		if d.Attempts == 0 {
+			rest = append(rest, d)
+		}
+	}
+	slices.SortStableFunc(suspects, func(a, b store.Delivery) int { return cmp.Compare(a.Attempts, b.Attempts) })
+	batches := slices.Collect(slices.Chunk(rest, p.batch))
+	out := make([][]store.Delivery, 0, len(suspects)+len(batches))
+	for i := 0; i < len(suspects) || i < len(batches); i++ {
+		if i < len(suspects) {
+			out = append(out, suspects[i:i+1])
+		}
+		if i < len(batches) {
+			out = append(out, batches[i])
+		}
+	}
+	return out
+}
+
+// answered is told that the CRM answered a call (delivered, rejected or
+// refused what it was sent): a lead awaiting the verdict failed on its
+// own, and gains a failure of its own; at maxAttempts it is set aside.
+func (p *pipeline) answered(ctx context.Context) error {
+	if p.awaiting == nil {
+		return nil
+	}
+	lead, failure := p.awaiting, p.awaitingFailure
+	p.awaiting, p.awaitingFailure = nil, nil
+	reason := fmt.Sprintf("gave up after %d failures of its own (each time the CRM took other leads right after it); last error: %s",
+		p.maxAttempts, failure.Message)
+	gaveUp, err := p.acts.Store.RecordSoloFailures(ctx, p.id, []int64{lead.Lead.ID}, p.maxAttempts, reason, time.Now().UTC())
+	if err != nil {
+		return &storeError{stage: "record a failure", err: err}
+	}
+	p.acts.logger().Warn("a lead failed on its own", "integration", p.id, "lead", lead.Lead.ID, "gave_up", len(gaveUp) > 0, "error", failure.Message)
+	p.gaveUp += len(gaveUp)
+	return nil
+}
+
+// cleanReason is a CRM's reason for rejecting a lead as customers may see
+// it: without any of the lead's own values (connectors keep them out, but
+// CRMs like to quote the email they refuse), URLs or addresses.
+func cleanReason(reason string, l store.Lead) string {
+	values := []string{l.Name, l.Email, l.Phone, l.Message, l.ExternalID}
+	for _, v := range l.Attributes {
+		if s, ok := v.(string); ok {
+			values = append(values, s)
+		}
+	}
+	for _, v := range values {
+		// Short values would blank out ordinary words.
+		if v = strings.TrimSpace(v); len(v) >= 3 && strings.Contains(strings.ToLower(reason), strings.ToLower(v)) {
+			reason = regexp.MustCompile(`(?i)`+regexp.QuoteMeta(v)).ReplaceAllLiteralString(reason, "[redacted]")
+		}
+	}
+	return crm.Redact(reason)
+}
+
 // pushChunk pushes one batch. A CRM-side failure comes back as a
-// DeliverFailure (transient ones also counted on the leads); an error is
-// ours. creds are replaced when the credentials were refreshed.
+// DeliverFailure (transient ones and refusals also counted on the leads,
+// as attempts); an error is ours. creds are replaced when the credentials
+// were refreshed.
 func (a *Activities) pushChunk(ctx context.Context, id string, connector crm.Connector, creds *openCredentials, chunk []store.Delivery) ([]crm.RecordResult, *DeliverFailure, error) {
 	records := make([]crm.Record, len(chunk))
 	ids := make([]int64, len(chunk))
@@ -330,16 +546,18 @@ func (a *Activities) pushChunk(ctx context.Context, id string, connector crm.Con
 	}
 	if err != nil {
 		failure := classify(err)
-		if failure.Class == FailureTransient {
+		// A refused batch counts too: its leads go alone next time, so a
+		// run cut short while splitting it does not start over.
+		if failure.Class == FailureTransient || failure.Class == failureRefused {
 			if ferr := a.Store.RecordDeliveryFailure(ctx, id, ids, failure.Message); ferr != nil {
-				return nil, nil, fmt.Errorf("deliver %s: record failure: %w", id, ferr)
+				return nil, nil, &storeError{stage: "record a failure", err: ferr}
 			}
 		}
-		a.logger().Warn("delivery failed", "integration", id, "leads", len(records), "class", failure.Class, "error", failure.Message)
+		a.logger().Warn("delivery failed", "integration", id, "leads", len(records), "class", failure.Class, "error", failure.Message, "detail", err.Error())
 		return nil, &failure, nil
 	}
 	if len(results) != len(records) {
-		return nil, &DeliverFailure{Class: FailureTransient, Message: fmt.Sprintf("the CRM answered %d results for %d records", len(results), len(records))}, nil
+		return nil, &DeliverFailure{Class: FailureTransient, Message: fmt.Sprintf("crm transient: the CRM answered %d results for %d records", len(results), len(records))}, nil
 	}
 	return results, nil, nil
 }
@@ -425,7 +643,7 @@ func (a *Activities) credentials(ctx context.Context, id string) (*openCredentia
 		return nil, &DeliverFailure{Class: FailureAuth, Message: "no credentials are stored"}, nil
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("deliver %s: load credentials: %w", id, err)
+		return nil, nil, &storeError{stage: "load credentials", err: err}
 	}
 	raw, err := a.Keyring.Open(cred.Ciphertext, id, cred.Version)
 	if err != nil {
@@ -434,21 +652,24 @@ func (a *Activities) credentials(ctx context.Context, id string) (*openCredentia
 	return &openCredentials{raw: raw, version: cred.Version}, nil, nil
 }
 
-// classify maps a connector error to a failure class and a message safe for
-// history (the connector's errors carry no secrets or lead data).
+// classify maps a connector error to a failure class and the message
+// customers see (crm.Describe: class, HTTP status and CRM code, no URLs).
 func classify(err error) DeliverFailure {
 	var ce *crm.Error
-	retryAfter := time.Duration(0)
+	retryAfter, summary := time.Duration(0), string(crm.ClassTransient)
 	if errors.As(err, &ce) {
-		retryAfter = ce.RetryAfter
+		retryAfter, summary = ce.RetryAfter, ce.Summary()
 	}
+	msg := crm.Describe(err)
 	switch crm.ClassOf(err) {
 	case crm.ClassRateLimited:
-		return DeliverFailure{Class: FailureRateLimited, Message: err.Error(), RetryAfter: retryAfter}
+		return DeliverFailure{Class: FailureRateLimited, Message: msg, RetryAfter: retryAfter, summary: summary}
 	case crm.ClassAuth:
-		return DeliverFailure{Class: FailureAuth, Message: err.Error()}
+		return DeliverFailure{Class: FailureAuth, Message: msg, summary: summary}
 	case crm.ClassPermission:
-		return DeliverFailure{Class: FailurePermission, Message: err.Error()}
+		return DeliverFailure{Class: FailurePermission, Message: msg, summary: summary}
+	case crm.ClassBatchRejected:
+		return DeliverFailure{Class: failureRefused, Message: msg, summary: summary}
 	}
-	return DeliverFailure{Class: FailureTransient, Message: err.Error()}
+	return DeliverFailure{Class: FailureTransient, Message: msg, summary: summary}
 }

@@ -2,9 +2,12 @@ package activities_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,7 +32,10 @@ type fakeCRM struct {
 	pushes     [][]crm.Record
 	creds      [][]byte
 	script     []error
-	refreshTo  []byte
+	// fail, when set, answers a call it returns an error for with that
+	// error (after script): the CRM's view of what it is sent.
+	fail      func(records []crm.Record) error
+	refreshTo []byte
 	// onRefresh runs while a refresh is under way.
 	onRefresh func()
 	// checks and validateErr are what Validate answers; validated the
@@ -39,11 +45,15 @@ type fakeCRM struct {
 	validated   [][]byte
 	// checksFor, when set, answers Validate by the credentials given.
 	checksFor func(raw []byte) []integration.Check
+	// limit is the batch limit; 0 means 2.
+	limit int
+	// upserts counts the deliveries of each key the CRM took.
+	upserts map[string]int
 }
 
 func (f *fakeCRM) Provider() string              { return "fake" }
 func (f *fakeCRM) ParseCredentials([]byte) error { return nil }
-func (f *fakeCRM) BatchLimit() int               { return 2 }
+func (f *fakeCRM) BatchLimit() int               { return cmp.Or(f.limit, 2) }
 
 func (f *fakeCRM) Validate(_ context.Context, raw []byte) ([]integration.Check, error) {
 	f.validated = append(f.validated, raw)
@@ -63,11 +73,25 @@ func (f *fakeCRM) Push(_ context.Context, raw []byte, records []crm.Record) ([]c
 	if call < len(f.script) && f.script[call] != nil {
 		return nil, f.script[call]
 	}
+	if f.fail != nil {
+		if err := f.fail(records); err != nil {
+			return nil, err
+		}
+	}
 	out := make([]crm.RecordResult, len(records))
 	for i, r := range records {
 		out[i] = crm.RecordResult{Key: r.Key, Status: crm.RecordDelivered, CRMID: "rec-" + r.Key}
-		if r.Email == "bad" {
+		switch {
+		case r.Email == "bad":
 			out[i] = crm.RecordResult{Key: r.Key, Status: crm.RecordRejected, Reason: "invalid email"}
+		case strings.HasPrefix(r.Email, "quoted"):
+			// A CRM that quotes what it refuses, as real ones do.
+			out[i] = crm.RecordResult{Key: r.Key, Status: crm.RecordRejected, Reason: fmt.Sprintf("email %s (from %s) is blocked, see https://crm.example/help", strings.ToUpper(r.Email), r.Name)}
+		default:
+			if f.upserts == nil {
+				f.upserts = map[string]int{}
+			}
+			f.upserts[r.Key]++
 		}
 	}
 	return out, nil
@@ -383,6 +407,7 @@ BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END`)
 
 	_, err = b.acts.Deliver(b.ctx, activities.DeliverInput{IntegrationID: b.crmID, Provider: "fake"})
 	require.ErrorContains(t, err, "record outcomes")
+	require.NotContains(t, err.Error(), "disk I/O error", "customers see what failed, not the database's words")
 	require.NotEmpty(t, b.fake.pushes)
 	require.LessOrEqual(t, len(b.fake.pushes), 2, "pushing stops once recording failed: at most the push under way, of the 100 batches of the backlog")
 	require.Equal(t, store.DeliveryCounts{Pending: 200}, withoutTimes(b.counts(t)))
@@ -418,4 +443,240 @@ func TestDeliverMapsEveryLeadField(t *testing.T) {
 		Name: lead.Name, FirstName: lead.FirstName, LastName: lead.LastName, Company: lead.Company,
 		Email: lead.Email, Phone: lead.Phone, Message: lead.Message, Attributes: lead.Attributes,
 	}}}, b.fake.pushes)
+}
+
+// addLead adds one lead with the given email and name and returns its ID.
+func (b *testBundle) addLead(t *testing.T, email, name string) int64 {
+	t.Helper()
+	res, err := b.store.AddLead(b.ctx, store.Lead{IntegrationID: b.lead, ExternalID: "ext-" + email, Source: "s", Email: email, Name: name, ReceivedAt: time.Now().UTC()})
+	require.NoError(t, err)
+	require.Equal(t, []string{b.crmID}, res.Routed)
+	return res.LeadID
+}
+
+// row reads a delivery of the bundle's CRM integration as it is stored.
+func (b *testBundle) row(t *testing.T, leadID int64) (status, reason string, attempts, solo int) {
+	t.Helper()
+	db := testenv.OpenSQL(t, b.dbURL)
+	defer db.Close()
+	q := db.Rebind(`SELECT status, reason, attempts, solo_failures FROM lead_deliveries WHERE crm_integration_id = ? AND lead_id = ?`)
+	require.NoError(t, db.QueryRowContext(b.ctx, q, b.crmID, leadID).Scan(&status, &reason, &attempts, &solo))
+	return status, reason, attempts, solo
+}
+
+// requireOncePerKey fails unless the fake CRM took every one of leadIDs
+// exactly once, and nothing else.
+func (b *testBundle) requireOncePerKey(t *testing.T, leadIDs []int64) {
+	t.Helper()
+	want := map[string]int{}
+	for _, id := range leadIDs {
+		want[strconv.FormatInt(id, 10)] = 1
+	}
+	require.Equal(t, want, b.fake.upserts, "every lead delivered exactly once")
+}
+
+// pushedKey reports whether any call from call index from on carried key.
+func (b *testBundle) pushedKey(from int, key int64) bool {
+	for _, batch := range b.fake.pushes[from:] {
+		for _, r := range batch {
+			if r.Key == strconv.FormatInt(key, 10) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func TestDeliverSplitsARefusedBatchUntilTheLeadsAtFault(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.fake.limit = 8
+	refusal := &crm.Error{Class: crm.ClassBatchRejected, StatusCode: 400, Code: "batch_refused", Err: errors.New("the CRM answered 400 Bad Request")}
+	b.fake.fail = func(records []crm.Record) error {
+		for _, r := range records {
+			if strings.HasPrefix(r.Email, "refused") {
+				return refusal
+			}
+		}
+		return nil
+	}
+	var good, refused []int64
+	for i := range 10 {
+		if i == 2 || i == 6 {
+			refused = append(refused, b.addLead(t, fmt.Sprintf("refused-%d@x", i), "Ada Secret"))
+			continue
+		}
+		good = append(good, b.addLead(t, fmt.Sprintf("lead%d@x", i), "Grace"))
+	}
+
+	res := b.deliver(t)
+	require.Equal(t, activities.DeliverResult{Delivered: 8, Rejected: 2}, res, "the run ends well: nothing waits")
+	require.Equal(t, store.DeliveryCounts{Delivered: 8, Rejected: 2}, withoutTimes(b.counts(t)))
+	b.requireOncePerKey(t, good)
+	for _, id := range refused {
+		status, reason, _, solo := b.row(t, id)
+		require.Equal(t, store.DeliveryRejected, status)
+		require.Equal(t, "refused by the CRM when sent on its own: batch_rejected (HTTP 400, batch_refused)", reason,
+			"the CRM's class, status and code, never the value")
+		require.Zero(t, solo, "a refusal is an answer, not a failure")
+	}
+	// 8 and 2; the 8 split until each refused lead stands alone.
+	require.LessOrEqual(t, len(b.fake.pushes), 12)
+	require.Equal(t, activities.DeliverResult{}, b.deliver(t))
+}
+
+func TestDeliverSplitsABatchTooLargeForTheCRM(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.fake.limit = 8
+	// A CRM whose size limit a batch of more than three big leads passes
+	// (the sandbox's 413): no lead is at fault on its own.
+	b.fake.fail = func(records []crm.Record) error {
+		big := 0
+		for _, r := range records {
+			if strings.HasPrefix(r.Email, "big") {
+				big++
+			}
+		}
+		if big > 3 {
+			return &crm.Error{Class: crm.ClassBatchRejected, StatusCode: 413, Code: "body_too_large", Err: errors.New("the CRM answered 413")}
+		}
+		return nil
+	}
+	var ids []int64
+	for i := range 16 {
+		ids = append(ids, b.addLead(t, fmt.Sprintf("big%d@x", i), ""))
+	}
+	require.Equal(t, activities.DeliverResult{Delivered: 16}, b.deliver(t))
+	b.requireOncePerKey(t, ids)
+}
+
+func TestDeliverSetsAsideALeadThatFailsOnItsOwn(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.acts.MaxDeliveryAttempts = 3
+	// The CRM fails every call that carries this one lead, as if it choked
+	// on it, and takes every other call.
+	b.fake.fail = func(records []crm.Record) error {
+		for _, r := range records {
+			if r.Email == "poison@x" {
+				return &crm.Error{Class: crm.ClassTransient, StatusCode: 503, Code: "simulated_failure", Err: errors.New("the CRM answered 503")}
+			}
+		}
+		return nil
+	}
+	others := []int64{b.addLead(t, "a0@x", "")}
+	poison := b.addLead(t, "poison@x", "Zelda Secret")
+	others = append(others, b.addLead(t, "a1@x", ""))
+
+	// The batch with it fails as a whole: that could be an outage.
+	res := b.deliver(t)
+	require.NotNil(t, res.Failure)
+	require.Equal(t, activities.FailureTransient, res.Failure.Class)
+	require.Equal(t, "crm transient (HTTP 503, simulated_failure): the CRM answered 503", res.Failure.Message)
+	_, _, attempts, solo := b.row(t, poison)
+	require.Equal(t, [2]int{1, 0}, [2]int{attempts, solo}, "an attempt, not a failure of its own")
+
+	// Then it goes alone, the others flow around it, and each failure
+	// followed by a delivery of others counts; the third sets it aside.
+	for round := 1; round <= 3; round++ {
+		others = append(others, b.addLead(t, fmt.Sprintf("r%d-1@x", round), ""), b.addLead(t, fmt.Sprintf("r%d-2@x", round), ""))
+		res := b.deliver(t)
+		require.Nil(t, res.Failure, "round %d: the CRM works; one lead does not", round)
+		status, reason, _, solo := b.row(t, poison)
+		require.Equal(t, round, solo, "round %d", round)
+		if round < 3 {
+			require.Zero(t, res.GaveUp)
+			require.Equal(t, store.DeliveryPending, status, "round %d", round)
+			continue
+		}
+		require.Equal(t, 1, res.GaveUp)
+		require.Equal(t, store.DeliveryGaveUp, status)
+		require.Equal(t, "gave up after 3 failures of its own (each time the CRM took other leads right after it); last error: crm transient (HTTP 503, simulated_failure): the CRM answered 503", reason)
+	}
+	c := b.counts(t)
+	require.Equal(t, [3]int64{0, int64(len(others)), 1}, [3]int64{c.Pending, c.Delivered, c.GaveUp})
+	b.requireOncePerKey(t, others)
+
+	// Set aside, it is never pushed again, and blocks nothing.
+	calls := len(b.fake.pushes)
+	others = append(others, b.addLead(t, "later@x", ""))
+	require.Equal(t, activities.DeliverResult{Delivered: 1}, b.deliver(t))
+	require.False(t, b.pushedKey(calls, poison))
+	b.requireOncePerKey(t, others)
+}
+
+func TestDeliverOutageSetsNothingAside(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.acts.MaxDeliveryAttempts = 2
+	down := true
+	b.fake.fail = func([]crm.Record) error {
+		if down {
+			return &crm.Error{Class: crm.ClassTransient, StatusCode: 503, Err: errors.New("the CRM answered 503")}
+		}
+		return nil
+	}
+	var ids []int64
+	for i := range 5 {
+		ids = append(ids, b.addLead(t, fmt.Sprintf("lead%d@x", i), ""))
+	}
+
+	// Many more attempts than the limit: every call fails, so no failure
+	// is any lead's own, and each attempt costs a call or two.
+	for attempt := range 12 {
+		calls := len(b.fake.pushes)
+		res := b.deliver(t)
+		require.NotNil(t, res.Failure, "attempt %d", attempt)
+		require.Equal(t, activities.FailureTransient, res.Failure.Class)
+		require.LessOrEqual(t, len(b.fake.pushes)-calls, 2, "attempt %d: a lead and its probe at most", attempt)
+	}
+	c := b.counts(t)
+	require.Equal(t, [2]int64{5, 0}, [2]int64{c.Pending, c.GaveUp}, "an outage gives up nothing")
+	for _, id := range ids {
+		_, _, _, solo := b.row(t, id)
+		require.Zero(t, solo)
+	}
+
+	down = false
+	require.Equal(t, activities.DeliverResult{Delivered: 5}, b.deliver(t), "after the outage, everything flows")
+	b.requireOncePerKey(t, ids)
+}
+
+func TestDeliverAloneWithNobodyToProbeIsNoVerdict(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.acts.MaxDeliveryAttempts = 1
+	b.fake.fail = func(records []crm.Record) error {
+		return &crm.Error{Class: crm.ClassTransient, StatusCode: 502, Err: errors.New("the CRM answered 502")}
+	}
+	lead := b.addLead(t, "only@x", "")
+	for range 3 {
+		res := b.deliver(t)
+		require.NotNil(t, res.Failure, "the failure stands: a failed sync, retried")
+		require.Zero(t, res.GaveUp)
+	}
+	status, _, attempts, solo := b.row(t, lead)
+	require.Equal(t, store.DeliveryPending, status, "a lead alone cannot tell its failure from the CRM's")
+	require.Equal(t, [2]int{3, 0}, [2]int{attempts, solo})
+}
+
+func TestDeliverMessagesAreClean(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	// A connector error wrapping our endpoint, with one the CRM's error
+	// leaked into.
+	b.fake.script = []error{fmt.Errorf("push to http://10.1.2.3:8090/api/v1/contacts/batch: %w", &crm.Error{
+		Class: crm.ClassTransient, StatusCode: 500, Code: "internal", Err: errors.New("POST https://crm.internal:8443/batch answered 500")})}
+	b.addLead(t, "a@x", "")
+	res := b.deliver(t)
+	require.NotNil(t, res.Failure)
+	require.Equal(t, "crm transient (HTTP 500, internal): POST [url] answered 500", res.Failure.Message)
+
+	// A CRM that quotes what it rejects: the stored reason does not.
+	quoted := b.addLead(t, "quoted.zelda@example.org", "Zelda Quillfeather")
+	require.Equal(t, activities.DeliverResult{Delivered: 1, Rejected: 1}, b.deliver(t))
+	status, reason, _, _ := b.row(t, quoted)
+	require.Equal(t, store.DeliveryRejected, status)
+	require.Equal(t, "email [redacted] (from [redacted]) is blocked, see [url]", reason)
 }

@@ -214,7 +214,8 @@ func New(ctx context.Context, cfg Config, opts ...Option) (svc *Service, err err
 			default:
 			}
 		}
-		acts := &activities.Activities{Store: st, Connectors: s.Connectors, Keyring: s.Keyring, Logger: o.logger}
+		acts := &activities.Activities{Store: st, Connectors: s.Connectors, Keyring: s.Keyring, Logger: o.logger,
+			MaxDeliveryAttempts: cfg.MaxDeliveryAttempts}
 		s.Worker = worker.New(s.Temporal, cfg.TaskQueue, acts, cfg.Policy, wopts)
 	}
 	if o.http {

@@ -21,6 +21,7 @@ import (
 
 	"go.temporal.io/sdk/contrib/envconfig"
 
+	"github.com/acme/integrations/activities"
 	"github.com/acme/integrations/credential"
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/retention"
@@ -39,6 +40,8 @@ const (
 	SourceProfile Source = "temporal profile"
 	SourceDevJSON Source = "dev.json"
 	SourceDefault Source = "default"
+	// SourceDev: the dev stack set it (its own addresses, the fake CRMs).
+	SourceDev Source = "dev stack"
 )
 
 // Config is the effective configuration of one process. Load fills it from
@@ -76,6 +79,10 @@ type Config struct {
 	HubSpot      HubSpotConfig
 	Salesforce   SalesforceConfig
 	FollowUpBoss FollowUpBossConfig
+
+	// MaxDeliveryAttempts is how many failures of its own set a lead
+	// aside as gave_up (activities.Deliver); 0 means the default.
+	MaxDeliveryAttempts int
 
 	// Dev is DATA-DIR/dev.json as Load read it: the dev stack running in
 	// the data dir; nil when there is none.
@@ -211,6 +218,10 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.Policy.Attention.Failures }},
 	{name: "attention_after", env: "INTEGRATIONS_ATTENTION_AFTER", def: integration.DefaultAttentionAfter.String(),
 		field: func(c *Config) any { return &c.Policy.Attention.After }},
+	// The workers' delivery: when a lead that keeps failing on its own is
+	// set aside.
+	{name: "max_delivery_attempts", env: "INTEGRATIONS_MAX_DELIVERY_ATTEMPTS", def: strconv.Itoa(activities.DefaultMaxDeliveryAttempts),
+		field: func(c *Config) any { return &c.MaxDeliveryAttempts }},
 
 	// Lead PII retention: read by the workers' retention job.
 	{name: "lead_retention", env: "INTEGRATIONS_LEAD_RETENTION", def: retention.DefaultRetention.String(),
@@ -343,6 +354,13 @@ func (c *Config) Override(name, value string, src Source) error {
 // Source says where setting name's value came from ("" for a Config built
 // by hand).
 func (c Config) Source(name string) Source { return c.sources[name] }
+
+// configured reports whether the named setting was given by a flag or the
+// environment (rather than defaulted or taken from the dev stack).
+func (c Config) configured(name string) bool {
+	src := c.sources[name]
+	return src == SourceFlag || src == SourceEnv
+}
 
 // set parses value into s's field and records its source.
 func (c *Config) set(s *setting, value string, src Source) error {

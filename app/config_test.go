@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/acme/integrations/activities"
 	"github.com/acme/integrations/app"
 	"github.com/acme/integrations/integration"
 )
@@ -243,6 +244,27 @@ func withSources(got, want []app.Setting) []app.Setting {
 		got[i].Source = want[i].Source
 	}
 	return got
+}
+
+func TestMaxDeliveryAttempts(t *testing.T) {
+	t.Parallel()
+	b := setupConfig(t)
+	cfg, err := b.load(t, nil)
+	require.NoError(t, err)
+	require.Equal(t, activities.DefaultMaxDeliveryAttempts, cfg.MaxDeliveryAttempts)
+	require.Equal(t, app.SourceDefault, cfg.Source("max_delivery_attempts"))
+
+	b.env["INTEGRATIONS_MAX_DELIVERY_ATTEMPTS"] = "3"
+	cfg, err = b.load(t, nil)
+	require.NoError(t, err)
+	require.Equal(t, 3, cfg.MaxDeliveryAttempts)
+	require.Equal(t, "3", cfg.Environ()["INTEGRATIONS_MAX_DELIVERY_ATTEMPTS"], "children of the process get it too")
+
+	for _, bad := range []string{"0", "-1", "ten"} {
+		b.env["INTEGRATIONS_MAX_DELIVERY_ATTEMPTS"] = bad
+		_, err := b.load(t, nil)
+		require.ErrorContains(t, err, "INTEGRATIONS_MAX_DELIVERY_ATTEMPTS", bad)
+	}
 }
 
 func TestOverrideRecordsItsSource(t *testing.T) {

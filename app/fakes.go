@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/acme/integrations/api"
 	"github.com/acme/integrations/crm/followupboss/followupbossfake"
 	"github.com/acme/integrations/crm/hubspot/hubspotfake"
 	"github.com/acme/integrations/crm/salesforce/salesforcefake"
@@ -90,7 +91,7 @@ func StartFakes(ctx context.Context, addrs FakeAddrs, stateDir, publicURL string
 	sfClient := salesforcefake.NewClient(f.SalesforceURL, &http.Client{Timeout: 10 * time.Second})
 	if _, err := sfClient.RegisterApp(ctx, salesforcefake.App{
 		ClientID: devSalesforceClientID, ClientSecret: devSalesforceClientSecret,
-		CallbackURLs: []string{publicURL + OAuthCallbackPath()},
+		CallbackURLs: []string{publicURL + api.OAuthCallbackPath},
 	}); err != nil {
 		f.Stop()
 		return nil, fmt.Errorf("fake Salesforce: %w", err)

@@ -311,5 +311,14 @@ func TestSyncStatusAndSandbox(t *testing.T) {
 
 		r := b.run(t, "sandbox", "fault", key, "--fail-next", "-1")
 		require.Equal(t, cli.ExitUsage, r.code, r.stderr)
+
+		// The refuse rule: whole pushes carrying such a record are refused.
+		out = b.ok(t, "sandbox", "fault", key, "--refuse-field", "email", "--refuse-contains", "huge")
+		require.Contains(t, out, `refuse_rule:     email contains "huge" (HTTP 400)`)
+		r = b.run(t, "sandbox", "fault", key, "--refuse-field", "email")
+		require.Equal(t, cli.ExitUsage, r.code, r.stderr)
+		r = b.run(t, "sandbox", "fault", key, "--refuse-status", "200")
+		require.Equal(t, cli.ExitUsage, r.code, r.stderr)
+		require.Contains(t, b.ok(t, "sandbox", "fault", key, "--clear"), "refuse_rule:     none")
 	})
 }

@@ -18,7 +18,11 @@ func printSync(w io.Writer, v integration.View) {
 	}
 	sv := v.Sync
 	if sv.Pending != nil {
-		fmt.Fprintf(w, "  leads:     %d delivered, %d rejected, %d pending\n", *sv.Delivered, *sv.Rejected, *sv.Pending)
+		line := fmt.Sprintf("  leads:     %d delivered, %d rejected, %d pending", *sv.Delivered, *sv.Rejected, *sv.Pending)
+		if sv.GaveUp != nil && sv.Cancelled != nil {
+			line += fmt.Sprintf(", %d gave up, %d cancelled", *sv.GaveUp, *sv.Cancelled)
+		}
+		fmt.Fprintln(w, line)
 	}
 	if sv.LastSuccessAt != nil {
 		fmt.Fprintf(w, "  last sync: %s\n", sv.LastSuccessAt.UTC().Format(time.RFC3339))

@@ -147,6 +147,7 @@ func sandboxFaultCommand() *cli.Command {
 			"  integrations sandbox fault KEY --fail-next 5 --status 503   # the next 5 pushes fail with 503\n" +
 			"  integrations sandbox fault KEY --rate-limit-next 3 --retry-after 2s\n" +
 			"  integrations sandbox fault KEY --reject-field email --reject-contains blocked\n" +
+			"  integrations sandbox fault KEY --refuse-field email --refuse-contains huge   # refuse whole batches carrying such a record (400)\n" +
 			"  integrations sandbox fault KEY --clear",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "fail-next", DefaultText: "unchanged", Usage: "fail the next N pushes (0 ends a failure run)"},
@@ -156,6 +157,9 @@ func sandboxFaultCommand() *cli.Command {
 			&cli.DurationFlag{Name: "retry-after", DefaultText: "unchanged; 1s on a fresh or cleared key", Usage: "Retry-After of a 429 in whole seconds, e.g. 2s (0 sends no header)"},
 			&cli.StringFlag{Name: "reject-field", Usage: "reject records whose FIELD (source, name, email, phone, message) contains --reject-contains; \"\" removes the rule"},
 			&cli.StringFlag{Name: "reject-contains", Usage: "text (case-sensitive) that makes --reject-field reject a record"},
+			&cli.StringFlag{Name: "refuse-field", Usage: "refuse, as a whole, every push carrying a record whose FIELD (source, name, email, phone, message) contains --refuse-contains; \"\" removes the rule"},
+			&cli.StringFlag{Name: "refuse-contains", Usage: "text (case-sensitive) that makes --refuse-field refuse a push"},
+			&cli.IntFlag{Name: "refuse-status", DefaultText: "unchanged; 400 on a fresh or cleared key", Usage: "HTTP status of a refused push, 400-599 (a 5xx fails just the pushes that carry the record)"},
 			&cli.BoolFlag{Name: "clear", Usage: "remove every fault first (other flags then apply on a clean slate)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -249,6 +253,30 @@ func faultsUpdateFromFlags(c *cli.Context) (u sandboxfake.FaultsUpdate, changes 
 	if u.RejectField != nil && *u.RejectField != "" && u.RejectContains == nil {
 		return u, false, usagef("--reject-field %s needs --reject-contains TEXT", *u.RejectField)
 	}
+	if c.IsSet("refuse-field") {
+		v := c.String("refuse-field")
+		if v != "" && !slices.Contains(sandboxfake.RejectFields(), v) {
+			return u, false, usagef("--refuse-field must be one of %s (or \"\" to remove the rule), not %q", strings.Join(sandboxfake.RejectFields(), ", "), v)
+		}
+		u.RefuseField, changes = &v, true
+	}
+	if c.IsSet("refuse-contains") {
+		v := c.String("refuse-contains")
+		if v == "" {
+			return u, false, usagef("--refuse-contains is empty: give the text that marks a record whose pushes to refuse, or remove the rule with --refuse-field \"\"")
+		}
+		u.RefuseContains, changes = &v, true
+	}
+	if u.RefuseField != nil && *u.RefuseField != "" && u.RefuseContains == nil {
+		return u, false, usagef("--refuse-field %s needs --refuse-contains TEXT", *u.RefuseField)
+	}
+	if c.IsSet("refuse-status") {
+		v := c.Int("refuse-status")
+		if v < 400 || v > 599 {
+			return u, false, usagef("--refuse-status must be an HTTP error status from 400 to 599, e.g. 400 or 413, not %d", v)
+		}
+		u.RefuseStatus, changes = &v, true
+	}
 	return u, changes, nil
 }
 
@@ -267,6 +295,11 @@ func printFaults(c *cli.Context, f sandboxfake.Faults) error {
 		rule = fmt.Sprintf("%s contains %q", f.RejectField, f.RejectContains)
 	}
 	fmt.Fprintf(w, "reject_rule:     %s\n", rule)
+	rule = "none"
+	if f.RefuseField != "" {
+		rule = fmt.Sprintf("%s contains %q (HTTP %d)", f.RefuseField, f.RefuseContains, f.RefuseStatus)
+	}
+	fmt.Fprintf(w, "refuse_rule:     %s\n", rule)
 	return nil
 }
 

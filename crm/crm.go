@@ -36,10 +36,27 @@
 // failure, ClassTransient retries with backoff. ClassRecordRejected is never
 // a whole-call class: a refused record is a RecordResult.
 //
+// A call the CRM refuses as a whole for what it carries (a 400 or 413 for
+// the batch) is ClassBatchRejected: the caller splits the batch until it
+// finds the records at fault, and a refused batch of one record is that
+// record's rejection, with the Error's Summary as its reason.
+//
 // Neither errors nor RecordResult.Reason ever contain credentials or lead
 // PII (name, email, phone, message, attributes): they end up in workflow
 // history, logs and the status shown to customers. They name records by Key,
 // and say counts and status codes.
+//
+// # What customers see of an error
+//
+// An Error renders as customers and support see it (last_sync_error,
+// notifications, rejection reasons): "crm", the class, the HTTP status and
+// the CRM's own error code, then Err's text, which names what failed in
+// the CRM's terms. Never our URLs or network addresses, never a database
+// error, never the offending value. Connectors keep them out of Err (a
+// failed connection is NetworkError, not the transport's message, which
+// quotes the URL); Error also takes out whatever looks like a URL or an
+// address, as a safety net. Describe renders any error a connector returns
+// that way.
 //
 // # Refreshable credentials
 //
@@ -52,6 +69,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -283,32 +301,42 @@ type Error struct {
 	// EXPIRED_AUTHENTICATION), when it gave one that looks like a code.
 	Code string
 	// Err is the detail; like the rest it is shown to customers, so it
-	// names what failed in the CRM's terms, never our URLs, credentials
-	// or lead data.
+	// names what failed in the CRM's terms, never our URLs or addresses
+	// (see NetworkError), credentials or lead data.
 	Err error
 }
 
-// Error implements error.
+// Error renders the failure as customers see it: "crm", the Summary, the
+// delay the CRM asked for, and Err's text with anything that looks like a
+// URL or a network address taken out.
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("crm ")
-	b.WriteString(string(e.Class))
-	switch {
-	case e.StatusCode != 0 && e.Code != "":
-		fmt.Fprintf(&b, " (HTTP %d, %s)", e.StatusCode, e.Code)
-	case e.StatusCode != 0:
-		fmt.Fprintf(&b, " (HTTP %d)", e.StatusCode)
-	case e.Code != "":
-		fmt.Fprintf(&b, " (%s)", e.Code)
-	}
+	b.WriteString(e.Summary())
 	if e.RetryAfter > 0 {
 		fmt.Fprintf(&b, ", retry after %s", e.RetryAfter)
 	}
 	if e.Err != nil {
 		b.WriteString(": ")
-		b.WriteString(e.Err.Error())
+		b.WriteString(Redact(e.Err.Error()))
 	}
 	return b.String()
+}
+
+// Summary is the failure in the CRM's terms alone: the class, the HTTP
+// status and the CRM's error code, such as "batch_rejected (HTTP 413,
+// body_too_large)". It holds nothing the CRM or the connector wrote in
+// prose, so it is what a rejection reason quotes.
+func (e *Error) Summary() string {
+	switch {
+	case e.StatusCode != 0 && e.Code != "":
+		return fmt.Sprintf("%s (HTTP %d, %s)", e.Class, e.StatusCode, e.Code)
+	case e.StatusCode != 0:
+		return fmt.Sprintf("%s (HTTP %d)", e.Class, e.StatusCode)
+	case e.Code != "":
+		return fmt.Sprintf("%s (%s)", e.Class, e.Code)
+	}
+	return string(e.Class)
 }
 
 // Unwrap returns the cause.
@@ -326,6 +354,64 @@ func ClassOf(err error) ErrorClass {
 		return crmErr.Class
 	}
 	return ClassTransient
+}
+
+// Describe renders an error a connector returned as customers may see
+// it: the *Error in its chain (without the connector's wrapping, which may
+// name our endpoints), or, for an error no connector classified, "crm
+// transient: " and its text with URLs and addresses taken out. It returns
+// "" for nil.
+func Describe(err error) string {
+	if err == nil {
+		return ""
+	}
+	var crmErr *Error
+	if errors.As(err, &crmErr) {
+		return crmErr.Error()
+	}
+	return (&Error{Class: ClassTransient, Err: err}).Error()
+}
+
+// NetworkError is the ClassTransient error of a call that got no answer
+// (a failed connection, a timeout, a cancelled context). Its text says
+// which of these it was in words of its own, not the transport's, whose
+// messages quote the URL and the address; errors.Is still finds the cause
+// (context.Canceled, context.DeadlineExceeded, ...) through it.
+func NetworkError(err error) *Error {
+	msg := "the CRM could not be reached"
+	var timeout interface{ Timeout() bool }
+	switch {
+	case errors.Is(err, context.Canceled):
+		msg = "the call to the CRM was cancelled"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &timeout) && timeout.Timeout():
+		msg = "the CRM did not answer in time"
+	}
+	return &Error{Class: ClassTransient, Err: &quietError{msg: msg, cause: err}}
+}
+
+// quietError says msg and wraps cause without repeating its text.
+type quietError struct {
+	msg   string
+	cause error
+}
+
+func (e *quietError) Error() string { return e.msg }
+func (e *quietError) Unwrap() error { return e.cause }
+
+// Patterns Redact takes out: URLs of any scheme, and network addresses
+// (IPv4 and bracketed IPv6 addresses with or without a port, host names
+// with a port).
+var (
+	urlPattern     = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s"'<>]+`)
+	addressPattern = regexp.MustCompile(`\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?|\b[0-9]{1,3}(\.[0-9]{1,3}){3}(:[0-9]{1,5})?\b|\b(localhost|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+):[0-9]{1,5}\b`)
+)
+
+// Redact returns text with every URL replaced by "[url]" and every
+// network address by "[address]": for text that reaches customers but
+// may have come from a transport or a server we do not control.
+func Redact(text string) string {
+	text = urlPattern.ReplaceAllString(text, "[url]")
+	return addressPattern.ReplaceAllString(text, "[address]")
 }
 
 // ClassForStatus maps an HTTP error status to its usual class: 401 auth,

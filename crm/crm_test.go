@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -169,3 +170,57 @@ func TestRecordJSON(t *testing.T) {
 	require.NoError(t, err)
 	require.JSONEq(t, `{"key":"lead_1","status":"rejected","reason":"invalid email"}`, string(data))
 }
+
+func TestErrorRendering(t *testing.T) {
+	t.Parallel()
+
+	refused := &Error{Class: ClassBatchRejected, StatusCode: 413, Code: "body_too_large", Err: errors.New("the CRM answered 413 Request Entity Too Large")}
+	require.Equal(t, "batch_rejected (HTTP 413, body_too_large)", refused.Summary(), "class, status and code only")
+	require.Equal(t, "rate_limited (HTTP 429)", (&Error{Class: ClassRateLimited, StatusCode: 429}).Summary())
+	require.Equal(t, "auth (INVALID_SESSION_ID)", (&Error{Class: ClassAuth, Code: "INVALID_SESSION_ID"}).Summary())
+	require.Equal(t, "transient", (&Error{Class: ClassTransient}).Summary())
+	require.EqualError(t, refused, "crm batch_rejected (HTTP 413, body_too_large): the CRM answered 413 Request Entity Too Large")
+
+	// Whatever a connector let through, customers see no URL or address.
+	leaky := &Error{Class: ClassTransient, StatusCode: 503,
+		Err: errors.New(`POST http://10.0.0.7:8090/api/v1/contacts/batch?key=x answered 503; dial tcp 10.0.0.7:8090, [fd00::1]:443, crm.internal.example:8443`)}
+	require.EqualError(t, leaky, "crm transient (HTTP 503): POST [url] answered 503; dial tcp [address], [address], [address]")
+	for _, internal := range []string{"http://", "10.0.0.7", "fd00", "crm.internal", "8090"} {
+		require.NotContains(t, leaky.Error(), internal)
+	}
+	require.Equal(t, "retry after 1.5s at 15:04:05, HTTP 503", Redact("retry after 1.5s at 15:04:05, HTTP 503"), "times and codes are no addresses")
+}
+
+func TestDescribe(t *testing.T) {
+	t.Parallel()
+
+	inner := &Error{Class: ClassPermission, StatusCode: 403, Code: "insufficient_scope", Err: errors.New("the CRM answered 403 Forbidden")}
+	wrapped := fmt.Errorf("push to http://127.0.0.1:8090/api of 3 records: %w", inner)
+	require.Equal(t, inner.Error(), Describe(wrapped), "the *Error, without the connector's wrapping")
+	require.Equal(t, `crm transient: Post "[url]": EOF`, Describe(errors.New(`Post "https://crm.example.com/x": EOF`)), "an unclassified error is transient, its URLs taken out")
+	require.Empty(t, Describe(nil))
+}
+
+func TestNetworkError(t *testing.T) {
+	t.Parallel()
+
+	transport := &url.Error{Op: "Post", URL: "http://127.0.0.1:8090/api/v1/contacts/batch", Err: errors.New("dial tcp 127.0.0.1:8090: connect: connection refused")}
+	err := NetworkError(transport)
+	require.Equal(t, ClassTransient, err.Class)
+	require.EqualError(t, err, "crm transient: the CRM could not be reached")
+	require.ErrorIs(t, err, transport, "the cause stays in the chain")
+
+	canceled := NetworkError(&url.Error{Op: "Post", URL: "http://x", Err: context.Canceled})
+	require.EqualError(t, canceled, "crm transient: the call to the CRM was cancelled")
+	require.ErrorIs(t, canceled, context.Canceled)
+
+	timeout := NetworkError(&url.Error{Op: "Post", URL: "http://x", Err: timeoutError{}})
+	require.EqualError(t, timeout, "crm transient: the CRM did not answer in time")
+	require.EqualError(t, NetworkError(context.DeadlineExceeded), "crm transient: the CRM did not answer in time")
+}
+
+// timeoutError is a network error that timed out.
+type timeoutError struct{}
+
+func (timeoutError) Error() string { return "i/o timeout" }
+func (timeoutError) Timeout() bool { return true }

@@ -35,9 +35,22 @@ type SyncView struct {
 	Pending             *int64     `json:"pending,omitempty"`
 	Delivered           *int64     `json:"delivered,omitempty"`
 	Rejected            *int64     `json:"rejected,omitempty"`
+	// GaveUp counts the leads set aside after failing on their own too
+	// often; Cancelled the deliveries a delete ended.
+	GaveUp    *int64 `json:"gave_up,omitempty"`
+	Cancelled *int64 `json:"cancelled,omitempty"`
 	// Quota is the API allowance the CRM last reported, where it reports
 	// one.
 	Quota *QuotaView `json:"quota,omitempty"`
+}
+
+// Deliveries are a CRM integration's delivery counts per status and its
+// last successful delivery, for its view.
+type Deliveries struct {
+	Pending, Delivered, Rejected, GaveUp, Cancelled int64
+	// LastSuccessAt is when the CRM last answered for a lead (delivered
+	// or rejected); nil before the first.
+	LastSuccessAt *time.Time
 }
 
 // QuotaView is a CRM's last reported API allowance for the integration's
@@ -60,12 +73,13 @@ func (v *View) SetQuota(q QuotaView) {
 
 // SetDeliveries adds the delivery counts and the last successful delivery
 // to a CRM integration's view.
-func (v *View) SetDeliveries(pending, delivered, rejected int64, lastSuccess *time.Time) {
+func (v *View) SetDeliveries(d Deliveries) {
 	if v.Sync == nil {
 		return
 	}
-	v.Sync.Pending, v.Sync.Delivered, v.Sync.Rejected = &pending, &delivered, &rejected
-	v.Sync.LastSuccessAt = lastSuccess
+	v.Sync.Pending, v.Sync.Delivered, v.Sync.Rejected = &d.Pending, &d.Delivered, &d.Rejected
+	v.Sync.GaveUp, v.Sync.Cancelled = &d.GaveUp, &d.Cancelled
+	v.Sync.LastSuccessAt = d.LastSuccessAt
 }
 
 // SetupView is the setup tracker.

@@ -360,7 +360,7 @@ VALUES ('lead-old', 'org', ?, 'Z', ?, 'ada@example.org', ?)`), fmt.Sprintf("ext-
 		require.Len(t, seen, 3)
 		var deliveries int
 		require.NoError(t, b.db.QueryRowContext(b.ctx, `SELECT COUNT(*) FROM lead_deliveries WHERE status = 'pending'`).Scan(&deliveries))
-		require.Equal(t, 3, deliveries, "the rebuilt table kept every delivery")
+		require.Equal(t, 3, deliveries, "every delivery kept")
 		for i, status := range map[int]string{1: "cancelled", 2: "gave_up"} {
 			_, err := b.db.ExecContext(b.ctx, bind(`UPDATE lead_deliveries SET status = ? WHERE lead_id = ?`), status, i)
 			require.NoError(t, err, status)
@@ -376,5 +376,62 @@ VALUES ('lead-old', 'org', ?, 'Z', ?, 'ada@example.org', ?)`), fmt.Sprintf("ext-
 		var names int
 		require.NoError(t, b.db.QueryRowContext(b.ctx, `SELECT COUNT(*) FROM leads WHERE name LIKE 'Ada %'`).Scan(&names))
 		require.Equal(t, 3, names)
+	})
+}
+
+// TestDeliveryOutcomesMigration checks what 00007 does to the deliveries
+// stored before it: every row and column kept, solo_failures 0, the new
+// statuses accepted (and unknown ones still refused); and that its down
+// migration turns gave_up and cancelled into rejected, which the old
+// statuses can hold, keeping the rest.
+func TestDeliveryOutcomesMigration(t *testing.T) {
+	t.Parallel()
+	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
+		b := setup(t, db)
+		_, err := b.provider.UpTo(b.ctx, 4)
+		require.NoError(t, err)
+		bind := func(q string) string {
+			if b.dialect == schema.SQLite {
+				return q
+			}
+			for i := 1; strings.Contains(q, "?"); i++ {
+				q = strings.Replace(q, "?", fmt.Sprintf("$%d", i), 1)
+			}
+			return q
+		}
+		exec := func(q string, args ...any) error {
+			_, err := b.db.ExecContext(b.ctx, bind(q), args...)
+			return err
+		}
+		created := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+		for i, status := range []string{"pending", "delivered", "rejected"} {
+			require.NoError(t, exec(`INSERT INTO leads (id, lead_integration_id, org_id, external_id, source, received_at) VALUES (?, 'lead-1', 'org', ?, 's', ?)`,
+				i+1, fmt.Sprintf("x-%d", i), created))
+			require.NoError(t, exec(`INSERT INTO lead_deliveries (crm_integration_id, lead_id, status, attempts, last_error, crm_record_id, reason, created_at)
+VALUES ('crm-1', ?, ?, ?, 'e', 'r', ?, ?)`, i+1, status, i, "why-"+status, created))
+		}
+
+		_, err = b.provider.UpTo(b.ctx, 7)
+		require.NoError(t, err)
+		rows := func() []string {
+			return queryStrings(t, b, `SELECT status || ' ' || CAST(attempts AS TEXT) || ' ' || last_error || ' ' || crm_record_id || ' ' || reason
+FROM lead_deliveries ORDER BY lead_id`)
+		}
+		require.Equal(t, []string{"pending 0 e r why-pending", "delivered 1 e r why-delivered", "rejected 2 e r why-rejected"}, rows(), "every row and column kept")
+		require.Equal(t, []string{"0", "0", "0"}, queryStrings(t, b, `SELECT CAST(solo_failures AS TEXT) FROM lead_deliveries ORDER BY lead_id`))
+		require.Equal(t, []string{"1"}, queryStrings(t, b, `SELECT CAST(COUNT(*) AS TEXT) FROM lead_deliveries WHERE status = 'pending' AND crm_integration_id = 'crm-1'`))
+		require.NoError(t, exec(`UPDATE lead_deliveries SET status = 'gave_up', solo_failures = 10 WHERE lead_id = 1`))
+		require.NoError(t, exec(`UPDATE lead_deliveries SET status = 'cancelled' WHERE lead_id = 2`))
+		require.Error(t, exec(`UPDATE lead_deliveries SET status = 'lost' WHERE lead_id = 3`), "unknown statuses are still refused")
+		require.Error(t, exec(`UPDATE lead_deliveries SET solo_failures = -1 WHERE lead_id = 3`))
+
+		_, err = b.provider.DownTo(b.ctx, 6)
+		require.NoError(t, err)
+		require.Equal(t, []string{"rejected 0 e r why-pending", "rejected 1 e r why-delivered", "rejected 2 e r why-rejected"}, rows(),
+			"gave_up and cancelled become rejected, with their reasons")
+		require.Error(t, exec(`UPDATE lead_deliveries SET status = 'gave_up' WHERE lead_id = 1`), "the old statuses again")
+		require.NotContains(t, columns(t, b, "lead_deliveries"), "solo_failures")
+		_, err = b.provider.Up(b.ctx)
+		require.NoError(t, err)
 	})
 }

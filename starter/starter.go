@@ -338,7 +338,8 @@ func (s *Starter) ViewOf(ctx context.Context, st integration.State) (integration
 		if err != nil {
 			return integration.View{}, fmt.Errorf("delivery counts of %s: %w", id, err)
 		}
-		v.SetDeliveries(c.Pending, c.Delivered, c.Rejected, c.LastDeliveredAt)
+		v.SetDeliveries(integration.Deliveries{Pending: c.Pending, Delivered: c.Delivered, Rejected: c.Rejected,
+			GaveUp: c.GaveUp, Cancelled: c.Cancelled, LastSuccessAt: c.LastDeliveredAt})
 		q, err := s.Store.QuotaOf(ctx, id)
 		switch {
 		case err == nil:

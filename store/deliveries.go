@@ -14,12 +14,16 @@ import (
 )
 
 // Delivery statuses: a delivery is pending until the CRM accepts the lead
-// (delivered) or refuses it on its own merits (rejected), or it is called
-// off (cancelled: its lead was erased, reason ErasedReason).
+// (delivered) or refuses it on its own merits (rejected), until the lead is
+// set aside after failing on its own too often (gave up, see
+// RecordSoloFailures), or until it is called off (cancelled: its CRM
+// integration was deleted, see Project, or its lead erased, reason
+// ErasedReason). Every status but pending is final.
 const (
 	DeliveryPending   = "pending"
 	DeliveryDelivered = "delivered"
 	DeliveryRejected  = "rejected"
+	DeliveryGaveUp    = "gave_up"
 	DeliveryCancelled = "cancelled"
 )
 
@@ -35,7 +39,8 @@ const MaxDeliveryErrorLength = 2000
 // lead's payload.
 type Delivery struct {
 	Lead Lead
-	// Attempts counts the failed attempts so far.
+	// Attempts counts the failed attempts so far, an outage's included:
+	// a lead with attempts has been in a call that failed.
 	Attempts int
 }
 
@@ -52,7 +57,7 @@ type DeliveryResult struct {
 
 // DeliveryCounts are a CRM integration's deliveries per status.
 type DeliveryCounts struct {
-	Pending, Delivered, Rejected int64
+	Pending, Delivered, Rejected, GaveUp, Cancelled int64
 	// OldestPendingSince is when the pending delivery of the oldest lead
 	// was created; nil when nothing is pending.
 	OldestPendingSince *time.Time
@@ -192,6 +197,75 @@ WHERE crm_integration_id = ? AND status = 'pending' AND lead_id BETWEEN ? AND ? 
 	return nil
 }
 
+// RecordSoloFailures counts a failure of their own for the CRM
+// integration's pending deliveries of leadIDs: each lead was pushed alone
+// and failed while the CRM answered the call after it, so the lead, not
+// the CRM, is what fails. A delivery whose solo failures reach maxFailures
+// (at least 1) is set aside: status gave_up, completed at at, with reason
+// (cut to MaxDeliveryErrorLength; shown to users, so no lead data). It
+// returns the lead IDs it set aside, sorted. Completed deliveries are left
+// alone. Outages never come here: a lead that fails with every other one
+// is counted in attempts only (RecordDeliveryFailure).
+func (s *Store) RecordSoloFailures(ctx context.Context, crmID string, leadIDs []int64, maxFailures int, reason string, at time.Time) ([]int64, error) {
+	switch {
+	case crmID == "":
+		return nil, errors.New("record solo failures: no CRM integration ID given")
+	case maxFailures < 1:
+		return nil, fmt.Errorf("record solo failures of %s: the limit %d is not positive", crmID, maxFailures)
+	case strings.TrimSpace(reason) == "":
+		return nil, fmt.Errorf("record solo failures of %s: no reason given", crmID)
+	}
+	if len(leadIDs) == 0 {
+		return nil, nil
+	}
+	// The right-hand sides read the row as it was, so every CASE sees the
+	// count before this failure; the range bounds the index scan as in
+	// RecordDeliveryFailure.
+	const update = `UPDATE lead_deliveries SET solo_failures = solo_failures + 1,
+	status = CASE WHEN solo_failures + 1 >= ? THEN 'gave_up' ELSE status END,
+	completed_at = CASE WHEN solo_failures + 1 >= ? THEN ? ELSE completed_at END,
+	reason = CASE WHEN solo_failures + 1 >= ? THEN ? ELSE reason END
+WHERE crm_integration_id = ? AND status = 'pending' AND lead_id BETWEEN ? AND ? AND `
+	args := []any{maxFailures, maxFailures, dbTime(at), maxFailures, cleanText(reason), crmID, slices.Min(leadIDs), slices.Max(leadIDs)}
+	q, args, err := s.dialect.anyLeadID(update, args, leadIDs)
+	if err != nil {
+		return nil, fmt.Errorf("record solo failures of %s: %w", crmID, err)
+	}
+	var rows []struct {
+		LeadID int64  `db:"lead_id"`
+		Status string `db:"status"`
+	}
+	if err := sqlx.SelectContext(ctx, s.db, &rows, q+` RETURNING lead_id, status`, args...); err != nil {
+		return nil, fmt.Errorf("record solo failures of %s: %w", crmID, err)
+	}
+	var gaveUp []int64
+	for _, r := range rows {
+		if r.Status == DeliveryGaveUp {
+			gaveUp = append(gaveUp, r.LeadID)
+		}
+	}
+	slices.Sort(gaveUp)
+	return gaveUp, nil
+}
+
+// cancelledReason is the reason of a delivery cancelled by a delete.
+const cancelledReason = "the CRM integration was deleted before the lead was delivered"
+
+// cancelPendingDeliveries ends every pending delivery of CRM integration
+// crmID as cancelled at at, within tx: the projection of its deleted
+// snapshot (see Project). Intake routes to a CRM integration only while
+// its row is not deleted, and takes that row's lock (PostgreSQL) or the
+// database's (SQLite) to do so, so a lead routed during the delete has
+// committed by the time this runs and is cancelled too.
+func cancelPendingDeliveries(ctx context.Context, tx *sqlx.Tx, crmID string, at time.Time) error {
+	q := tx.Rebind(`UPDATE lead_deliveries SET status = 'cancelled', completed_at = ?, reason = ?
+WHERE crm_integration_id = ? AND status = 'pending'`)
+	if _, err := tx.ExecContext(ctx, q, dbTime(at), cancelledReason, crmID); err != nil {
+		return fmt.Errorf("cancel pending deliveries: %w", err)
+	}
+	return nil
+}
+
 // cleanText makes text from a CRM or its client storable the same way on
 // both backends: valid UTF-8 without NUL characters (PostgreSQL text holds
 // neither), at most MaxDeliveryErrorLength bytes, cut between characters.
@@ -227,6 +301,10 @@ func (s *Store) DeliveryCounts(ctx context.Context, crmID string) (DeliveryCount
 			counts.Delivered = row.N
 		case DeliveryRejected:
 			counts.Rejected = row.N
+		case DeliveryGaveUp:
+			counts.GaveUp = row.N
+		case DeliveryCancelled:
+			counts.Cancelled = row.N
 		}
 	}
 	var err error

@@ -178,6 +178,13 @@ func (r eventRow) toChange() integration.Change {
 // (again, harmlessly, when it is replayed). Deleted is final, so nothing
 // needs them any more, and the adds of secrets refuse a deleted
 // integration from then on.
+//
+// The deleted snapshot of a CRM integration also ends its pending
+// deliveries as cancelled, in that transaction (again, harmlessly, when it
+// is replayed): nothing will deliver them. Intake locks the CRM
+// integrations it routes a lead to, so a lead routed while the delete is
+// projected is either routed before (and cancelled here) or sees the
+// integration deleted and is not routed to it.
 func (s *Store) Project(ctx context.Context, st integration.State, ch integration.Change) (applied bool, err error) {
 	if err := checkProjection(st, ch); err != nil {
 		return false, err
@@ -196,7 +203,15 @@ func (s *Store) Project(ctx context.Context, st integration.State, ch integratio
 				return err
 			}
 		}
-		return insertEvent(ctx, tx, toEventRow(ch))
+		if err := insertEvent(ctx, tx, toEventRow(ch)); err != nil {
+			return err
+		}
+		if st.Kind == integration.KindCRM && st.Status == integration.StatusDeleted {
+			// After the upsert, which waited for the intakes holding the
+			// row's lock: their deliveries are committed and seen here.
+			return cancelPendingDeliveries(ctx, tx, st.ID, st.UpdatedAt)
+		}
+		return nil
 	})
 	if err != nil {
 		return false, fmt.Errorf("project %s version %d: %w", st.ID, st.Version, err)

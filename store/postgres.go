@@ -81,6 +81,14 @@ func (*postgres) admit(context.Context) (func(), error) { return func() {}, nil 
 // of the same external ID makes ON CONFLICT wait for it to commit and then
 // do nothing, so exactly one of them stores the lead. lead_id is NULL when
 // nothing was inserted.
+//
+// The CRM integrations a new lead is routed to are locked FOR SHARE
+// (targets): a projection of one of them waits for the intake to commit,
+// so the projection of its deleted snapshot then sees, and cancels, the
+// delivery this statement created; and an intake that meets a row the
+// projection has updated waits for it, re-reads it, and routes nothing to
+// a CRM integration that is now deleted. Only new leads take the locks,
+// and only for the statement's own short transaction.
 const postgresIntake = `WITH owner AS (
 	SELECT ` + integrationColumns + ` FROM integrations WHERE id = ?
 ), inserted AS (
@@ -90,11 +98,15 @@ const postgresIntake = `WITH owner AS (
 	WHERE kind = 'lead' AND status <> 'deleted'
 	ON CONFLICT (lead_integration_id, external_id) DO NOTHING
 	RETURNING id, org_id
-), routed AS (
-	INSERT INTO lead_deliveries (crm_integration_id, lead_id, status, attempts, last_error, crm_record_id, reason, created_at)
-	SELECT crm.id, inserted.id, 'pending', 0, '', '', '', CAST(? AS TIMESTAMPTZ)
+), targets AS (
+	SELECT crm.id
 	FROM inserted, owner, integrations crm
 	WHERE owner.status = 'active' AND crm.org_id = inserted.org_id AND crm.kind = 'crm' AND crm.status <> 'deleted'
+	FOR SHARE OF crm
+), routed AS (
+	INSERT INTO lead_deliveries (crm_integration_id, lead_id, status, attempts, last_error, crm_record_id, reason, created_at)
+	SELECT targets.id, inserted.id, 'pending', 0, '', '', '', CAST(? AS TIMESTAMPTZ)
+	FROM inserted, targets
 	RETURNING crm_integration_id
 )
 SELECT owner.*,

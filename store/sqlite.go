@@ -207,7 +207,9 @@ RETURNING id`)
 
 // routeLead creates a pending delivery of lead leadID for every CRM
 // integration of org that is not deleted, in one statement, and returns
-// those integrations' IDs, sorted.
+// those integrations' IDs, sorted. The transaction holds the database's
+// write lock, so the projection of a CRM integration's deleted snapshot
+// (which cancels its pending deliveries) runs wholly before or after it.
 func routeLead(ctx context.Context, tx *sqlx.Tx, leadID int64, org string, at time.Time) ([]string, error) {
 	q := tx.Rebind(`INSERT INTO lead_deliveries (crm_integration_id, lead_id, status, attempts, last_error, crm_record_id, reason, created_at)
 SELECT id, ?, 'pending', 0, '', '', '', ?

@@ -76,14 +76,17 @@ const (
 //     fake's recorded call times holds more than n calls.
 //   - Push/BatchRefused (BatchRefusal): a batch the CRM refuses as a whole
 //     for one record's content fails with crm.ClassBatchRejected and
-//     stores nothing; the same batch without that record goes through.
+//     stores nothing; so does that record alone, with the HTTP status
+//     (that refusal is the record's rejection, which the caller's split
+//     ends at); the same batch without that record goes through.
 //   - OAuth (OAuth): the consent page of AuthCodeURL redirects to the
 //     callback with the state and a code; Exchange turns the code into
 //     credentials that validate and deliver; the code works once; neither
 //     the consent URL nor any error holds the client secret or a token.
 //
 // No error, check, rejection reason or CRM ID may contain a secret of the
-// account or any of the records' PII.
+// account or any of the records' PII, and no error a URL (errors reach
+// customers, who must not see our endpoints; see crm.Error).
 func Run(t *testing.T, h Harness) {
 	s := &suite{h: h, caps: h.Capabilities()}
 
@@ -140,6 +143,16 @@ func requireClean(t *testing.T, acct Account, text string) {
 	}
 	for _, pii := range []string{piiName, piiEmailLocal, piiPhone, piiMessage, piiAttribute, rejectMarker} {
 		require.NotContains(t, text, pii, "lead PII")
+	}
+}
+
+// requireCleanError fails if err's text contains a secret of acct, any of
+// the records' PII, or a URL.
+func requireCleanError(t *testing.T, acct Account, err error) {
+	t.Helper()
+	requireClean(t, acct, err.Error())
+	for _, scheme := range []string{"http://", "https://"} {
+		require.NotContains(t, err.Error(), scheme, "an error customers may see names no URL")
 	}
 }
 
@@ -226,7 +239,7 @@ func (s *suite) pushError(t *testing.T, acct Account, recs []crm.Record) *crm.Er
 	results, err := s.h.Connector().Push(t.Context(), acct.Credentials, recs)
 	require.Error(t, err)
 	require.Nil(t, results, "a failed call returns no results")
-	requireClean(t, acct, err.Error())
+	requireCleanError(t, acct, err)
 	var crmErr *crm.Error
 	require.ErrorAs(t, err, &crmErr, "a whole-call failure is a *crm.Error")
 	return crmErr
@@ -407,7 +420,7 @@ func (s *suite) validateOutage(t *testing.T) {
 	checks, err := s.h.Connector().Validate(t.Context(), acct.Credentials)
 	require.Error(t, err, "an outage means validation could not run, not that checks failed")
 	require.Nil(t, checks)
-	requireClean(t, acct, err.Error())
+	requireCleanError(t, acct, err)
 	var crmErr *crm.Error
 	require.ErrorAs(t, err, &crmErr)
 	require.Equal(t, crm.ClassTransient, crmErr.Class)
@@ -550,7 +563,7 @@ func (s *suite) pushTooLarge(t *testing.T) {
 	results, err := c.Push(t.Context(), acct.Credentials, recs)
 	require.ErrorIs(t, err, crm.ErrBatchTooLarge)
 	require.Nil(t, results)
-	requireClean(t, acct, err.Error())
+	requireCleanError(t, acct, err)
 	require.Empty(t, s.h.Calls(t, acct), "refused before any call")
 	s.requireNothingStored(t, acct)
 }
@@ -596,7 +609,7 @@ func (s *suite) refreshRevoked(t *testing.T) {
 	require.Error(t, err)
 	require.Nil(t, refreshed)
 	require.Equal(t, crm.ClassAuth, crm.ClassOf(err), "a revoked grant asks for re-authorization: %v", err)
-	requireClean(t, acct, err.Error())
+	requireCleanError(t, acct, err)
 }
 
 func (s *suite) pacing(t *testing.T) {
@@ -659,6 +672,14 @@ func (s *suite) pushBatchRefused(t *testing.T) {
 	require.Equal(t, crm.ClassBatchRejected, s.pushError(t, acct, recs).Class, "refused for what it carries")
 	s.requireNothingStored(t, acct)
 
+	// The record alone is refused the same way: a caller splitting the
+	// batch ends there, with the CRM's status (and code) as its reason.
+	alone := s.pushError(t, acct, []crm.Record{bad})
+	require.Equal(t, crm.ClassBatchRejected, alone.Class, "the record at fault, alone")
+	require.NotZero(t, alone.StatusCode, "the refusal names the CRM's HTTP status")
+	requireClean(t, acct, alone.Summary())
+	s.requireNothingStored(t, acct)
+
 	rest := recs[:len(recs)-1]
 	if len(rest) == 0 {
 		return
@@ -702,9 +723,9 @@ func (s *suite) oauth(t *testing.T) {
 	require.Error(t, err, "a code works once")
 	require.Nil(t, again)
 	require.Equal(t, crm.ClassAuth, crm.ClassOf(err), "a spent code asks for consent again: %v", err)
-	requireClean(t, acct, err.Error())
+	requireCleanError(t, acct, err)
 
 	_, err = c.Exchange(t.Context(), crm.ExchangeRequest{Code: "forged-" + code, RedirectURL: oauthCallback})
 	require.Error(t, err, "a forged code is refused")
-	requireClean(t, acct, err.Error())
+	requireCleanError(t, acct, err)
 }

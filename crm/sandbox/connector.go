@@ -13,7 +13,9 @@
 //     checks with remediation texts; Push maps the CRM's per-record results
 //     to crm.RecordResult and whole-call failures to a classified *crm.Error
 //     that carries status codes, error codes, counts and keys, never
-//     credentials or lead PII.
+//     credentials or lead PII, and never the CRM's URL or address either:
+//     errors reach customers (crm.Error's rendering), so they name what
+//     the CRM answered, and a failed connection is crm.NetworkError.
 //   - connector_test.go and push_test.go cover what is particular to this
 //     CRM (its messages, its error codes, servers that misbehave);
 //     contract_test.go runs the shared connector contract suite,
@@ -198,13 +200,13 @@ func (c *Connector) Validate(ctx context.Context, raw []byte) ([]integration.Che
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.baseURL+pathMe, nil)
 	if err != nil {
-		return nil, fmt.Errorf("sandbox validate: invalid sandbox URL %q: %w", c.baseURL, err)
+		return nil, fmt.Errorf("sandbox validate: %w", errBadURL)
 	}
 	req.Header.Set("Authorization", "Bearer "+creds.APIKey)
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.httpClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("sandbox validate: %w", &crm.Error{Class: crm.ClassTransient, Err: err})
+		return nil, fmt.Errorf("sandbox validate: %w", crm.NetworkError(err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
@@ -226,15 +228,16 @@ func (c *Connector) Validate(ctx context.Context, raw []byte) ([]integration.Che
 		return nil, fmt.Errorf("sandbox validate: %w", &crm.Error{
 			Class:      crm.ClassForStatus(resp.StatusCode),
 			StatusCode: resp.StatusCode,
+			Code:       errorCode(data),
 			RetryAfter: crm.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
-			Err:        fmt.Errorf("GET %s%s answered %s", c.baseURL, pathMe, resp.Status),
+			Err:        fmt.Errorf("the sandbox CRM answered %s to the account lookup", resp.Status),
 		})
 	}
 
 	var me meResponse
 	if err := json.Unmarshal(data, &me); err != nil || me.AccountID == "" {
 		return nil, fmt.Errorf("sandbox validate: %w", &crm.Error{Class: crm.ClassTransient, StatusCode: resp.StatusCode,
-			Err: fmt.Errorf("GET %s%s did not answer with an account: is that the sandbox CRM?", c.baseURL, pathMe)})
+			Err: errors.New("the account lookup did not answer with an account: check that INTEGRATIONS_SANDBOX_URL is the sandbox CRM")})
 	}
 	return []integration.Check{
 		{Name: crm.CheckCredentials, OK: true, Message: fmt.Sprintf("API key accepted for sandbox account %s", me.AccountID)},
@@ -296,10 +299,13 @@ func (c *Connector) BatchLimit() int { return MaxBatchSize }
 //
 // Whole-call errors are *crm.Error: 401 (or credentials that no longer
 // parse) crm.ClassAuth; 403 (API access disabled, missing contacts.write)
-// crm.ClassPermission; 429 crm.ClassRateLimited with its Retry-After;
-// everything else (network, timeout, 5xx, a 400 for the batch, a malformed
-// response) crm.ClassTransient. They carry status codes, the sandbox's error
-// code, counts and keys, never the API key or the records' contents.
+// crm.ClassPermission; 429 crm.ClassRateLimited with its Retry-After; a
+// 413 for the batch, or a 400 the sandbox explains with an error code,
+// crm.ClassBatchRejected (the batch is refused for what it carries: the
+// caller splits it); everything else (network, timeout, 5xx, a 400 that is
+// not the sandbox's, a malformed response) crm.ClassTransient. They carry
+// status codes, the sandbox's error code, counts and keys, never the API
+// key, the records' contents or the sandbox's URL.
 func (c *Connector) Push(ctx context.Context, raw []byte, records []crm.Record) ([]crm.RecordResult, error) {
 	if len(records) == 0 {
 		return nil, nil
@@ -320,17 +326,16 @@ func (c *Connector) Push(ctx context.Context, raw []byte, records []crm.Record) 
 		return nil, fmt.Errorf("sandbox push: encode %d records: a record's attributes are not JSON-encodable", len(records))
 	}
 
-	endpoint := c.baseURL + pathContactsBatch
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.baseURL+pathContactsBatch, bytes.NewReader(body))
 	if err != nil {
-		return nil, fmt.Errorf("sandbox push: invalid sandbox URL %q: %w", c.baseURL, err)
+		return nil, fmt.Errorf("sandbox push: %w", errBadURL)
 	}
 	req.Header.Set("Authorization", "Bearer "+creds.APIKey)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.httpClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("sandbox push of %d records: %w", len(records), &crm.Error{Class: crm.ClassTransient, Err: err})
+		return nil, fmt.Errorf("sandbox push of %d records: %w", len(records), crm.NetworkError(err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
@@ -338,13 +343,13 @@ func (c *Connector) Push(ctx context.Context, raw []byte, records []crm.Record) 
 		return nil, fmt.Errorf("sandbox push of %d records: %w", len(records), &crm.Error{Class: crm.ClassTransient, StatusCode: resp.StatusCode, Err: fmt.Errorf("read response: %w", err)})
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("sandbox push of %d records: %w", len(records), c.pushError(resp, data))
+		return nil, fmt.Errorf("sandbox push of %d records: %w", len(records), pushError(resp, data))
 	}
 
 	var answer contactsResponse
 	if err := json.Unmarshal(data, &answer); err != nil {
 		return nil, fmt.Errorf("sandbox push of %d records: %w", len(records), &crm.Error{Class: crm.ClassTransient, StatusCode: resp.StatusCode,
-			Err: fmt.Errorf("POST %s did not answer with results: is that the sandbox CRM?", endpoint)})
+			Err: errors.New("the contacts batch did not answer with results: check that INTEGRATIONS_SANDBOX_URL is the sandbox CRM")})
 	}
 	results := make([]crm.RecordResult, len(answer.Results))
 	for i, r := range answer.Results {
@@ -368,30 +373,51 @@ func (c *Connector) Push(ctx context.Context, raw []byte, records []crm.Record) 
 	return results, nil
 }
 
+// errBadURL is the error of a base URL requests cannot be made to; the URL
+// is not quoted, since errors reach customers.
+var errBadURL = errors.New("the sandbox CRM's URL is not a valid URL: check INTEGRATIONS_SANDBOX_URL")
+
 // errorCodePattern is what an error code must look like to be quoted.
 var errorCodePattern = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
 
-// pushError classifies a non-200 answer to a push. Only the error code of a
-// sandbox error response is quoted, and only if it looks like one: the
+// errorCode returns the error code of a sandbox error response, if it has
+// one that looks like a code, else "". Only the code is ever quoted: the
 // message, or whatever a server that is not the sandbox answered, may echo
 // the request, which holds the key and the leads.
-func (c *Connector) pushError(resp *http.Response, data []byte) *crm.Error {
-	detail := fmt.Sprintf("POST %s%s answered %s", c.baseURL, pathContactsBatch, resp.Status)
+func errorCode(data []byte) string {
 	var body errorBody
 	if json.Unmarshal(data, &body) == nil && errorCodePattern.MatchString(body.Code) {
-		detail += " (" + body.Code + ")"
+		return body.Code
 	}
+	return ""
+}
+
+// pushError classifies a non-200 answer to a push. A 413 is the sandbox's
+// size limit for a batch, and a 400 with an error code the sandbox refusing
+// a batch for what it holds: either way the batch as a whole, which
+// crm.ClassBatchRejected asks the caller to split. A 400 without the
+// sandbox's error shape comes from something that is not the sandbox (a
+// proxy, a wrong URL) and says nothing about the records, so it stays
+// transient: an operator sees the sync fail instead of leads rejected.
+func pushError(resp *http.Response, data []byte) *crm.Error {
+	code := errorCode(data)
 	class := crm.ClassForStatus(resp.StatusCode)
-	if class == crm.ClassRecordRejected {
-		// A 4xx for the whole batch is a request the sandbox cannot take,
-		// not one bad record; it shows as a sync failure an operator sees.
+	switch {
+	case resp.StatusCode == http.StatusRequestEntityTooLarge,
+		resp.StatusCode == http.StatusBadRequest && code != "":
+		class = crm.ClassBatchRejected
+	case class == crm.ClassRecordRejected:
+		// Any other 4xx for the whole batch is a request the sandbox
+		// cannot take, not one bad record; it shows as a sync failure an
+		// operator sees.
 		class = crm.ClassTransient
 	}
 	return &crm.Error{
 		Class:      class,
 		StatusCode: resp.StatusCode,
+		Code:       code,
 		RetryAfter: crm.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
-		Err:        errors.New(detail),
+		Err:        fmt.Errorf("the sandbox CRM answered %s to the contacts batch", resp.Status),
 	}
 }
 

@@ -22,8 +22,8 @@ func TestContract(t *testing.T) {
 
 // harness is the sandbox's side of the contract suite. A sandbox account is
 // addressed by its API key, which is the Account's Handle. API keys do not
-// expire and the connector does not pace, so it has no ExpireAccessToken or
-// LimitCalls.
+// expire, the connector does not pace and the sandbox has no consent page,
+// so it has no ExpireAccessToken, LimitCalls or Consent.
 type harness struct {
 	crmtest.Unsupported
 	connector *sandbox.Connector
@@ -49,10 +49,11 @@ func setupHarness(t *testing.T) *harness {
 // Connector returns the sandbox connector, pointed at the fake.
 func (h *harness) Connector() crm.Connector { return h.connector }
 
-// Capabilities: the sandbox can turn API access off; its API keys do not
-// expire and the connector does not pace.
+// Capabilities: the sandbox can turn API access off and refuse a batch for
+// what it carries; its API keys do not expire and the connector does not
+// pace.
 func (h *harness) Capabilities() crmtest.Capabilities {
-	return crmtest.Capabilities{APIDisabled: true}
+	return crmtest.Capabilities{APIDisabled: true, BatchRefusal: true}
 }
 
 // NewAccount creates a sandbox account with the default scopes.
@@ -140,6 +141,14 @@ func (h *harness) RejectRecords(t *testing.T, acct crmtest.Account, field, conta
 	_, err := h.fake.SetFaults(t.Context(), acct.Handle, sandboxfake.Faults{RejectField: field, RejectContains: contains})
 	require.NoError(t, err)
 	return "rejected by the sandbox reject rule on field " + field
+}
+
+// RefuseBatches sets the sandbox's refuse rule: a batch carrying a
+// matching record is answered 400 batch_refused.
+func (h *harness) RefuseBatches(t *testing.T, acct crmtest.Account, field, contains string) {
+	t.Helper()
+	_, err := h.fake.SetFaults(t.Context(), acct.Handle, sandboxfake.Faults{RefuseField: field, RefuseContains: contains})
+	require.NoError(t, err)
 }
 
 // DisableAPI turns the account's API access off.

@@ -31,11 +31,15 @@ func piiRecord(key string) crm.Record {
 		Attributes: map[string]any{"budget": 450000, "notes": "secret attribute"}}
 }
 
-// requireNoSecrets fails if text holds the API key or any test PII.
+// requireNoSecrets fails if text, an error's, holds the API key, any test
+// PII, or the sandbox's URL or address (errors reach customers).
 func requireNoSecrets(t *testing.T, text, apiKey string) {
 	t.Helper()
 	for _, secret := range []string{apiKey, piiName, piiEmail, piiPhone, piiMessage, "secret attribute"} {
 		require.NotContains(t, text, secret)
+	}
+	for _, internal := range []string{"http://", "https://", "127.0.0.1", "/api/v1/"} {
+		require.NotContains(t, text, internal, "errors never name our endpoints")
 	}
 }
 
@@ -257,8 +261,10 @@ func TestPush(t *testing.T) {
 			{"503", sandboxfake.Faults{FailNext: 1, FailStatus: http.StatusServiceUnavailable}, crm.ClassTransient, 503, 0, "simulated_failure"},
 			// A simulated 401 answers as a rejected key does.
 			{"401", sandboxfake.Faults{FailNext: 1, FailStatus: http.StatusUnauthorized}, crm.ClassAuth, 401, 0, "invalid_api_key"},
-			// A 4xx for the whole batch is a request the sandbox cannot take, not one bad record.
-			{"400 for the batch", sandboxfake.Faults{FailNext: 1, FailStatus: http.StatusBadRequest}, crm.ClassTransient, 400, 0, "simulated_failure"},
+			// A 400 the sandbox explains refuses the batch for what it carries: the caller splits it.
+			{"400 for the batch", sandboxfake.Faults{FailNext: 1, FailStatus: http.StatusBadRequest}, crm.ClassBatchRejected, 400, 0, "simulated_failure"},
+			// Any other 4xx for the whole batch is a request the sandbox cannot take, not one bad record.
+			{"409 for the batch", sandboxfake.Faults{FailNext: 1, FailStatus: http.StatusConflict}, crm.ClassTransient, 409, 0, "simulated_failure"},
 			{"429", sandboxfake.Faults{RateLimitNext: 1, RetryAfterSeconds: 2}, crm.ClassRateLimited, 429, 2 * time.Second, "rate_limited"},
 		} {
 			_, err := bundle.client.SetFaults(ctx, bundle.account.APIKey, tc.faults)
@@ -267,7 +273,9 @@ func TestPush(t *testing.T) {
 			require.Equal(t, tc.class, crmErr.Class, tc.name)
 			require.Equal(t, tc.status, crmErr.StatusCode, tc.name)
 			require.Equal(t, tc.retryAfter, crmErr.RetryAfter, tc.name)
-			require.Contains(t, crmErr.Error(), "("+tc.code+")", tc.name)
+			require.Equal(t, tc.code, crmErr.Code, tc.name)
+			require.Contains(t, crmErr.Error(), fmt.Sprintf("(HTTP %d, %s)", tc.status, tc.code), "%s: the status and the sandbox's error code are shown", tc.name)
+			require.NotContains(t, crmErr.Error(), "http://", "%s: never our URL", tc.name)
 
 			// Validation is untouched by a contacts outage.
 			checks, err := bundle.connector.Validate(ctx, bundle.creds)
@@ -285,6 +293,40 @@ func TestPush(t *testing.T) {
 		require.Zero(t, crmErr.RetryAfter)
 
 		push(t, bundle, piiRecord("lead_1"))
+	})
+
+	t.Run("BatchRefusals", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+
+		// Review H1: attributes of 60,000 '<' re-encode to 360 KB a lead
+		// (JSON escapes '<' as \u003c), so 25 such leads take a batch over
+		// the sandbox's 8 MiB: a 413 for the batch as a whole.
+		huge := make([]crm.Record, 25)
+		for i := range huge {
+			huge[i] = piiRecord(fmt.Sprintf("lead_huge_%d", i))
+			huge[i].Attributes = map[string]any{"notes": strings.Repeat("<", 60_000)}
+		}
+		crmErr := pushErr(t, bundle, huge...)
+		require.Equal(t, crm.ClassBatchRejected, crmErr.Class, "refused for what it carries: split it")
+		require.Equal(t, http.StatusRequestEntityTooLarge, crmErr.StatusCode)
+		require.Equal(t, "body_too_large", crmErr.Code)
+		require.Equal(t, "batch_rejected (HTTP 413, body_too_large)", crmErr.Summary())
+		// Half of them fit.
+		require.Len(t, push(t, bundle, huge[:12]...), 12)
+
+		// The refuse rule: a batch carrying the record is refused, and so
+		// is the record alone, which is where a split ends.
+		_, err := bundle.client.SetFaults(ctx, bundle.account.APIKey, sandboxfake.Faults{RefuseField: "phone", RefuseContains: "0199"})
+		require.NoError(t, err)
+		clean := crm.Record{Key: "lead_clean", Source: "s", Phone: "+1-555-0100"}
+		for _, batch := range [][]crm.Record{{clean, piiRecord("lead_refused")}, {piiRecord("lead_refused")}} {
+			crmErr := pushErr(t, bundle, batch...)
+			require.Equal(t, crm.ClassBatchRejected, crmErr.Class)
+			require.Equal(t, "batch_rejected (HTTP 400, batch_refused)", crmErr.Summary())
+		}
+		push(t, bundle, clean)
+		require.Equal(t, 13, records(t, bundle).Records, "refused batches store nothing")
 	})
 
 	t.Run("GivenUp", func(t *testing.T) {
@@ -334,7 +376,8 @@ func TestPush(t *testing.T) {
 		require.Equal(t, crm.ClassTransient, crm.ClassOf(err))
 		requireNoSecrets(t, err.Error(), bundle.account.APIKey)
 
-		// Something that is not the sandbox, echoing the request.
+		// Something echoing the request in the sandbox's error shape: a
+		// refused batch, whose message is never quoted.
 		echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			body, _ := io.ReadAll(r.Body)
 			w.WriteHeader(http.StatusBadRequest)
@@ -342,6 +385,18 @@ func TestPush(t *testing.T) {
 		}))
 		t.Cleanup(echo.Close)
 		_, err = NewConnector(echo.URL, nil).Push(ctx, bundle.creds, []crm.Record{piiRecord("lead_1")})
+		require.Equal(t, crm.ClassBatchRejected, crm.ClassOf(err))
+		requireNoSecrets(t, err.Error(), bundle.account.APIKey)
+
+		// Something that is not the sandbox at all, echoing the request as
+		// text: a 400 that says nothing about the records is transient.
+		plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, "bad request from %s: %s %s", r.RemoteAddr, r.Header.Get("Authorization"), body)
+		}))
+		t.Cleanup(plain.Close)
+		_, err = NewConnector(plain.URL, nil).Push(ctx, bundle.creds, []crm.Record{piiRecord("lead_1")})
 		require.Equal(t, crm.ClassTransient, crm.ClassOf(err))
 		requireNoSecrets(t, err.Error(), bundle.account.APIKey)
 

@@ -54,6 +54,9 @@ type Options struct {
 	// Config is the per-integration overrides the Starter gives the
 	// integrations it creates.
 	Config workflows.Config
+	// MaxDeliveryAttempts is the worker's limit of failures of its own
+	// before a lead is set aside (0: the default).
+	MaxDeliveryAttempts int
 }
 
 // New starts a stack for t on db; everything stops when t ends. It is
@@ -77,7 +80,8 @@ func New(t *testing.T, db testenv.Database, opts Options) *Stack {
 
 	cfg := app.Config{
 		DataDir: t.TempDir(), DatabaseURL: db.URL, TaskQueue: testenv.TaskQueue(t), SandboxURL: sandboxHTTP.URL,
-		Temporal: app.TemporalConfig{Address: server.FrontendHostPort(), Namespace: app.DefaultNamespace},
+		Temporal:            app.TemporalConfig{Address: server.FrontendHostPort(), Namespace: app.DefaultNamespace},
+		MaxDeliveryAttempts: opts.MaxDeliveryAttempts,
 	}
 	svc, err := app.New(ctx, cfg, app.WithLogger(logger), app.WithTemporalClient(tc), app.WithMigrate(),
 		app.WithDevKeyring(), app.WithWorker(sdkworker.Options{}), app.WithNudger(20*time.Millisecond, nil))

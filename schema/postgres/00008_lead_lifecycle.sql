@@ -49,19 +49,10 @@ ALTER TABLE leads ADD COLUMN IF NOT EXISTS purge_reason TEXT NOT NULL DEFAULT ''
 DROP INDEX CONCURRENTLY IF EXISTS leads_retention_idx;
 CREATE INDEX CONCURRENTLY leads_retention_idx ON leads (received_at) WHERE purged_at IS NULL;
 
--- Deliveries that end without the CRM's answer: 'gave_up' (a lead that
--- kept failing on its own, set aside) and 'cancelled' (its CRM integration
--- was deleted, or the lead was erased: reason 'erased'), beside pending,
--- delivered and rejected. NOT VALID, then VALIDATE, as above; a wider set
--- cannot fail.
-ALTER TABLE lead_deliveries DROP CONSTRAINT IF EXISTS lead_deliveries_status_check;
-ALTER TABLE lead_deliveries ADD CONSTRAINT lead_deliveries_status_check
-    CHECK (status IN ('pending', 'delivered', 'rejected', 'gave_up', 'cancelled')) NOT VALID;
-ALTER TABLE lead_deliveries VALIDATE CONSTRAINT lead_deliveries_status_check;
+-- The deliveries of an erased lead end as 'cancelled' with reason
+-- 'erased': 00007 made that status (and 'gave_up') possible.
 
 -- +goose Down
--- lead_deliveries keeps the wider status set: rows may hold the new
--- statuses, and code of the previous release reads them as not pending.
 DROP INDEX CONCURRENTLY IF EXISTS leads_retention_idx;
 ALTER TABLE leads DROP COLUMN IF EXISTS purge_reason;
 ALTER TABLE leads DROP COLUMN IF EXISTS purged_at;

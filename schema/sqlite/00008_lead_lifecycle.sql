@@ -31,41 +31,10 @@ ALTER TABLE leads ADD COLUMN purge_reason TEXT NOT NULL DEFAULT '' CHECK (purge_
 -- is still kept.
 CREATE INDEX leads_retention_idx ON leads (received_at) WHERE purged_at IS NULL;
 
--- Deliveries that end without the CRM's answer: 'gave_up' (a lead that
--- kept failing on its own, set aside) and 'cancelled' (its CRM integration
--- was deleted, or the lead was erased: reason 'erased'), beside pending,
--- delivered and rejected. SQLite cannot change a CHECK in place: the table
--- is rebuilt with the same columns (those of 00002) and its index (00004).
-CREATE TABLE lead_deliveries_new (
-    -- The CRM integration the lead goes to.
-    crm_integration_id TEXT     NOT NULL,
-    -- The lead.
-    lead_id            INTEGER  NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
-    -- 'pending' until the CRM accepted the lead ('delivered') or refused it on its own merits ('rejected'), the lead was set aside ('gave_up') or the delivery was called off ('cancelled').
-    status             TEXT     NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'rejected', 'gave_up', 'cancelled')),
-    -- Failed delivery attempts so far.
-    attempts           INTEGER  NOT NULL DEFAULT 0 CHECK (attempts >= 0),
-    -- Error of the last failed attempt, without lead data; '' if none.
-    last_error         TEXT     NOT NULL DEFAULT '',
-    -- The CRM's ID of the record created for the lead; '' until delivered.
-    crm_record_id      TEXT     NOT NULL DEFAULT '',
-    -- Why the CRM rejected the lead, in its words, or why the delivery ended without it; '' if none.
-    reason             TEXT     NOT NULL DEFAULT '',
-    -- When the lead was routed to the CRM integration.
-    created_at         DATETIME NOT NULL,
-    -- When the delivery was completed (delivered, rejected, gave_up or cancelled); NULL while pending.
-    completed_at       DATETIME,
-    PRIMARY KEY (crm_integration_id, lead_id)
-);
-INSERT INTO lead_deliveries_new (crm_integration_id, lead_id, status, attempts, last_error, crm_record_id, reason, created_at, completed_at)
-SELECT crm_integration_id, lead_id, status, attempts, last_error, crm_record_id, reason, created_at, completed_at FROM lead_deliveries;
-DROP TABLE lead_deliveries;
-ALTER TABLE lead_deliveries_new RENAME TO lead_deliveries;
-CREATE INDEX lead_deliveries_pending_idx ON lead_deliveries (crm_integration_id, lead_id) WHERE status = 'pending';
+-- The deliveries of an erased lead end as 'cancelled' with reason
+-- 'erased': 00007 made that status (and 'gave_up') possible.
 
 -- +goose Down
--- lead_deliveries keeps the wider status set: rows may hold the new
--- statuses, and code of the previous release reads them as not pending.
 DROP INDEX leads_retention_idx;
 ALTER TABLE leads DROP COLUMN purge_reason;
 ALTER TABLE leads DROP COLUMN purged_at;

@@ -137,6 +137,7 @@ func (c *Client) SetFaults(ctx context.Context, key string, f Faults) (Faults, e
 	u.FailNext, u.FailStatus, u.LatencyMS = setInt(f.FailNext), setInt(f.FailStatus), setInt(f.LatencyMS)
 	u.RateLimitNext, u.RetryAfterSeconds = setInt(f.RateLimitNext), setInt(f.RetryAfterSeconds)
 	u.RejectField, u.RejectContains = setString(f.RejectField), setString(f.RejectContains)
+	u.RefuseField, u.RefuseContains, u.RefuseStatus = setString(f.RefuseField), setString(f.RefuseContains), setInt(f.RefuseStatus)
 	if f.FailMe {
 		u.FailMe = &f.FailMe
 	}

@@ -38,8 +38,13 @@ const (
 	defaultRetryAfterSecs = 1
 )
 
-// RejectFields returns the contact fields a reject rule can test.
+// RejectFields returns the contact fields a reject rule (and a refuse
+// rule) can test.
 func RejectFields() []string { return []string{"source", "name", "email", "phone", "message"} }
+
+// DefaultRefuseStatus is the status a refuse rule answers with unless told
+// otherwise: the sandbox refusing a batch for what it carries.
+const DefaultRefuseStatus = http.StatusBadRequest
 
 // Faults are the failures the sandbox simulates on one account's contacts
 // calls (not on GET /api/v1/me unless FailMe says so, so validation keeps
@@ -67,17 +72,27 @@ type Faults struct {
 	// (case-sensitive) is rejected. Both empty: no rule.
 	RejectField    string `json:"reject_field"`
 	RejectContains string `json:"reject_contains"`
+	// RefuseField and RefuseContains form the refuse rule: a contacts call
+	// carrying a contact whose field contains RefuseContains is refused as
+	// a whole, every time, with RefuseStatus (default 400, code
+	// batch_refused; a 5xx, code simulated_failure, makes the calls that
+	// carry that contact fail as in an outage that spares all others).
+	// Nothing of such a call is stored. Both empty: no rule.
+	RefuseField    string `json:"refuse_field"`
+	RefuseContains string `json:"refuse_contains"`
+	RefuseStatus   int    `json:"refuse_status"`
 }
 
 // DefaultFaults returns the faults of an account nobody has set any on: no
-// failures, and the defaults a later fail_next / rate_limit_next uses.
+// failures, and the defaults a later fail_next / rate_limit_next / refuse
+// rule uses.
 func DefaultFaults() Faults {
-	return Faults{FailStatus: defaultFailStatus, RetryAfterSeconds: defaultRetryAfterSecs}
+	return Faults{FailStatus: defaultFailStatus, RetryAfterSeconds: defaultRetryAfterSecs, RefuseStatus: DefaultRefuseStatus}
 }
 
 // FaultsUpdate is a change to an account's Faults, the body of POST
 // /control/keys/{key}/faults: nil fields keep their current value. Setting
-// RejectField to "" removes the reject rule.
+// RejectField (RefuseField) to "" removes the reject (refuse) rule.
 type FaultsUpdate struct {
 	FailNext          *int    `json:"fail_next,omitempty"`
 	FailStatus        *int    `json:"fail_status,omitempty"`
@@ -87,6 +102,9 @@ type FaultsUpdate struct {
 	RetryAfterSeconds *int    `json:"retry_after_seconds,omitempty"`
 	RejectField       *string `json:"reject_field,omitempty"`
 	RejectContains    *string `json:"reject_contains,omitempty"`
+	RefuseField       *string `json:"refuse_field,omitempty"`
+	RefuseContains    *string `json:"refuse_contains,omitempty"`
+	RefuseStatus      *int    `json:"refuse_status,omitempty"`
 }
 
 // apply returns f changed by u, or an error naming the first invalid field.
@@ -109,6 +127,7 @@ func (f Faults) apply(u FaultsUpdate) (Faults, error) {
 		intField("latency_ms", u.LatencyMS, 0, maxLatencyMS, &f.LatencyMS),
 		intField("rate_limit_next", u.RateLimitNext, 0, maxFaultCount, &f.RateLimitNext),
 		intField("retry_after_seconds", u.RetryAfterSeconds, 0, maxRetryAfterSeconds, &f.RetryAfterSeconds),
+		intField("refuse_status", u.RefuseStatus, 400, 599, &f.RefuseStatus),
 	); err != nil {
 		// Report the first problem only, keeping the status and code of a
 		// single requestError.
@@ -119,25 +138,38 @@ func (f Faults) apply(u FaultsUpdate) (Faults, error) {
 	if u.FailMe != nil {
 		f.FailMe = *u.FailMe
 	}
-	if u.RejectField != nil {
-		if *u.RejectField != "" && !slices.Contains(RejectFields(), *u.RejectField) {
-			return Faults{}, badRequest("reject_field must be one of %s, or \"\" to remove the rule", strings.Join(RejectFields(), ", "))
-		}
-		f.RejectField = *u.RejectField
-		if f.RejectField == "" {
-			f.RejectContains = ""
-		}
+	if err := applyRule("reject", u.RejectField, u.RejectContains, &f.RejectField, &f.RejectContains); err != nil {
+		return Faults{}, err
 	}
-	if u.RejectContains != nil {
-		f.RejectContains = *u.RejectContains
-	}
-	switch {
-	case f.RejectField != "" && f.RejectContains == "":
-		return Faults{}, badRequest(`reject_contains is empty: a reject rule needs the text to look for, e.g. {"reject_field":"email","reject_contains":"blocked"}`)
-	case f.RejectField == "" && f.RejectContains != "":
-		return Faults{}, badRequest(`reject_contains needs reject_field: name the field to look in, e.g. {"reject_field":"email","reject_contains":"blocked"}`)
+	if err := applyRule("refuse", u.RefuseField, u.RefuseContains, &f.RefuseField, &f.RefuseContains); err != nil {
+		return Faults{}, err
 	}
 	return f, nil
+}
+
+// applyRule merges a change of a rule's field and text (the reject rule or
+// the refuse rule, named by rule) into field and contains, and checks that
+// the result is a rule or none. The text is never echoed.
+func applyRule(rule string, newField, newContains *string, field, contains *string) error {
+	if newField != nil {
+		if *newField != "" && !slices.Contains(RejectFields(), *newField) {
+			return badRequest("%s_field must be one of %s, or \"\" to remove the rule", rule, strings.Join(RejectFields(), ", "))
+		}
+		*field = *newField
+		if *field == "" {
+			*contains = ""
+		}
+	}
+	if newContains != nil {
+		*contains = *newContains
+	}
+	switch {
+	case *field != "" && *contains == "":
+		return badRequest(`%s_contains is empty: a %s rule needs the text to look for, e.g. {"%s_field":"email","%s_contains":"blocked"}`, rule, rule, rule, rule)
+	case *field == "" && *contains != "":
+		return badRequest(`%s_contains needs %s_field: name the field to look in, e.g. {"%s_field":"email","%s_contains":"blocked"}`, rule, rule, rule, rule)
+	}
+	return nil
 }
 
 // RecordStats is what GET /control/keys/{key}/records reports about an
@@ -310,18 +342,21 @@ type contactsResponse struct {
 }
 
 // upsert applies a batch under the book's lock, unless a fault answers the
-// call first: a rate limit, then a failure, each using up one count. It
-// returns the status to answer with and, for 200, the results.
-func (b *contactBook) upsert(contacts []contactIn) (status int, retryAfter int, results []contactResult) {
+// call first: a rate limit, then a failure, each using up one count, then
+// the refuse rule (refused reports that it was that rule). It returns the
+// status to answer with and, for 200, the results.
+func (b *contactBook) upsert(contacts []contactIn) (status int, retryAfter int, refused bool, results []contactResult) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch {
 	case b.faults.RateLimitNext > 0:
 		b.faults.RateLimitNext--
-		return http.StatusTooManyRequests, b.faults.RetryAfterSeconds, nil
+		return http.StatusTooManyRequests, b.faults.RetryAfterSeconds, false, nil
 	case b.faults.FailNext > 0:
 		b.faults.FailNext--
-		return b.faults.FailStatus, 0, nil
+		return b.faults.FailStatus, 0, false, nil
+	case b.refuses(contacts):
+		return b.faults.RefuseStatus, 0, true, nil
 	}
 	results = make([]contactResult, len(contacts))
 	for i := range contacts {
@@ -342,7 +377,22 @@ func (b *contactBook) upsert(contacts []contactIn) (status int, retryAfter int, 
 		b.upserts++
 		results[i] = contactResult{Key: c.Key, Status: status, ID: stored.id}
 	}
-	return http.StatusOK, 0, results
+	return http.StatusOK, 0, false, results
+}
+
+// refuses reports whether the refuse rule refuses a call carrying
+// contacts; callers hold b.mu.
+func (b *contactBook) refuses(contacts []contactIn) bool {
+	f := b.faults
+	if f.RefuseField == "" {
+		return false
+	}
+	for i := range contacts {
+		if strings.Contains(contacts[i].field(f.RefuseField), f.RefuseContains) {
+			return true
+		}
+	}
+	return false
 }
 
 // rejectReason says why a contact is refused, or "" to accept it. Reasons
@@ -466,11 +516,16 @@ func (s *Server) serveContacts(r *http.Request, caller contactsCaller) (contacts
 	if err != nil {
 		return errorReply(err), len(req.Contacts)
 	}
-	status, retryAfter, results := caller.book.upsert(req.Contacts)
-	switch status {
-	case http.StatusOK:
+	status, retryAfter, refused, results := caller.book.upsert(req.Contacts)
+	switch {
+	case status == http.StatusOK:
 		return contactsReply{status: status, body: contactsResponse{Results: results}}, len(req.Contacts)
-	case http.StatusTooManyRequests:
+	case refused && status < 500:
+		// Which field, never its value or which contact: the caller
+		// finds the contact by splitting the batch.
+		return errorReply(&requestError{status: status, code: "batch_refused",
+			message: fmt.Sprintf("the batch was refused: a contact's %s matches the account's refuse rule (simulated); send that contact on its own to find it", caller.book.currentFaults().RefuseField)}), len(req.Contacts)
+	case status == http.StatusTooManyRequests:
 		reply := errorReply(&requestError{status: status, code: "rate_limited",
 			message: "rate limit exceeded (simulated): retry after the Retry-After delay"})
 		reply.retryAfter = retryAfter

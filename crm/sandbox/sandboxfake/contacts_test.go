@@ -430,6 +430,51 @@ func TestContacts(t *testing.T) {
 		push(t, bundle, contactIn{Key: "r_name", Name: "Spam Bot"})
 	})
 
+	t.Run("RefuseRule", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+
+		f, err := bundle.client.SetFaults(ctx, bundle.account.APIKey, Faults{RefuseField: "email", RefuseContains: "quill"})
+		require.NoError(t, err)
+		require.Equal(t, DefaultRefuseStatus, f.RefuseStatus, "a refused batch is a 400 unless told otherwise")
+
+		// Every call carrying a matching contact is refused as a whole,
+		// naming the field, never the contact or its value.
+		clean := contactIn{Key: "clean", Source: "s", Email: "ada@example.org"}
+		for range 2 {
+			answer := pushErr(t, bundle, http.StatusBadRequest, "batch_refused", clean, piiContact("lead_1"))
+			require.Contains(t, answer.body, "email")
+			require.NotContains(t, answer.body, "quill")
+			require.NotContains(t, answer.body, "lead_1")
+		}
+		pushErr(t, bundle, http.StatusBadRequest, "batch_refused", piiContact("lead_1"))
+		require.Zero(t, records(t, bundle).Records, "nothing of a refused call is stored")
+		// The others go through.
+		push(t, bundle, clean)
+
+		// A 5xx refusal fails the calls that carry the contact as an outage
+		// that spares all others would.
+		status := http.StatusBadGateway
+		_, err = bundle.client.UpdateFaults(ctx, bundle.account.APIKey, FaultsUpdate{RefuseStatus: &status})
+		require.NoError(t, err)
+		pushErr(t, bundle, http.StatusBadGateway, "simulated_failure", piiContact("lead_1"))
+		push(t, bundle, contactIn{Key: "clean_2", Source: "s"})
+
+		// Removing the field removes the rule.
+		none := ""
+		f, err = bundle.client.UpdateFaults(ctx, bundle.account.APIKey, FaultsUpdate{RefuseField: &none})
+		require.NoError(t, err)
+		require.Empty(t, f.RefuseContains)
+		push(t, bundle, piiContact("lead_1"))
+		calls, err := bundle.client.Calls(ctx, bundle.account.APIKey)
+		require.NoError(t, err)
+		var statuses []int
+		for _, c := range calls {
+			statuses = append(statuses, c.Status)
+		}
+		require.Equal(t, []int{400, 400, 400, 200, 502, 200, 200}, statuses, "refused calls are in the call log")
+	})
+
 	t.Run("FailNextCountsDownThenRecovers", func(t *testing.T) {
 		t.Parallel()
 		bundle := setup(t)
@@ -619,6 +664,9 @@ func TestContacts(t *testing.T) {
 			"misspelt":           {`{"fail_nxt":3}`, "unknown field"},
 			"mixed good and bad": {`{"fail_next":9,"latency_ms":-1}`, "latency_ms must be between"},
 			"fail_me not a bool": {`{"fail_me":"yes"}`, "fail_me"},
+			"refuse field":       {`{"refuse_field":"shoe_size","refuse_contains":"x"}`, "refuse_field must be one of source, name, email, phone, message"},
+			"refuse text":        {`{"refuse_field":"email"}`, "refuse_contains is empty"},
+			"refuse status":      {`{"refuse_field":"email","refuse_contains":"x","refuse_status":200}`, "refuse_status must be between 400 and 599"},
 		} {
 			resp := do(t, bundle.url, http.MethodPost, path, tc.body, nil)
 			require.Equal(t, http.StatusBadRequest, resp.status, name)
@@ -633,7 +681,7 @@ func TestContacts(t *testing.T) {
 		// removes its text.
 		got, err = bundle.client.SetFaults(ctx, bundle.account.APIKey, Faults{RateLimitNext: 2})
 		require.NoError(t, err)
-		require.Equal(t, Faults{FailNext: 4, FailStatus: 503, LatencyMS: 10, RateLimitNext: 2, RetryAfterSeconds: 1, RejectField: "email", RejectContains: "x"}, got)
+		require.Equal(t, Faults{FailNext: 4, FailStatus: 503, LatencyMS: 10, RateLimitNext: 2, RetryAfterSeconds: 1, RejectField: "email", RejectContains: "x", RefuseStatus: DefaultRefuseStatus}, got)
 		none := ""
 		got, err = bundle.client.UpdateFaults(ctx, bundle.account.APIKey, FaultsUpdate{RejectField: &none})
 		require.NoError(t, err)

@@ -22,10 +22,14 @@
 // a key the account already holds is updated, never created twice, and keeps
 // its id. Results come one per contact, in order. An unknown or revoked key
 // is 401, disabled API access 403 code api_disabled, a key without scope
-// contacts.write 403 code insufficient_scope. A contact is rejected (status
-// "rejected", "error" the reason, nothing stored) when its email is present
-// without an "@" ("invalid email") or when it matches the account's reject
-// rule (see Faults); the reasons never quote the contact's data.
+// contacts.write 403 code insufficient_scope. A body over 8 MiB is refused
+// as a whole with 413 code body_too_large, and a batch carrying a contact
+// that matches the account's refuse rule (see Faults) with 400 code
+// batch_refused: nothing of either is stored, and the errors name no
+// contact. A contact is rejected (status "rejected", "error" the reason,
+// nothing stored) when its email is present without an "@" ("invalid
+// email") or when it matches the account's reject rule (see Faults); the
+// reasons never quote the contact's data.
 //
 // Contacts, faults and call logs live in memory only and are lost when the
 // sandbox restarts; only accounts are persisted. Writing the state file on
@@ -58,8 +62,9 @@
 // one fail_next count and answers fail_status). A contacts call is delayed by latency_ms first (whatever its outcome), then
 // checked for key, API access and scope, then its body is checked, then
 // rate_limit_next (429, Retry-After retry_after_seconds) and after it
-// fail_next (fail_status) each answer one call and count down; only then are
-// the contacts upserted. Every contacts call of a known key, failed or not,
+// fail_next (fail_status) each answer one call and count down, then the
+// refuse rule answers every call that carries a matching contact with
+// refuse_status (400 unless set); only then are the contacts upserted. Every contacts call of a known key, failed or not,
 // is in its call log.
 //
 // Revoke, restore, add-scope, disable-api and enable-api are idempotent.
