@@ -146,6 +146,10 @@ const (
 	DefaultNamespace       = "default"
 	DefaultHTTPAddr        = "127.0.0.1:8080"
 	DefaultSandboxAddr     = "127.0.0.1:8090"
+	// Where `dev` runs the fakes of the real CRMs.
+	DefaultHubSpotFakeAddr      = "127.0.0.1:8091"
+	DefaultSalesforceFakeAddr   = "127.0.0.1:8092"
+	DefaultFollowUpBossFakeAddr = "127.0.0.1:8093"
 )
 
 // setting is one row of the settings table: its name (as `config` shows
@@ -230,27 +234,27 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.Retention.PurgeInterval }},
 
 	// Per-provider sections, for the connectors of real CRMs.
-	{name: "hubspot_api_url", env: "INTEGRATIONS_HUBSPOT_API_URL", def: "https://api.hubapi.com",
+	{name: "hubspot_api_url", env: "INTEGRATIONS_HUBSPOT_API_URL", devJSON: "hubspot_api_url", def: "https://api.hubapi.com",
 		field: func(c *Config) any { return &c.HubSpot.APIURL }},
-	{name: "hubspot_auth_url", env: "INTEGRATIONS_HUBSPOT_AUTH_URL", def: "https://app.hubspot.com/oauth/authorize",
+	{name: "hubspot_auth_url", env: "INTEGRATIONS_HUBSPOT_AUTH_URL", devJSON: "hubspot_auth_url", def: "https://app.hubspot.com/oauth/authorize",
 		field: func(c *Config) any { return &c.HubSpot.AuthURL }},
-	{name: "hubspot_client_id", env: "INTEGRATIONS_HUBSPOT_CLIENT_ID",
+	{name: "hubspot_client_id", env: "INTEGRATIONS_HUBSPOT_CLIENT_ID", devJSON: "hubspot_client_id",
 		field: func(c *Config) any { return &c.HubSpot.ClientID }},
 	{name: "hubspot_client_secret", env: "INTEGRATIONS_HUBSPOT_CLIENT_SECRET", secret: true,
 		field: func(c *Config) any { return &c.HubSpot.ClientSecret }},
-	{name: "salesforce_login_url", env: "INTEGRATIONS_SALESFORCE_LOGIN_URL", def: "https://login.salesforce.com",
+	{name: "salesforce_login_url", env: "INTEGRATIONS_SALESFORCE_LOGIN_URL", devJSON: "salesforce_login_url", def: "https://login.salesforce.com",
 		field: func(c *Config) any { return &c.Salesforce.LoginURL }},
-	{name: "salesforce_test_login_url", env: "INTEGRATIONS_SALESFORCE_TEST_LOGIN_URL", def: "https://test.salesforce.com",
+	{name: "salesforce_test_login_url", env: "INTEGRATIONS_SALESFORCE_TEST_LOGIN_URL", devJSON: "salesforce_test_login_url", def: "https://test.salesforce.com",
 		field: func(c *Config) any { return &c.Salesforce.TestLoginURL }},
 	{name: "salesforce_api_version", env: "INTEGRATIONS_SALESFORCE_API_VERSION", def: "v67.0",
 		field: func(c *Config) any { return &c.Salesforce.APIVersion }},
-	{name: "salesforce_client_id", env: "INTEGRATIONS_SALESFORCE_CLIENT_ID",
+	{name: "salesforce_client_id", env: "INTEGRATIONS_SALESFORCE_CLIENT_ID", devJSON: "salesforce_client_id",
 		field: func(c *Config) any { return &c.Salesforce.ClientID }},
 	{name: "salesforce_client_secret", env: "INTEGRATIONS_SALESFORCE_CLIENT_SECRET", secret: true,
 		field: func(c *Config) any { return &c.Salesforce.ClientSecret }},
-	{name: "followupboss_api_url", env: "INTEGRATIONS_FOLLOWUPBOSS_API_URL", def: "https://api.followupboss.com",
+	{name: "followupboss_api_url", env: "INTEGRATIONS_FOLLOWUPBOSS_API_URL", devJSON: "followupboss_api_url", def: "https://api.followupboss.com",
 		field: func(c *Config) any { return &c.FollowUpBoss.APIURL }},
-	{name: "followupboss_system", env: "INTEGRATIONS_FOLLOWUPBOSS_SYSTEM",
+	{name: "followupboss_system", env: "INTEGRATIONS_FOLLOWUPBOSS_SYSTEM", devJSON: "followupboss_system",
 		field: func(c *Config) any { return &c.FollowUpBoss.System }},
 	{name: "followupboss_system_key", env: "INTEGRATIONS_FOLLOWUPBOSS_SYSTEM_KEY", secret: true,
 		field: func(c *Config) any { return &c.FollowUpBoss.SystemKey }},

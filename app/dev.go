@@ -9,15 +9,14 @@ import (
 	"path/filepath"
 
 	sdkworker "go.temporal.io/sdk/worker"
-
-	"github.com/acme/integrations/crm/sandbox/sandboxfake"
 )
 
 // DevOptions are the dev stack's own settings (the `dev` command's flags).
 type DevOptions struct {
 	TemporalPort int
 	UIPort       int
-	SandboxAddr  string
+	// Fakes are where the fake CRMs listen.
+	Fakes FakeAddrs
 	// TemporalBin is the temporal CLI ("": see FindTemporalBinary).
 	TemporalBin string
 	// Out takes the progress lines and the banner; ErrOut the SDK's
@@ -27,8 +26,10 @@ type DevOptions struct {
 }
 
 // RunDev runs the whole stack on this machine until ctx ends: a Temporal
-// dev server with its UI, the database (migrated), the sandbox CRM, the
-// worker and the HTTP API, with their state in cfg.DataDir, and writes
+// dev server with its UI, the database (migrated), the fake CRMs (the
+// sandbox, HubSpot, Salesforce, Follow Up Boss: each CRM whose real client
+// credentials are not configured is its fake), the worker and the HTTP
+// API, with their state in cfg.DataDir, and writes
 // DATA-DIR/dev.json so that commands in a second terminal find it. It is
 // the one process that creates an encryption key.
 func RunDev(ctx context.Context, cfg Config, o DevOptions) error {
@@ -42,7 +43,6 @@ func RunDev(ctx context.Context, cfg Config, o DevOptions) error {
 	for name, value := range map[string]string{
 		"temporal_address":   fmt.Sprintf("127.0.0.1:%d", o.TemporalPort),
 		"temporal_namespace": DefaultNamespace,
-		"sandbox_url":        "http://" + o.SandboxAddr,
 	} {
 		if err := cfg.Override(name, value, SourceFlag); err != nil {
 			return err
@@ -78,15 +78,14 @@ func RunDev(ctx context.Context, cfg Config, o DevOptions) error {
 		}
 	}()
 
-	sandboxServer, err := sandboxfake.NewServer(filepath.Join(cfg.DataDir, "sandbox.json"))
+	fakes, err := StartFakes(ctx, o.Fakes, cfg.DataDir, cfg.PublicURL, o.Logger)
 	if err != nil {
-		return fmt.Errorf("sandbox: %w", err)
+		return err
 	}
-	sandboxHTTP, err := ServeHTTP(o.SandboxAddr, sandboxServer.Handler(), o.Logger)
-	if err != nil {
-		return fmt.Errorf("sandbox CRM: %w", err)
+	defer fakes.Stop()
+	if err := fakes.Configure(&cfg); err != nil {
+		return err
 	}
-	defer sandboxHTTP.Stop()
 
 	svc, err := New(ctx, cfg, WithLogger(o.Logger), WithTemporalClient(server.Client()), WithDevKeyring(),
 		WithWorker(sdkworker.Options{}), WithHTTP())
@@ -98,11 +97,7 @@ func RunDev(ctx context.Context, cfg Config, o DevOptions) error {
 		return err
 	}
 
-	info := DevInfo{
-		TemporalAddress: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace, DatabaseURL: cfg.DatabaseURL,
-		SandboxURL: cfg.SandboxURL, HTTPURL: svc.HTTP.URL(),
-		UIURL: fmt.Sprintf("http://127.0.0.1:%d", o.UIPort), TaskQueue: cfg.TaskQueue,
-	}
+	info := DevInfoOf(cfg, svc.HTTP.URL(), fmt.Sprintf("http://127.0.0.1:%d", o.UIPort))
 	if err := WriteDevInfo(cfg.DataDir, info); err != nil {
 		return err
 	}
@@ -113,12 +108,26 @@ integrations dev stack is up (Ctrl-C stops everything)
   Temporal:     %s (namespace %s, task queue %s)
   Temporal UI:  %s
   HTTP API:     %s  (try %s/healthz)
-  Sandbox CRM:  %s
+  CRMs:         sandbox %s
+                HubSpot %s
+                Salesforce %s
+                Follow Up Boss %s
   Database:     %s
   Data dir:     %s
 From a second terminal in this directory: integrations list
-`, info.TemporalAddress, info.Namespace, cfg.TaskQueue, info.UIURL, info.HTTPURL, info.HTTPURL, info.SandboxURL, RedactURL(cfg.DatabaseURL), cfg.DataDir)
+`, info.TemporalAddress, info.Namespace, cfg.TaskQueue, info.UIURL, info.HTTPURL, info.HTTPURL,
+		info.SandboxURL, crmShown(cfg.HubSpot.APIURL, fakes.HubSpotURL), crmShown(cfg.Salesforce.LoginURL, fakes.SalesforceURL),
+		crmShown(cfg.FollowUpBoss.APIURL, fakes.FollowUpBossURL), RedactURL(cfg.DatabaseURL), cfg.DataDir)
 	err = svc.Wait(ctx)
 	fmt.Fprintln(o.Out, "\nshutting down...")
 	return err
+}
+
+// crmShown says where the dev stack's connector for a CRM goes: its fake,
+// or the real CRM when its client credentials are configured.
+func crmShown(configured, fake string) string {
+	if configured == fake {
+		return fake + " (fake)"
+	}
+	return configured + " (real: its client credentials are configured)"
 }

@@ -21,6 +21,18 @@ type DevInfo struct {
 	HTTPURL         string `json:"http_url"`
 	UIURL           string `json:"ui_url"`
 	TaskQueue       string `json:"task_queue,omitempty"`
+	// The CRMs the stack's connectors talk to (its fakes, unless real
+	// client credentials were configured), so that a second terminal's
+	// commands (authorize --oauth, the fakes' controls) reach the same.
+	// Client IDs only: the secrets stay in the dev process.
+	HubSpotAPIURL          string `json:"hubspot_api_url,omitempty"`
+	HubSpotAuthURL         string `json:"hubspot_auth_url,omitempty"`
+	HubSpotClientID        string `json:"hubspot_client_id,omitempty"`
+	SalesforceLoginURL     string `json:"salesforce_login_url,omitempty"`
+	SalesforceTestLoginURL string `json:"salesforce_test_login_url,omitempty"`
+	SalesforceClientID     string `json:"salesforce_client_id,omitempty"`
+	FollowUpBossAPIURL     string `json:"followupboss_api_url,omitempty"`
+	FollowUpBossSystem     string `json:"followupboss_system,omitempty"`
 }
 
 // DevInfoPath is where the dev stack of dataDir describes itself.
@@ -65,5 +77,22 @@ func (d *DevInfo) values() map[string]string {
 	return map[string]string{
 		"temporal_address": d.TemporalAddress, "namespace": d.Namespace, "database_url": d.DatabaseURL,
 		"sandbox_url": d.SandboxURL, "http_url": d.HTTPURL, "ui_url": d.UIURL, "task_queue": d.TaskQueue,
+		"hubspot_api_url": d.HubSpotAPIURL, "hubspot_auth_url": d.HubSpotAuthURL, "hubspot_client_id": d.HubSpotClientID,
+		"salesforce_login_url": d.SalesforceLoginURL, "salesforce_test_login_url": d.SalesforceTestLoginURL,
+		"salesforce_client_id": d.SalesforceClientID,
+		"followupboss_api_url": d.FollowUpBossAPIURL, "followupboss_system": d.FollowUpBossSystem,
+	}
+}
+
+// DevInfoOf is what the dev stack of cfg writes to dev.json (the test
+// stacks write the same).
+func DevInfoOf(cfg Config, httpURL, uiURL string) DevInfo {
+	return DevInfo{
+		TemporalAddress: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace, DatabaseURL: cfg.DatabaseURL,
+		SandboxURL: cfg.SandboxURL, HTTPURL: httpURL, UIURL: uiURL, TaskQueue: cfg.TaskQueue,
+		HubSpotAPIURL: cfg.HubSpot.APIURL, HubSpotAuthURL: cfg.HubSpot.AuthURL, HubSpotClientID: cfg.HubSpot.ClientID,
+		SalesforceLoginURL: cfg.Salesforce.LoginURL, SalesforceTestLoginURL: cfg.Salesforce.TestLoginURL,
+		SalesforceClientID: cfg.Salesforce.ClientID,
+		FollowUpBossAPIURL: cfg.FollowUpBoss.APIURL, FollowUpBossSystem: cfg.FollowUpBoss.System,
 	}
 }

@@ -178,6 +178,7 @@ func authorizeCommand() *cli.Command {
 			&cli.StringFlag{Name: "credentials-file", Usage: "JSON credentials, e.g. {\"api_key\": \"...\"} for sandbox; - reads stdin"},
 			&cli.BoolFlag{Name: "oauth", Usage: "print the CRM's consent URL instead: the customer opens it and allows access (HubSpot, Salesforce)"},
 			&cli.BoolFlag{Name: "sandbox", Usage: "with --oauth: the CRM's test environment (Salesforce sandbox orgs)"},
+			&cli.BoolFlag{Name: "url-only", Usage: "with --oauth: print only the consent URL (for scripts)"},
 			&cli.StringFlag{Name: "by", Value: defaultActor(), Usage: "who is acting"},
 		},
 		Action: func(c *cli.Context) error {
@@ -222,8 +223,12 @@ func startOAuth(c *cli.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		if jsonOutput(c) {
+		switch {
+		case jsonOutput(c):
 			return printJSON(c, consent)
+		case c.Bool("url-only"):
+			fmt.Fprintln(c.App.Writer, consent.URL)
+			return nil
 		}
 		fmt.Fprintf(c.App.Writer, "open this URL to connect %s (it works once, until %s):\n%s\n", id, consent.ExpiresAt.UTC().Format(time.RFC3339), consent.URL)
 		return nil

@@ -33,6 +33,9 @@ func devCommand() *cli.Command {
 			&cli.IntFlag{Name: "ui-port", Value: 8233, Usage: "Temporal UI port"},
 			&cli.StringFlag{Name: "http-addr", DefaultText: app.DefaultHTTPAddr, Usage: "HTTP API address (env INTEGRATIONS_HTTP_ADDR)"},
 			&cli.StringFlag{Name: "sandbox-addr", Value: app.DefaultSandboxAddr, Usage: "sandbox CRM address"},
+			&cli.StringFlag{Name: "hubspot-addr", Value: app.DefaultHubSpotFakeAddr, Usage: "fake HubSpot address"},
+			&cli.StringFlag{Name: "salesforce-addr", Value: app.DefaultSalesforceFakeAddr, Usage: "fake Salesforce address"},
+			&cli.StringFlag{Name: "followupboss-addr", Value: app.DefaultFollowUpBossFakeAddr, Usage: "fake Follow Up Boss address"},
 			&cli.StringFlag{Name: "temporal-bin", EnvVars: []string{"TEMPORAL_BIN"}, Usage: "temporal CLI binary (default: bin/temporal, built by make temporal)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -43,7 +46,10 @@ func devCommand() *cli.Command {
 			ctx, stop := signalContext(c)
 			defer stop()
 			return app.RunDev(ctx, cfg, app.DevOptions{
-				TemporalPort: c.Int("temporal-port"), UIPort: c.Int("ui-port"), SandboxAddr: c.String("sandbox-addr"),
+				TemporalPort: c.Int("temporal-port"), UIPort: c.Int("ui-port"), Fakes: app.FakeAddrs{
+					Sandbox: c.String("sandbox-addr"), HubSpot: c.String("hubspot-addr"),
+					Salesforce: c.String("salesforce-addr"), FollowUpBoss: c.String("followupboss-addr"),
+				},
 				TemporalBin: c.String("temporal-bin"), Out: c.App.Writer, ErrOut: c.App.ErrWriter,
 				Logger: slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelInfo})),
 			})

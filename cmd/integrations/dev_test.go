@@ -48,7 +48,7 @@ func setupDev(t *testing.T) *devBundle {
 	// the stack through the data dir, as from a second terminal.
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TEMPORAL_BIN=" + temporalBin, "USER=walkthrough"}
 	ports := map[string]int{}
-	for _, name := range []string{"temporal", "ui", "http", "sandbox"} {
+	for _, name := range []string{"temporal", "ui", "http", "sandbox", "hubspot", "salesforce", "followupboss"} {
 		ports[name] = freePort(t)
 	}
 	return &devBundle{dir: dir, bin: bin, env: env, ports: ports}
@@ -67,7 +67,9 @@ func (b *devBundle) startDev(t *testing.T) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(b.bin, "dev",
 		"--temporal-port", fmt.Sprint(b.ports["temporal"]), "--ui-port", fmt.Sprint(b.ports["ui"]),
-		"--http-addr", fmt.Sprintf("127.0.0.1:%d", b.ports["http"]), "--sandbox-addr", fmt.Sprintf("127.0.0.1:%d", b.ports["sandbox"]))
+		"--http-addr", fmt.Sprintf("127.0.0.1:%d", b.ports["http"]), "--sandbox-addr", fmt.Sprintf("127.0.0.1:%d", b.ports["sandbox"]),
+		"--hubspot-addr", fmt.Sprintf("127.0.0.1:%d", b.ports["hubspot"]), "--salesforce-addr", fmt.Sprintf("127.0.0.1:%d", b.ports["salesforce"]),
+		"--followupboss-addr", fmt.Sprintf("127.0.0.1:%d", b.ports["followupboss"]))
 	cmd.Dir, cmd.Env = b.dir, b.env
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)

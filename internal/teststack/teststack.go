@@ -8,9 +8,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +23,9 @@ import (
 
 	"github.com/acme/integrations/app"
 	"github.com/acme/integrations/credential"
+	"github.com/acme/integrations/crm/followupboss/followupbossfake"
+	"github.com/acme/integrations/crm/hubspot/hubspotfake"
+	"github.com/acme/integrations/crm/salesforce/salesforcefake"
 	"github.com/acme/integrations/crm/sandbox/sandboxfake"
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/internal/testenv"
@@ -38,8 +42,15 @@ type Stack struct {
 	TaskQueue  string
 	Sandbox    *sandboxfake.Client
 	SandboxURL string
-	Keyring    *credential.Keyring
-	Starter    *starter.Starter
+	// The fakes of the real CRMs the stack's connectors talk to, through
+	// their control APIs.
+	HubSpot      *hubspotfake.Client
+	Salesforce   *salesforcefake.Client
+	FollowUpBoss *followupbossfake.Client
+	// HTTPURL is the stack's HTTP API (the OAuth callback's server).
+	HTTPURL string
+	Keyring *credential.Keyring
+	Starter *starter.Starter
 	// DataDir holds dev.json and encryption.key, as `integrations dev`
 	// leaves them, so CLI commands run with --data-dir find this stack.
 	DataDir string
@@ -67,10 +78,14 @@ func New(t *testing.T, db testenv.Database, opts Options) *Stack {
 	server := testenv.DevServer(t, workflows.SearchAttributes(integration.State{}))
 	ctx := context.Background()
 
-	sb, err := sandboxfake.NewServer("")
+	// The HTTP API's address is chosen first: the fakes' consent pages and
+	// the OAuth callback need the public URL before anything starts.
+	httpAddr := freeAddr(t)
+	publicURL := "http://" + httpAddr
+	fakes, err := app.StartFakes(ctx, app.FakeAddrs{Sandbox: "127.0.0.1:0", HubSpot: "127.0.0.1:0", Salesforce: "127.0.0.1:0", FollowUpBoss: "127.0.0.1:0"},
+		"", publicURL, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
-	sandboxHTTP := httptest.NewServer(sb.Handler())
-	t.Cleanup(sandboxHTTP.Close)
+	t.Cleanup(fakes.Stop)
 
 	logs := &SyncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -79,27 +94,41 @@ func New(t *testing.T, db testenv.Database, opts Options) *Stack {
 	t.Cleanup(tc.Close)
 
 	cfg := app.Config{
-		DataDir: t.TempDir(), DatabaseURL: db.URL, TaskQueue: testenv.TaskQueue(t), SandboxURL: sandboxHTTP.URL,
+		DataDir: t.TempDir(), DatabaseURL: db.URL, TaskQueue: testenv.TaskQueue(t),
 		Temporal:            app.TemporalConfig{Address: server.FrontendHostPort(), Namespace: app.DefaultNamespace},
 		MaxDeliveryAttempts: opts.MaxDeliveryAttempts,
+		HTTPAddr:            httpAddr, PublicURL: publicURL,
+		Salesforce: app.SalesforceConfig{APIVersion: "v67.0"},
 	}
+	require.NoError(t, fakes.Configure(&cfg))
 	svc, err := app.New(ctx, cfg, app.WithLogger(logger), app.WithTemporalClient(tc), app.WithMigrate(),
-		app.WithDevKeyring(), app.WithWorker(sdkworker.Options{}), app.WithNudger(20*time.Millisecond, nil))
+		app.WithDevKeyring(), app.WithWorker(sdkworker.Options{}), app.WithNudger(20*time.Millisecond, nil), app.WithHTTP())
 	require.NoError(t, err)
 	t.Cleanup(svc.Close)
 	require.NoError(t, svc.Start(ctx))
 	svc.Starter.Config = opts.Config
 
-	require.NoError(t, app.WriteDevInfo(cfg.DataDir, app.DevInfo{
-		TemporalAddress: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace,
-		DatabaseURL: cfg.DatabaseURL, SandboxURL: cfg.SandboxURL, TaskQueue: cfg.TaskQueue,
-	}))
+	require.NoError(t, app.WriteDevInfo(cfg.DataDir, app.DevInfoOf(cfg, svc.HTTP.URL(), "")))
 
+	httpClient := &http.Client{Timeout: 10 * time.Second}
 	return &Stack{
 		DB: db, Store: svc.Store, Temporal: tc, TaskQueue: cfg.TaskQueue,
-		Sandbox: sandboxfake.NewClient(sandboxHTTP.URL, &http.Client{Timeout: 10 * time.Second}), SandboxURL: sandboxHTTP.URL,
-		Keyring: svc.Keyring, DataDir: cfg.DataDir, Logs: logs, Starter: svc.Starter, Service: svc,
+		Sandbox: sandboxfake.NewClient(fakes.SandboxURL, httpClient), SandboxURL: fakes.SandboxURL,
+		HubSpot:      hubspotfake.NewClient(fakes.HubSpotURL, httpClient),
+		Salesforce:   salesforcefake.NewClient(fakes.SalesforceURL, httpClient),
+		FollowUpBoss: followupbossfake.NewClient(fakes.FollowUpBossURL, httpClient),
+		HTTPURL:      svc.HTTP.URL(),
+		Keyring:      svc.Keyring, DataDir: cfg.DataDir, Logs: logs, Starter: svc.Starter, Service: svc,
 	}
+}
+
+// freeAddr returns a loopback address with a port free right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // Credentials returns a sandbox credentials document for an API key.
