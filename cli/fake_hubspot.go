@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/acme/integrations/api"
 	"github.com/acme/integrations/app"
 	"github.com/acme/integrations/crm/hubspot/hubspotfake"
 )
@@ -45,13 +46,23 @@ func hubspotActions() []fakeAction {
 			}}
 	}
 	return []fakeAction{
-		{name: "create-portal", usage: "create a portal (account) with a private-app token; prints its hub ID",
+		{name: "create-portal", usage: "create a portal (account) with a private-app token, or one that connects through OAuth (--oauth); prints its hub ID",
 			flags: []cli.Flag{
 				&cli.StringFlag{Name: "scopes", Usage: "comma-separated scopes (default: contacts and contact properties, read and write)"},
+				&cli.BoolFlag{Name: "oauth", Usage: "a portal that installs the app through the consent page (see consent --portal)"},
 				&cli.StringFlag{Name: "credentials-out", Usage: `write {"access_token": "<the private-app token>"} to this file (mode 0600)`},
 			},
 			run: func(ctx context.Context, c *cli.Context, cfg app.Config, _ []string) (any, error) {
 				var req hubspotfake.CreateAccountRequest
+				if c.Bool("oauth") {
+					if c.IsSet("credentials-out") {
+						return nil, usagef("an OAuth portal has no private-app token: its credentials come from the consent (integrations authorize ID --oauth)")
+					}
+					// The fake answers an OAuth portal with a code for this
+					// callback; nothing exchanges it: the consent page
+					// gives the integration its own.
+					req.OAuth, req.RedirectURI = true, cfg.PublicURL+api.OAuthCallbackPath
+				}
 				if c.IsSet("scopes") {
 					req.Scopes = strings.FieldsFunc(c.String("scopes"), func(r rune) bool { return r == ',' })
 				}

@@ -37,7 +37,9 @@ var (
 // oauth and crm.objects.contacts.write, and optionally
 // crm.schemas.contacts.write, bound to req.State.
 func (c *Connector) AuthCodeURL(req crm.AuthRequest) (string, error) {
-	if c.clientID == "" || c.clientSecret == "" {
+	// The consent URL needs the client ID only: a CLI that hands it out
+	// need not hold the secret, which the exchange at the callback uses.
+	if c.clientID == "" {
 		return "", errOAuthNotConfigured
 	}
 	if req.Sandbox {

@@ -28,7 +28,9 @@ var oauthCodePattern = regexp.MustCompile(`^[a-z][a-z_]{1,63}$`)
 
 // oauthConfig is the web-server flow of a login environment.
 func (c *Connector) oauthConfig(sandbox bool, redirectURL string) (*oauth2.Config, error) {
-	if c.cfg.ClientID == "" || c.cfg.ClientSecret == "" {
+	// A consent URL needs the client ID only (a CLI that hands one out
+	// need not hold the secret); the exchange and refresh need both.
+	if c.cfg.ClientID == "" {
 		return nil, errNoClient
 	}
 	login := c.loginURL(sandbox)
@@ -76,6 +78,9 @@ func (c *Connector) AuthCodeURL(req crm.AuthRequest) (string, error) {
 func (c *Connector) Exchange(ctx context.Context, req crm.ExchangeRequest) ([]byte, error) {
 	const op = "code exchange"
 	cfg, err := c.oauthConfig(req.Sandbox, req.RedirectURL)
+	if err == nil && cfg.ClientSecret == "" {
+		err = errNoClient
+	}
 	if err != nil {
 		return nil, &crm.Error{Class: crm.ClassTransient, Err: fmt.Errorf("salesforce %s: %w", op, err)}
 	}
@@ -110,6 +115,9 @@ func (c *Connector) Refresh(ctx context.Context, raw []byte) ([]byte, error) {
 		return nil, &crm.Error{Class: crm.ClassAuth, Err: fmt.Errorf("salesforce %s: the stored credentials are unusable: connect Salesforce again", op)}
 	}
 	cfg, err := c.oauthConfig(creds.sandbox(), "")
+	if err == nil && cfg.ClientSecret == "" {
+		err = errNoClient
+	}
 	if err != nil {
 		return nil, &crm.Error{Class: crm.ClassTransient, Err: fmt.Errorf("salesforce %s: %w", op, err)}
 	}
