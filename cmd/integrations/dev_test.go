@@ -186,12 +186,19 @@ func TestReadmeWalkthrough(t *testing.T) {
 		"duplicate of lead",
 		"status:    failed_sync (sync_error)",
 		"leads:     2 delivered, 0 rejected, 0 pending",
+		// The HubSpot section, against dev's fake.
+		"is connected: it is now setup_incomplete (awaiting_finish)",
+		"hubspot-acme: active, 2 delivered, 0 rejected, 0 pending",
+		"status:    paused (expired_credentials)",
+		"is connected: it is now active",
+		"hubspot-acme: active, 3 delivered, 0 rejected, 0 pending",
 	} {
 		require.Contains(t, transcript, want, "walkthrough transcript:\n%s", transcript)
 	}
 	require.Equal(t, integration.StatusDeleted, b.status(t, "zillow-acme").Status)
 	crm := b.status(t, "crm-acme")
 	require.Equal(t, integration.StatusActive, crm.Status)
+	require.Equal(t, integration.StatusActive, b.status(t, "hubspot-acme").Status)
 
 	// Ctrl-C stops everything; a restart resumes every workflow.
 	b.stopDev(t, dev)
