@@ -126,7 +126,7 @@ func undocumented(migration string) []string {
 // allTables are the application tables the migrations create (design §4).
 var allTables = []string{
 	"integrations", "integration_events", "crm_credentials", "notifications",
-	"leads", "lead_deliveries", "intake_tokens",
+	"leads", "lead_deliveries", "intake_tokens", "api_keys",
 }
 
 func TestMigrationsUpDownUp(t *testing.T) {

@@ -37,7 +37,7 @@ func setup(t testing.TB, db testenv.Database) *testBundle {
 }
 
 // migrations is how many numbered migrations schema/ holds.
-const migrations = 4
+const migrations = 5
 
 // t0 is a UTC time at microsecond resolution: what the store returns.
 var t0 = time.Date(2025, 3, 4, 5, 6, 7, 123456000, time.UTC)
