@@ -108,7 +108,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			commandCommand(integration.EventResume, "resume a manually paused CRM integration (validates first)"),
 			commandCommand(integration.EventDelete, "delete an integration; its workflow ends"),
 			statusCommand(), listCommand(), eventsCommand(), sendLeadCommand(), rotateTokenCommand(),
-			sandboxCommand(), benchCommand(), configCommand(),
+			apiKeyCommand(), sandboxCommand(), benchCommand(), configCommand(),
 		},
 		HideHelpCommand: true,
 	}
