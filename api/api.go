@@ -1,21 +1,30 @@
 // Package api is the HTTP interface of the service: health, status reads
-// and commands for the backend and scripts. It answers JSON only, and every
-// error is a JSON object {"error": "..."} that says what to do.
+// and commands for the backend and scripts, and lead intake for partners.
+// It answers JSON only, and every error is a JSON object {"error": "..."}
+// that says what to do.
+//
+// Every operator route needs an API key (package apikey): an org's key
+// sees and commands its org's integrations only, and another org's answer
+// exactly as unknown ones; the recorded actor of a command is the key's
+// name, the request's "by" a claim kept beside it. Partner intake takes
+// the integration's intake token instead, paced per token. Every POST
+// body must be application/json, which no cross-site form can send.
 package api
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/starter"
@@ -25,28 +34,103 @@ import (
 // maxBodyBytes bounds every request body.
 const maxBodyBytes = 64 << 10
 
+// Defaults of the options, for a handler built without them (and the
+// settings of package app, which default to these).
+const (
+	// DefaultCommandTimeout bounds one command, validation included.
+	DefaultCommandTimeout = 60 * time.Second
+	// DefaultIntakeRate and DefaultIntakeBurst pace each intake token:
+	// leads per second, and how many may arrive at once.
+	DefaultIntakeRate  = 50
+	DefaultIntakeBurst = 100
+)
+
+// Routes selects which routes a handler serves; /healthz is in every one.
+type Routes int
+
+// The route sets: a listener of partner intake of its own keeps partners
+// away from the operator routes.
+const (
+	// RoutesAll serves the operator routes and partner intake.
+	RoutesAll Routes = iota
+	// RoutesOperator serves the operator routes only (API keys).
+	RoutesOperator
+	// RoutesIntake serves partner intake only (intake tokens).
+	RoutesIntake
+)
+
+// Option tunes a handler.
+type Option func(*handler)
+
+// WithRoutes serves only the routes r selects (default RoutesAll).
+func WithRoutes(r Routes) Option { return func(h *handler) { h.routes = r } }
+
+// WithCommandTimeout bounds each command (complete-setup, pause, resume,
+// delete, authorize) to d, its validation against the CRM included: a
+// command still waiting then is answered 504 (default
+// DefaultCommandTimeout).
+func WithCommandTimeout(d time.Duration) Option {
+	return func(h *handler) {
+		if d > 0 {
+			h.commandTimeout = d
+		}
+	}
+}
+
+// WithIntakeRate paces each intake token to perSecond leads a second with
+// bursts of burst; a lead over it is answered 429 with Retry-After and not
+// stored (default DefaultIntakeRate, DefaultIntakeBurst).
+func WithIntakeRate(perSecond float64, burst int) Option {
+	return func(h *handler) {
+		if perSecond > 0 && burst > 0 {
+			h.intakeRate, h.intakeBurst = rate.Limit(perSecond), burst
+		}
+	}
+}
+
+// withClock makes the intake pacing read now instead of time.Now (tests).
+func withClock(now func() time.Time) Option { return func(h *handler) { h.now = now } }
+
 // New returns the API handler.
 //
 //	GET  /healthz                              liveness and database check
 //	GET  /v1/integrations?org=&kind=&status=&limit=
 //	GET  /v1/integrations/{id}
-//	GET  /v1/integrations/{id}/events
+//	GET  /v1/integrations/{id}/events?after=&limit=
 //	POST /v1/integrations/{id}/{command}       complete-setup, pause, resume, delete; body {"by","note"}
 //	POST /v1/integrations/{id}/authorize       body {"by", "credentials": {...}}
 //	POST /v1/integrations/{id}/authorize/oauth body {"by", "sandbox"}: the CRM's consent URL
 //	GET  /oauth/callback?state=&code=          where the CRM's consent page sends the browser
-func New(s *starter.Starter, logger *slog.Logger) http.Handler {
+//	POST /v1/lead-integrations/{id}/leads      partner intake (its intake token)
+//
+// Every /v1/integrations route needs an API key (Authorization: Bearer
+// iak_...; see package apikey), and an org's key sees its org only; every
+// POST body is application/json. The OAuth callback needs no key: a
+// browser comes there from the CRM, and the single-use state it carries is
+// what authenticates it.
+func New(s *starter.Starter, logger *slog.Logger, opts ...Option) http.Handler {
 	mux := http.NewServeMux()
-	h := &handler{starter: s, logger: logger, mux: mux}
+	h := &handler{
+		starter: s, logger: logger, mux: mux, commandTimeout: DefaultCommandTimeout,
+		intakeRate: DefaultIntakeRate, intakeBurst: DefaultIntakeBurst, now: time.Now,
+	}
+	for _, opt := range opts {
+		opt(h)
+	}
+	h.pacer = newIntakePacer(h.intakeRate, h.intakeBurst)
 	mux.HandleFunc("GET /healthz", h.health)
-	mux.HandleFunc("GET /v1/integrations", h.list)
-	mux.HandleFunc("GET /v1/integrations/{id}", h.get)
-	mux.HandleFunc("GET /v1/integrations/{id}/events", h.events)
-	mux.HandleFunc("POST /v1/integrations/{id}/authorize", h.authorize)
-	mux.HandleFunc("POST /v1/integrations/{id}/authorize/oauth", h.startOAuth)
-	mux.HandleFunc("GET "+OAuthCallbackPath, h.oauthCallback)
-	mux.HandleFunc("POST /v1/integrations/{id}/{command}", h.command)
-	mux.HandleFunc("POST /v1/lead-integrations/{id}/leads", h.intake)
+	if h.routes != RoutesIntake {
+		mux.HandleFunc("GET /v1/integrations", h.authenticated(h.list))
+		mux.HandleFunc("GET /v1/integrations/{id}", h.authenticated(h.get))
+		mux.HandleFunc("GET /v1/integrations/{id}/events", h.authenticated(h.events))
+		mux.HandleFunc("POST /v1/integrations/{id}/authorize", h.authenticated(h.authorize))
+		mux.HandleFunc("POST /v1/integrations/{id}/authorize/oauth", h.authenticated(h.startOAuth))
+		mux.HandleFunc("POST /v1/integrations/{id}/{command}", h.authenticated(h.command))
+		mux.HandleFunc("GET "+OAuthCallbackPath, h.oauthCallback)
+	}
+	if h.routes != RoutesOperator {
+		mux.HandleFunc("POST /v1/lead-integrations/{id}/leads", h.intake)
+	}
 	// Everything else lands here, so that it too is answered in JSON (the
 	// mux's own 404 and 405 answers are plain text).
 	mux.HandleFunc("/", h.noRoute)
@@ -58,7 +142,13 @@ type handler struct {
 	logger  *slog.Logger
 	// mux is asked which methods a path has, to tell a wrong method from
 	// an unknown path.
-	mux *http.ServeMux
+	mux            *http.ServeMux
+	routes         Routes
+	commandTimeout time.Duration
+	intakeRate     rate.Limit
+	intakeBurst    int
+	pacer          *intakePacer
+	now            func() time.Time
 }
 
 // noRoute answers a request no route takes: 405 with an Allow header when
@@ -107,11 +197,19 @@ func (h *handler) health(w http.ResponseWriter, r *http.Request) {
 // listParams are the query parameters GET /v1/integrations takes.
 var listParams = []string{"org", "kind", "status", "limit"}
 
-func (h *handler) list(w http.ResponseWriter, r *http.Request) {
+func (h *handler) list(w http.ResponseWriter, r *http.Request, key store.APIKey) {
 	f, err := parseListFilter(r.URL.RawQuery)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
+	}
+	if !key.Admin {
+		// An org's key lists its own org, and only that.
+		if f.OrgID != "" && f.OrgID != key.OrgID {
+			writeError(w, http.StatusForbidden, fmt.Sprintf("this API key is for org %s: list without \"org\", or with org=%s; another org's integrations need that org's key", key.OrgID, key.OrgID))
+			return
+		}
+		f.OrgID = key.OrgID
 	}
 	states, err := h.starter.Store.List(r.Context(), f)
 	if err != nil {
@@ -130,22 +228,9 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 // list every org's integrations.
 func parseListFilter(rawQuery string) (store.ListFilter, error) {
 	f := store.ListFilter{Limit: store.DefaultListLimit}
-	q, err := url.ParseQuery(rawQuery)
+	q, err := parseQuery(rawQuery, listParams, "filter with org, kind, status and limit")
 	if err != nil {
-		return f, errors.New("malformed query string: percent-encode the parameter values")
-	}
-	names := make([]string, 0, len(q))
-	for name := range q {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		if !slices.Contains(listParams, name) {
-			return f, fmt.Errorf("unknown query parameter %q: filter with org, kind, status and limit", name)
-		}
-		if n := len(q[name]); n > 1 {
-			return f, fmt.Errorf("query parameter %q is given %d times: give it once", name, n)
-		}
+		return f, err
 	}
 	if v := q.Get("org"); v != "" {
 		if err := integration.ValidateID("org id", v); err != nil {
@@ -177,10 +262,37 @@ func parseListFilter(rawQuery string) (store.ListFilter, error) {
 	return f, nil
 }
 
-func (h *handler) get(w http.ResponseWriter, r *http.Request) {
-	v, err := h.starter.View(r.Context(), r.PathValue("id"))
+// parseQuery parses a query string that may hold each of params once;
+// hint says how to use them, for the error about an unknown one.
+func parseQuery(rawQuery string, params []string, hint string) (url.Values, error) {
+	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
-		h.fail(w, "status", err)
+		return nil, errors.New("malformed query string: percent-encode the parameter values")
+	}
+	names := make([]string, 0, len(q))
+	for name := range q {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if !slices.Contains(params, name) {
+			return nil, fmt.Errorf("unknown query parameter %q: %s", name, hint)
+		}
+		if n := len(q[name]); n > 1 {
+			return nil, fmt.Errorf("query parameter %q is given %d times: give it once", name, n)
+		}
+	}
+	return q, nil
+}
+
+func (h *handler) get(w http.ResponseWriter, r *http.Request, key store.APIKey) {
+	st, ok := h.integration(w, r, key)
+	if !ok {
+		return
+	}
+	v, err := h.starter.ViewOf(r.Context(), st)
+	if err != nil {
+		h.internal(w, "status", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, v)
@@ -192,7 +304,8 @@ const leadExample = `{"external_id": "partner-lead-1", "source": "...", "name": 
 // the integration is active), 200 for a repeated external_id, stored once.
 // The happy path costs two queries (token, then the lead in one statement);
 // telling an unknown integration (404) from a wrong token (401) is done on
-// the error path only.
+// the error path only. Each token is paced (429 over its rate), after it is
+// checked: nobody without it can spend its partner's budget.
 func (h *handler) intake(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if err := integration.ValidateID("integration id", id); err != nil {
@@ -219,6 +332,9 @@ func (h *handler) intake(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="lead intake", error="invalid_token"`)
 		writeError(w, http.StatusUnauthorized, "wrong intake token for this integration: use the current token, or ask for a new one (rotate-intake-token)")
+		return
+	}
+	if !h.paced(w, id) {
 		return
 	}
 	var lead starter.Lead
@@ -256,21 +372,56 @@ func (h *handler) leadIntegrationExists(w http.ResponseWriter, r *http.Request, 
 	return true
 }
 
-func (h *handler) events(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if _, err := h.starter.Status(r.Context(), id); err != nil {
-		h.fail(w, "events", err)
+// eventParams are the query parameters GET /v1/integrations/{id}/events
+// takes.
+var eventParams = []string{"after", "limit"}
+
+func (h *handler) events(w http.ResponseWriter, r *http.Request, key store.APIKey) {
+	st, ok := h.integration(w, r, key)
+	if !ok {
 		return
 	}
-	changes, err := h.starter.Store.Events(r.Context(), id)
+	f, err := parseEventFilter(r.URL.RawQuery)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	changes, more, err := h.starter.Store.EventPage(r.Context(), st.ID, f)
 	if err != nil {
 		h.internal(w, "events", err)
 		return
 	}
-	if changes == nil {
-		changes = []integration.Change{}
+	if more {
+		// RFC 8288: where the next page is; the body stays the array.
+		next := url.Values{"after": {strconv.FormatInt(changes[len(changes)-1].Version, 10)}, "limit": {strconv.Itoa(f.Limit)}}
+		w.Header().Set("Link", fmt.Sprintf(`</v1/integrations/%s/events?%s>; rel="next"`, st.ID, next.Encode()))
 	}
 	writeJSON(w, http.StatusOK, changes)
+}
+
+// parseEventFilter reads the events page parameters; unknown or repeated
+// ones are errors, as for the list.
+func parseEventFilter(rawQuery string) (store.EventFilter, error) {
+	f := store.EventFilter{Limit: store.DefaultEventLimit}
+	q, err := parseQuery(rawQuery, eventParams, "page with after and limit")
+	if err != nil {
+		return f, err
+	}
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return f, fmt.Errorf("query parameter \"after\" must be a version (a whole number, 0 or more), not %q", v)
+		}
+		f.After = n
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > store.MaxEventLimit {
+			return f, fmt.Errorf("query parameter \"limit\" must be a whole number from 1 to %d, not %q", store.MaxEventLimit, v)
+		}
+		f.Limit = n
+	}
+	return f, nil
 }
 
 // commandBody is the body of complete-setup, pause, resume and delete.
@@ -292,7 +443,7 @@ type authorizeBody struct {
 // authorizeExample is shown in errors about an authorize body.
 const authorizeExample = `{"by": "...", "credentials": {"api_key": "..."}}`
 
-func (h *handler) command(w http.ResponseWriter, r *http.Request) {
+func (h *handler) command(w http.ResponseWriter, r *http.Request, key store.APIKey) {
 	event := integration.EventType(r.PathValue("command"))
 	switch event {
 	case integration.EventCompleteSetup, integration.EventPause, integration.EventResume, integration.EventDelete:
@@ -304,19 +455,33 @@ func (h *handler) command(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown command %q: use complete-setup, pause, resume, delete or authorize", event))
 		return
 	}
+	st, ok := h.integration(w, r, key)
+	if !ok {
+		return
+	}
 	var body commandBody
 	if !decode(w, r, &body, commandExample) {
 		return
 	}
-	st, err := h.starter.Command(r.Context(), r.PathValue("id"), event, body.By, body.Note)
-	if err != nil {
-		h.fail(w, string(event), err)
+	ctx, cancel, ok := h.commandContext(w, r, body.By)
+	if !ok {
 		return
 	}
-	h.writeView(w, r, st)
+	defer cancel()
+	// The actor is the key's holder; the body's "by" is their claim.
+	next, err := h.starter.Command(ctx, st.ID, event, key.Name, body.Note)
+	if err != nil {
+		h.commandFailed(ctx, w, string(event), st.ID, err)
+		return
+	}
+	h.writeView(w, r, next)
 }
 
-func (h *handler) authorize(w http.ResponseWriter, r *http.Request) {
+func (h *handler) authorize(w http.ResponseWriter, r *http.Request, key store.APIKey) {
+	st, ok := h.integration(w, r, key)
+	if !ok {
+		return
+	}
 	var body authorizeBody
 	if !decode(w, r, &body, authorizeExample) {
 		return
@@ -325,104 +490,41 @@ func (h *handler) authorize(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `field "credentials" is required: the provider's credentials document, e.g. {"api_key": "..."}`)
 		return
 	}
-	st, err := h.starter.Authorize(r.Context(), r.PathValue("id"), body.Credentials, body.By)
-	if err != nil {
-		h.fail(w, "authorize", err)
+	ctx, cancel, ok := h.commandContext(w, r, body.By)
+	if !ok {
 		return
 	}
-	h.writeView(w, r, st)
-}
-
-// decode reads a JSON object body into dst (an empty body is an empty
-// object) and answers the error itself when it cannot; example is the
-// body's shape, for the error message.
-func decode(w http.ResponseWriter, r *http.Request, dst any, example string) bool {
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	defer cancel()
+	next, err := h.starter.Authorize(ctx, st.ID, body.Credentials, key.Name)
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over %d KiB: send %s", maxBodyBytes>>10, example))
-		} else {
-			writeError(w, http.StatusBadRequest, "could not read the request body: send it again")
-		}
-		return false
+		h.commandFailed(ctx, w, "authorize", st.ID, err)
+		return
 	}
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return true
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		writeError(w, http.StatusBadRequest, describeBodyError(err, example))
-		return false
-	}
-	if len(bytes.TrimSpace(raw[dec.InputOffset():])) > 0 {
-		writeError(w, http.StatusBadRequest, "request body has data after the JSON object: send exactly one object, "+example)
-		return false
-	}
-	return true
+	h.writeView(w, r, next)
 }
 
-// describeBodyError explains a JSON decoding error without quoting the
-// body: it may hold credentials, and the decoder's messages can quote
-// values (a number's literal) and name Go types.
-func describeBodyError(err error, example string) string {
-	var syntaxErr *json.SyntaxError
-	var typeErr *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syntaxErr):
-		return fmt.Sprintf("request body is not valid JSON (syntax error at byte %d): send %s", syntaxErr.Offset, example)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return "request body is not valid JSON (unexpected end): send " + example
-	case errors.As(err, &typeErr) && typeErr.Field != "":
-		want, got := jsonType(typeErr.Type), jsonKind(typeErr)
-		if want == got {
-			// A number of the right kind that does not fit (1e400, or a
-			// fraction for a whole number): "must be a number, not a
-			// number" would be no help.
-			return fmt.Sprintf("field %q holds a number it cannot take (out of range, or not a whole number): send %s", typeErr.Field, example)
-		}
-		return fmt.Sprintf("field %q must be a %s, not a %s: send %s", typeErr.Field, want, got, example)
-	case errors.As(err, &typeErr):
-		return fmt.Sprintf("request body must be a JSON object, not a %s: send %s", jsonKind(typeErr), example)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		// Field names are not secret, and naming one catches typos.
-		field := strings.TrimPrefix(err.Error(), "json: unknown field ")
-		msg := fmt.Sprintf("unknown field %s: send %s", field, example)
-		if field == `"credentials"` {
-			msg += "; credentials go to POST /v1/integrations/{id}/authorize"
-		}
-		return msg
+// commandContext is the context a command runs in: bounded by the command
+// timeout, carrying the caller's claimed actor. It answers a claim too
+// long to record itself (ok false).
+func (h *handler) commandContext(w http.ResponseWriter, r *http.Request, claimedBy string) (context.Context, context.CancelFunc, bool) {
+	ctx, err := starter.WithClaimedBy(r.Context(), claimedBy)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return nil, nil, false
 	}
-	return "request body is not valid JSON: send " + example
+	ctx, cancel := context.WithTimeout(ctx, h.commandTimeout)
+	return ctx, cancel, true
 }
 
-// jsonKind is the kind of JSON value a type error is about ("number",
-// "array", ...). Value can carry a number's literal ("number 1e400"), so
-// only its first word is used.
-func jsonKind(err *json.UnmarshalTypeError) string {
-	kind, _, _ := strings.Cut(err.Value, " ")
-	return kind
-}
-
-// jsonType names the JSON type a Go type is decoded from.
-func jsonType(t reflect.Type) string {
-	if t == nil {
-		return "value of another type"
+// commandFailed answers a failed command: 504 when it ran out of time,
+// else as fail does.
+func (h *handler) commandFailed(ctx context.Context, w http.ResponseWriter, op, id string, err error) {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		h.logger.Warn("command timed out", "op", op, "integration", id, "timeout", h.commandTimeout.String(), "error", err)
+		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("%s of %s did not finish within %s: it may still take effect; see GET /v1/integrations/%s before sending it again", op, id, h.commandTimeout, id))
+		return
 	}
-	switch t.Kind() {
-	case reflect.String:
-		return "string"
-	case reflect.Bool:
-		return "boolean"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
-		reflect.Float32, reflect.Float64:
-		return "number"
-	case reflect.Slice, reflect.Array:
-		return "array"
-	}
-	return "object"
+	h.fail(w, op, err)
 }
 
 // fail maps an operation error to a status code.

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/acme/integrations/api"
+	"github.com/acme/integrations/apikey"
 	"github.com/acme/integrations/cli"
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/internal/testenv"
@@ -31,6 +32,9 @@ const requestTimeout = 60 * time.Second
 type testBundle struct {
 	stack  *teststack.Stack
 	server *httptest.Server
+	// admin is an admin API key, which do sends unless told otherwise,
+	// and adminName its name, the recorded actor of its commands.
+	admin, adminName string
 	// bodies is every response body the API sent in this test, so a test
 	// can check that no secret ever left the service.
 	bodies []string
@@ -46,7 +50,27 @@ func setup(t *testing.T, db testenv.Database) *testBundle {
 	logger := slog.New(slog.NewTextHandler(stack.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	server := httptest.NewServer(api.New(stack.Starter, logger))
 	t.Cleanup(server.Close)
-	return &testBundle{stack: stack, server: server}
+	b := &testBundle{stack: stack, server: server, adminName: "test-admin"}
+	_, b.admin = b.issueKey(t, apikey.Spec{Admin: true, Name: b.adminName})
+	return b
+}
+
+// withHandlerOptions returns a bundle on the same stack and keys whose API
+// handler is built with opts.
+func (b *testBundle) withHandlerOptions(t *testing.T, opts ...api.Option) *testBundle {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(b.stack.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	server := httptest.NewServer(api.New(b.stack.Starter, logger, opts...))
+	t.Cleanup(server.Close)
+	return &testBundle{stack: b.stack, server: server, admin: b.admin, adminName: b.adminName}
+}
+
+// issueKey issues an API key for spec and returns its ID and the key.
+func (b *testBundle) issueKey(t *testing.T, spec apikey.Spec) (id, key string) {
+	t.Helper()
+	k, key, err := apikey.Issue(context.Background(), b.stack.Store, spec, time.Now())
+	require.NoError(t, err)
+	return k.ID, key
 }
 
 // response is one HTTP exchange's outcome.
@@ -63,8 +87,19 @@ func (b *testBundle) do(t *testing.T, method, path, body string) response {
 	return b.doWithHeader(t, method, path, body, nil)
 }
 
-// doWithHeader is do with extra request headers (Authorization, say).
+// doWithHeader is do with the request headers header instead of the
+// admin key's Authorization (nil: the admin key).
 func (b *testBundle) doWithHeader(t *testing.T, method, path, body string, header http.Header) response {
+	t.Helper()
+	contentType := ""
+	if body != "" {
+		contentType = "application/json"
+	}
+	return b.raw(t, method, path, body, contentType, header)
+}
+
+// raw is doWithHeader with the Content-Type given ("": none).
+func (b *testBundle) raw(t *testing.T, method, path, body, contentType string, header http.Header) response {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
@@ -74,8 +109,11 @@ func (b *testBundle) doWithHeader(t *testing.T, method, path, body string, heade
 	}
 	req, err := http.NewRequestWithContext(ctx, method, b.server.URL+path, reader)
 	require.NoError(t, err)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if header == nil {
+		header = bearer(b.admin)
 	}
 	for name, values := range header {
 		req.Header[name] = values
@@ -356,7 +394,8 @@ func TestLeadIntegration(t *testing.T) {
 		}
 		last := changes[len(changes)-1]
 		require.Equal(t, integration.EventCompleteSetup, last.Event)
-		require.Equal(t, "alice", last.Actor)
+		require.Equal(t, b.adminName, last.Actor, "the actor is the API key's name")
+		require.Equal(t, "alice", last.ClaimedBy, "the body's by is a claim beside it")
 		require.Equal(t, "partner confirmed", last.Note)
 
 		v = b.command(t, id, "delete", `{"by": "alice", "note": "partner left"}`)
@@ -445,7 +484,8 @@ func TestCRMIntegration(t *testing.T) {
 		require.Len(t, changes, int(v.Version))
 		pause := changes[len(changes)-2]
 		require.Equal(t, integration.EventPause, pause.Event)
-		require.Equal(t, "ops", pause.Actor)
+		require.Equal(t, b.adminName, pause.Actor)
+		require.Equal(t, "ops", pause.ClaimedBy)
 		require.Equal(t, "maintenance", pause.Note)
 		require.Equal(t, integration.StatusPaused, pause.ToStatus)
 		require.Equal(t, integration.ReasonManual, pause.ToReason)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/starter"
+	"github.com/acme/integrations/store"
 )
 
 // OAuthCallbackPath is where the CRMs' consent pages send the customer's
@@ -16,6 +17,7 @@ const OAuthCallbackPath = "/oauth/callback"
 
 // oauthBody is the body of POST /v1/integrations/{id}/authorize/oauth.
 type oauthBody struct {
+	// By is who the caller says acts; the key's name is recorded.
 	By string `json:"by"`
 	// Sandbox asks for the CRM's test environment (Salesforce sandboxes).
 	Sandbox bool `json:"sandbox"`
@@ -26,12 +28,18 @@ const oauthExample = `{"by": "...", "sandbox": false}`
 // startOAuth answers the consent URL of an OAuth connect: the customer
 // opens it, consents on the CRM's page, and the CRM sends the browser to
 // the callback.
-func (h *handler) startOAuth(w http.ResponseWriter, r *http.Request) {
+func (h *handler) startOAuth(w http.ResponseWriter, r *http.Request, key store.APIKey) {
+	st, ok := h.integration(w, r, key)
+	if !ok {
+		return
+	}
 	var body oauthBody
 	if !decode(w, r, &body, oauthExample) {
 		return
 	}
-	consent, err := h.starter.StartOAuth(r.Context(), r.PathValue("id"), body.By, body.Sandbox)
+	// The authorize the callback finishes is recorded as the key's
+	// holder's, as every command is.
+	consent, err := h.starter.StartOAuth(r.Context(), st.ID, key.Name, body.Sandbox)
 	if err != nil {
 		h.fail(w, "authorize", err)
 		return

@@ -60,6 +60,11 @@ type Service struct {
 	// Start listens on Config.HTTPAddr.
 	Handler http.Handler
 	HTTP    *HTTPServer
+	// IntakeHandler is partner intake alone, and IntakeHTTP its server on
+	// Config.HTTP.IntakeAddr, when that is set (Handler then has no
+	// intake); both nil otherwise.
+	IntakeHandler http.Handler
+	IntakeHTTP    *HTTPServer
 
 	fatal   chan error
 	closers []func()
@@ -127,7 +132,9 @@ func WithNudger(tick time.Duration, logf func(msg string, args ...any)) Option {
 }
 
 // WithHTTP builds the HTTP API, with a nudger of NudgeTick unless
-// WithNudger chose another; Start listens on Config.HTTPAddr.
+// WithNudger chose another; Start listens on Config.HTTPAddr, and on
+// Config.HTTP.IntakeAddr for partner intake when that is set. New refuses
+// HTTP limits that contradict each other.
 func WithHTTP() Option {
 	return func(o *options) {
 		o.temporal, o.key, o.http, o.nudger = true, true, true, true
@@ -151,6 +158,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (svc *Service, err err
 	}
 	// The worker's policy: every unset field from the defaults (design §2).
 	cfg.Policy = cfg.Policy.Or(integration.DefaultPolicy())
+	cfg.HTTP = cfg.HTTP.Or(DefaultHTTPConfig())
 	s := &Service{Config: cfg, Logger: o.logger, fatal: make(chan error, 1)}
 	defer func() {
 		if err != nil {
@@ -219,7 +227,21 @@ func New(ctx context.Context, cfg Config, opts ...Option) (svc *Service, err err
 		s.Worker = worker.New(s.Temporal, cfg.TaskQueue, acts, cfg.Policy, wopts)
 	}
 	if o.http {
-		s.Handler = api.New(s.Starter, o.logger)
+		if err := cfg.HTTP.check(); err != nil {
+			return nil, err
+		}
+		opts := []api.Option{
+			api.WithCommandTimeout(cfg.HTTP.CommandTimeout),
+			api.WithIntakeRate(float64(cfg.HTTP.IntakeRate), cfg.HTTP.IntakeBurst),
+		}
+		if cfg.HTTP.IntakeAddr == "" {
+			s.Handler = api.New(s.Starter, o.logger, opts...)
+		} else {
+			// Partners reach the intake listener only; the operator routes
+			// can sit behind a network boundary of their own.
+			s.Handler = api.New(s.Starter, o.logger, append(opts, api.WithRoutes(api.RoutesOperator))...)
+			s.IntakeHandler = api.New(s.Starter, o.logger, append(opts, api.WithRoutes(api.RoutesIntake))...)
+		}
 	}
 	return s, nil
 }
@@ -243,7 +265,8 @@ func connectors(cfg Config) *crm.Registry {
 }
 
 // Start runs the background parts until ctx ends or Close: the nudger, the
-// worker and its lead retention job, and the HTTP API on Config.HTTPAddr.
+// worker and its lead retention job, the HTTP API on Config.HTTPAddr and,
+// when set, partner intake on Config.HTTP.IntakeAddr.
 func (s *Service) Start(ctx context.Context) error {
 	if s.Nudger != nil {
 		nctx, cancel := context.WithCancel(ctx)
@@ -272,11 +295,19 @@ func (s *Service) Start(ctx context.Context) error {
 			// Never every interface by accident.
 			addr = DefaultHTTPAddr
 		}
-		srv, err := ServeHTTP(addr, s.Handler, s.Logger)
+		srv, err := Serve(addr, s.Handler, s.Logger, s.Config.HTTP)
 		if err != nil {
 			return fmt.Errorf("HTTP API: %w", err)
 		}
 		s.HTTP = srv
+		s.onClose(srv.Stop)
+	}
+	if s.IntakeHandler != nil {
+		srv, err := Serve(s.Config.HTTP.IntakeAddr, s.IntakeHandler, s.Logger, s.Config.HTTP)
+		if err != nil {
+			return fmt.Errorf("HTTP intake: %w", err)
+		}
+		s.IntakeHTTP = srv
 		s.onClose(srv.Stop)
 	}
 	return nil

@@ -11,6 +11,7 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"go.temporal.io/sdk/contrib/envconfig"
 
 	"github.com/acme/integrations/activities"
+	"github.com/acme/integrations/api"
 	"github.com/acme/integrations/credential"
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/retention"
@@ -65,6 +67,8 @@ type Config struct {
 	EncryptionOldKeys string
 	// HTTPAddr is where `serve` and `dev` listen.
 	HTTPAddr string
+	// HTTP is the HTTP API's listeners and limits.
+	HTTP HTTPConfig
 	// PublicURL is the base URL of the HTTP API as the world reaches it,
 	// where OAuth redirects come back to.
 	PublicURL string
@@ -111,6 +115,90 @@ type RetentionConfig struct {
 	Leads time.Duration
 	// PurgeInterval is how often each worker process purges.
 	PurgeInterval time.Duration
+}
+
+// HTTPConfig is how the HTTP API listens and what it bounds; zero fields
+// take the defaults of DefaultHTTPConfig (see Or).
+type HTTPConfig struct {
+	// IntakeAddr serves partner intake (and /healthz) on a listener of its
+	// own, which has no operator route; the HTTPAddr listener then has no
+	// intake. Empty: intake on the HTTPAddr listener.
+	IntakeAddr string
+	// TLSCert and TLSKey are PEM files: given both, every listener speaks
+	// HTTPS only.
+	TLSCert, TLSKey string
+	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout are the
+	// http.Server's: a client that trickles its request, or idles on a
+	// keep-alive connection, loses it.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's header.
+	MaxHeaderBytes int
+	// CommandTimeout bounds one command (validation included); it must be
+	// shorter than WriteTimeout, so its answer is not cut off.
+	CommandTimeout time.Duration
+	// IntakeRate is how many leads a second each intake token may send,
+	// in bursts of up to IntakeBurst.
+	IntakeRate, IntakeBurst int
+}
+
+// DefaultHTTPConfig is the HTTP API's defaults: timeouts that no client of
+// a 64 KiB body or a command needs more than, a 16 KiB header, and intake
+// paced at 50 leads a second per token (bursts of 100).
+func DefaultHTTPConfig() HTTPConfig {
+	return HTTPConfig{
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 90 * time.Second, IdleTimeout: 120 * time.Second,
+		MaxHeaderBytes: 16 << 10, CommandTimeout: api.DefaultCommandTimeout,
+		IntakeRate: api.DefaultIntakeRate, IntakeBurst: api.DefaultIntakeBurst,
+	}
+}
+
+// Or returns h with every zero limit taken from fallback (the addresses
+// and files are kept as they are).
+func (h HTTPConfig) Or(fallback HTTPConfig) HTTPConfig {
+	orDuration := func(v, f time.Duration) time.Duration {
+		if v > 0 {
+			return v
+		}
+		return f
+	}
+	orInt := func(v, f int) int {
+		if v > 0 {
+			return v
+		}
+		return f
+	}
+	h.ReadHeaderTimeout = orDuration(h.ReadHeaderTimeout, fallback.ReadHeaderTimeout)
+	h.ReadTimeout = orDuration(h.ReadTimeout, fallback.ReadTimeout)
+	h.WriteTimeout = orDuration(h.WriteTimeout, fallback.WriteTimeout)
+	h.IdleTimeout = orDuration(h.IdleTimeout, fallback.IdleTimeout)
+	h.MaxHeaderBytes = orInt(h.MaxHeaderBytes, fallback.MaxHeaderBytes)
+	h.CommandTimeout = orDuration(h.CommandTimeout, fallback.CommandTimeout)
+	h.IntakeRate = orInt(h.IntakeRate, fallback.IntakeRate)
+	h.IntakeBurst = orInt(h.IntakeBurst, fallback.IntakeBurst)
+	return h
+}
+
+// TLS reports whether the listeners speak HTTPS.
+func (h HTTPConfig) TLS() bool { return h.TLSCert != "" || h.TLSKey != "" }
+
+// check refuses limits that contradict each other, saying what to set.
+func (h HTTPConfig) check() error {
+	if (h.TLSCert == "") != (h.TLSKey == "") {
+		return errors.New("give --tls-cert and --tls-key together (INTEGRATIONS_TLS_CERT, INTEGRATIONS_TLS_KEY), or neither")
+	}
+	if h.WriteTimeout <= h.CommandTimeout {
+		return fmt.Errorf("INTEGRATIONS_HTTP_WRITE_TIMEOUT (%s) must be longer than INTEGRATIONS_COMMAND_TIMEOUT (%s), or a command's answer is cut off", h.WriteTimeout, h.CommandTimeout)
+	}
+	return nil
+}
+
+// scheme is the listeners' URL scheme.
+func (h HTTPConfig) scheme() string {
+	if h.TLS() {
+		return "https"
+	}
+	return "http"
 }
 
 // HubSpotConfig is the HubSpot connector's section.
@@ -197,11 +285,35 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.EncryptionOldKeys }},
 	{name: "http_addr", flag: "http-addr", env: "INTEGRATIONS_HTTP_ADDR", def: DefaultHTTPAddr,
 		field: func(c *Config) any { return &c.HTTPAddr }},
+	{name: "intake_addr", flag: "intake-addr", env: "INTEGRATIONS_INTAKE_ADDR",
+		field: func(c *Config) any { return &c.HTTP.IntakeAddr }},
+	{name: "tls_cert", flag: "tls-cert", env: "INTEGRATIONS_TLS_CERT",
+		field: func(c *Config) any { return &c.HTTP.TLSCert }},
+	{name: "tls_key", flag: "tls-key", env: "INTEGRATIONS_TLS_KEY",
+		field: func(c *Config) any { return &c.HTTP.TLSKey }},
 	{name: "public_url", env: "INTEGRATIONS_PUBLIC_URL", devJSON: "http_url",
-		defFunc: func(c *Config) string { return "http://" + c.HTTPAddr },
+		defFunc: func(c *Config) string { return c.HTTP.scheme() + "://" + c.HTTPAddr },
 		field:   func(c *Config) any { return &c.PublicURL }},
 	{name: "sandbox_url", flag: "sandbox-url", env: "INTEGRATIONS_SANDBOX_URL", devJSON: "sandbox_url", def: "http://" + DefaultSandboxAddr,
 		field: func(c *Config) any { return &c.SandboxURL }},
+
+	// The HTTP API's limits (HTTPConfig).
+	{name: "http_read_header_timeout", env: "INTEGRATIONS_HTTP_READ_HEADER_TIMEOUT", def: DefaultHTTPConfig().ReadHeaderTimeout.String(),
+		field: func(c *Config) any { return &c.HTTP.ReadHeaderTimeout }},
+	{name: "http_read_timeout", env: "INTEGRATIONS_HTTP_READ_TIMEOUT", def: DefaultHTTPConfig().ReadTimeout.String(),
+		field: func(c *Config) any { return &c.HTTP.ReadTimeout }},
+	{name: "http_write_timeout", env: "INTEGRATIONS_HTTP_WRITE_TIMEOUT", def: DefaultHTTPConfig().WriteTimeout.String(),
+		field: func(c *Config) any { return &c.HTTP.WriteTimeout }},
+	{name: "http_idle_timeout", env: "INTEGRATIONS_HTTP_IDLE_TIMEOUT", def: DefaultHTTPConfig().IdleTimeout.String(),
+		field: func(c *Config) any { return &c.HTTP.IdleTimeout }},
+	{name: "http_max_header_bytes", env: "INTEGRATIONS_HTTP_MAX_HEADER_BYTES", def: strconv.Itoa(DefaultHTTPConfig().MaxHeaderBytes),
+		field: func(c *Config) any { return &c.HTTP.MaxHeaderBytes }},
+	{name: "command_timeout", env: "INTEGRATIONS_COMMAND_TIMEOUT", def: DefaultHTTPConfig().CommandTimeout.String(),
+		field: func(c *Config) any { return &c.HTTP.CommandTimeout }},
+	{name: "intake_rate", env: "INTEGRATIONS_INTAKE_RATE", def: strconv.Itoa(DefaultHTTPConfig().IntakeRate),
+		field: func(c *Config) any { return &c.HTTP.IntakeRate }},
+	{name: "intake_burst", env: "INTEGRATIONS_INTAKE_BURST", def: strconv.Itoa(DefaultHTTPConfig().IntakeBurst),
+		field: func(c *Config) any { return &c.HTTP.IntakeBurst }},
 
 	// The worker policy (integration.Policy): read by the workers, so a
 	// change and a worker restart reach every integration without an

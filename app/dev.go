@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	sdkworker "go.temporal.io/sdk/worker"
 )
@@ -55,7 +56,12 @@ func RunDev(ctx context.Context, cfg Config, o DevOptions) error {
 	if err != nil {
 		return err
 	}
+	// The local user's admin API key, made on the first start only.
+	adminKey, err := EnsureDevAdminKey(ctx, cfg, check.Store, time.Now())
 	check.Close()
+	if err != nil {
+		return err
+	}
 
 	temporalLog, err := os.OpenFile(filepath.Join(cfg.DataDir, "temporal.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -103,11 +109,16 @@ func RunDev(ctx context.Context, cfg Config, o DevOptions) error {
 	}
 	defer os.Remove(DevInfoPath(cfg.DataDir))
 
+	keyLine := fmt.Sprintf("%s  (admin, %s; kept in %s)", adminKey.Key, adminKey.Stored.Name, cfg.AdminKeyFile())
+	if adminKey.Note != "" {
+		keyLine = fmt.Sprintf("%s %s", cfg.AdminKeyFile(), adminKey.Note)
+	}
 	fmt.Fprintf(o.Out, `
 integrations dev stack is up (Ctrl-C stops everything)
   Temporal:     %s (namespace %s, task queue %s)
   Temporal UI:  %s
   HTTP API:     %s  (try %s/healthz)
+  API key:      %s
   CRMs:         sandbox %s
                 HubSpot %s
                 Salesforce %s
@@ -115,9 +126,10 @@ integrations dev stack is up (Ctrl-C stops everything)
   Database:     %s
   Data dir:     %s
 From a second terminal in this directory: integrations list
-`, info.TemporalAddress, info.Namespace, cfg.TaskQueue, info.UIURL, info.HTTPURL, info.HTTPURL,
+  or: curl -H "Authorization: Bearer $(cat %s)" %s/v1/integrations
+`, info.TemporalAddress, info.Namespace, cfg.TaskQueue, info.UIURL, info.HTTPURL, info.HTTPURL, keyLine,
 		info.SandboxURL, crmShown(cfg.HubSpot.APIURL, fakes.HubSpotURL), crmShown(cfg.Salesforce.LoginURL, fakes.SalesforceURL),
-		crmShown(cfg.FollowUpBoss.APIURL, fakes.FollowUpBossURL), RedactURL(cfg.DatabaseURL), cfg.DataDir)
+		crmShown(cfg.FollowUpBoss.APIURL, fakes.FollowUpBossURL), RedactURL(cfg.DatabaseURL), cfg.DataDir, cfg.AdminKeyFile(), info.HTTPURL)
 	err = svc.Wait(ctx)
 	fmt.Fprintln(o.Out, "\nshutting down...")
 	return err

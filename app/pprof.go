@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"time"
 )
 
 // PprofAddrEnv makes an integrations process serve net/http/pprof on a
@@ -24,7 +25,9 @@ func ServePprof(addr string) error {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	// No /debug/pprof/cmdline: argv can hold a --database-url password,
+	// and anything sharing the loopback interface could read it.
+	mux.HandleFunc("/debug/pprof/cmdline", http.NotFound)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
@@ -32,6 +35,9 @@ func ServePprof(addr string) error {
 	if err != nil {
 		return fmt.Errorf("%s: cannot listen on %s: %w", PprofAddrEnv, addr, err)
 	}
-	go func() { _ = http.Serve(ln, mux) }()
+	// No write timeout: a CPU profile or trace streams for as long as it
+	// was asked to run.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	go func() { _ = srv.Serve(ln) }()
 	return nil
 }

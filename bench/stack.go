@@ -103,6 +103,10 @@ func checkLoopback(raw string) error {
 	return nil
 }
 
+// unpacedIntake is the per-token intake rate and burst of the benchmark's
+// HTTP API: far above what any run sends.
+const unpacedIntake = 1_000_000
+
 // startBenchStack starts the whole service for the run on free loopback
 // ports: the Temporal dev server, the sandbox CRM in this process, and the
 // worker and the HTTP API as child processes of the integrations binary,
@@ -170,6 +174,8 @@ func startBenchStack(ctx context.Context, cfg app.Config, opts Options, runID st
 		EncryptionKey: base64.StdEncoding.EncodeToString(key),
 		Temporal:      app.TemporalConfig{Address: server.FrontendHostPort(), Namespace: app.DefaultNamespace},
 		HTTPAddr:      httpAddr, SandboxURL: stack.sandboxURL, Policy: cfg.Policy,
+		// The load is the measurement: intake is not paced for it.
+		HTTP: app.HTTPConfig{IntakeRate: unpacedIntake, IntakeBurst: unpacedIntake},
 	}
 	svc, err := app.New(ctx, run, app.WithLogger(logger), app.WithTemporalClient(server.Client()), app.WithMigrate(), app.WithKeyring())
 	if err != nil {

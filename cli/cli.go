@@ -113,7 +113,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			commandCommand(integration.EventResume, "resume a manually paused CRM integration (validates first)"),
 			commandCommand(integration.EventDelete, "delete an integration; its workflow ends"),
 			statusCommand(), waitCommand(), listCommand(), eventsCommand(), sendLeadCommand(), leadsCommand(), rotateTokenCommand(), credentialsCommand(),
-			sandboxCommand(), fakesCommand(), benchCommand(), configCommand(),
+			apiKeyCommand(), sandboxCommand(), fakesCommand(), benchCommand(), configCommand(),
 		},
 		HideHelpCommand: true,
 	}

@@ -128,6 +128,10 @@ func printEvents(w io.Writer, changes []integration.Change) {
 		if ch.Actor != "" {
 			line += "  by " + ch.Actor
 		}
+		if ch.ClaimedBy != "" && ch.ClaimedBy != ch.Actor {
+			// The API's actor is its key's holder; this is who they said.
+			line += " (claimed " + ch.ClaimedBy + ")"
+		}
 		if ch.Note != "" {
 			line += "  note: " + strings.ReplaceAll(ch.Note, "\n", " ")
 		}

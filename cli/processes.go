@@ -71,7 +71,12 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "run the HTTP API (production piece)",
-		Flags: []cli.Flag{&cli.StringFlag{Name: "http-addr", DefaultText: app.DefaultHTTPAddr, Usage: "listen address (env INTEGRATIONS_HTTP_ADDR)"}},
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "http-addr", DefaultText: app.DefaultHTTPAddr, Usage: "listen address (env INTEGRATIONS_HTTP_ADDR)"},
+			&cli.StringFlag{Name: "intake-addr", Usage: "serve partner intake on this address of its own, and not on --http-addr (env INTEGRATIONS_INTAKE_ADDR)"},
+			&cli.StringFlag{Name: "tls-cert", Usage: "PEM certificate: serve HTTPS only, with --tls-key (env INTEGRATIONS_TLS_CERT)"},
+			&cli.StringFlag{Name: "tls-key", Usage: "PEM private key of --tls-cert (env INTEGRATIONS_TLS_KEY)"},
+		},
 		Action: func(c *cli.Context) error {
 			return runProcess(c, "HTTP API listening", app.WithHTTP())
 		},
@@ -99,7 +104,10 @@ func runProcess(c *cli.Context, started string, opts ...app.Option) error {
 	}
 	attrs := []any{"task_queue", cfg.TaskQueue}
 	if svc.HTTP != nil {
-		attrs = append(attrs, "addr", svc.HTTP.Addr)
+		attrs = append(attrs, "addr", svc.HTTP.Addr, "url", svc.HTTP.URL())
+	}
+	if svc.IntakeHTTP != nil {
+		attrs = append(attrs, "intake_addr", svc.IntakeHTTP.Addr)
 	}
 	logger.Info(started, attrs...)
 	return svc.Wait(ctx)

@@ -127,24 +127,35 @@ func listCommand() *cli.Command {
 func eventsCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "events",
-		Usage:     "show an integration's transition history",
+		Usage:     "show an integration's transition history, a page at a time",
 		ArgsUsage: "ID",
+		Flags: []cli.Flag{
+			&cli.Int64Flag{Name: "after", Usage: "start after this version (0: from the first)"},
+			&cli.IntFlag{Name: "limit", Value: store.DefaultEventLimit, Usage: fmt.Sprintf("at most this many (1-%d)", store.MaxEventLimit)},
+		},
 		Action: func(c *cli.Context) error {
+			f := store.EventFilter{After: c.Int64("after"), Limit: c.Int("limit")}
+			if f.After < 0 {
+				return usagef("--after must be a version, 0 or more")
+			}
+			if f.Limit < 1 || f.Limit > store.MaxEventLimit {
+				return usagef("--limit must be between 1 and %d", store.MaxEventLimit)
+			}
 			return withIntegration(c, func(ctx context.Context, svc *app.Service, id string) error {
 				if _, err := svc.Starter.Status(ctx, id); err != nil {
 					return err
 				}
-				changes, err := svc.Store.Events(ctx, id)
+				changes, more, err := svc.Store.EventPage(ctx, id, f)
 				if err != nil {
 					return fmt.Errorf("events of %s: %w", id, err)
 				}
 				if jsonOutput(c) {
-					if changes == nil {
-						changes = []integration.Change{}
-					}
 					return printJSON(c, changes)
 				}
 				printEvents(c.App.Writer, changes)
+				if more {
+					fmt.Fprintf(c.App.Writer, "(more: integrations events %s --after %d)\n", id, changes[len(changes)-1].Version)
+				}
 				return nil
 			})
 		},

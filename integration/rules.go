@@ -35,7 +35,11 @@ var Commands = []EventType{EventCompleteSetup, EventAuthorize, EventPause, Event
 type Event struct {
 	Type  EventType `json:"type"`
 	Actor string    `json:"actor,omitempty"`
-	Note  string    `json:"note,omitempty"`
+	// ClaimedBy is who the caller said acts (an API request's "by"), kept
+	// beside Actor, which the API sets to the caller's API key's name. The
+	// rules never read it: it is a record only.
+	ClaimedBy string `json:"claimed_by,omitempty"`
+	Note      string `json:"note,omitempty"`
 	// Source is the source value of a received lead.
 	Source string `json:"source,omitempty"`
 	// Checks is the validation result that authorize, resume and validated
@@ -153,8 +157,10 @@ type Change struct {
 	ToStatus      Status    `json:"to_status"`
 	ToReason      Reason    `json:"to_reason"`
 	Actor         string    `json:"actor,omitempty"`
-	Note          string    `json:"note,omitempty"`
-	At            time.Time `json:"at"`
+	// ClaimedBy is the actor the caller claimed (see Event.ClaimedBy).
+	ClaimedBy string    `json:"claimed_by,omitempty"`
+	Note      string    `json:"note,omitempty"`
+	At        time.Time `json:"at"`
 }
 
 // Transition is the outcome of applying an event.
@@ -233,7 +239,7 @@ func (s State) ApplyRules(ev Event, r Rules) (Transition, error) {
 		Change: Change{
 			IntegrationID: s.ID, Version: next.Version, Event: ev.Type,
 			FromStatus: s.Status, FromReason: s.Reason, ToStatus: next.Status, ToReason: next.Reason,
-			Actor: ev.Actor, Note: ev.Note, At: ev.At,
+			Actor: ev.Actor, ClaimedBy: ev.ClaimedBy, Note: ev.Note, At: ev.At,
 		},
 	}, nil
 }

@@ -128,7 +128,7 @@ func undocumented(migration string) []string {
 // allTables are the application tables the migrations create (design §4).
 var allTables = []string{
 	"integrations", "integration_events", "crm_credentials", "notifications",
-	"leads", "lead_deliveries", "intake_tokens", "oauth_states", "crm_quotas",
+	"leads", "lead_deliveries", "intake_tokens", "api_keys", "oauth_states", "crm_quotas",
 }
 
 func TestMigrationsUpDownUp(t *testing.T) {

@@ -265,7 +265,29 @@ func (s *Starter) current(ctx context.Context, id string) (integration.State, er
 	return st, nil
 }
 
+// claimKey is the context key of WithClaimedBy.
+type claimKey struct{}
+
+// WithClaimedBy returns ctx carrying who the caller of a command says acts
+// (an HTTP request's "by"). Every command sent with it records the claim
+// beside the actor (the by argument, which the HTTP API sets to its API
+// key's name): the claim is kept, never trusted. The error (invalid input)
+// refuses a claim too long for history before anything is sent or stored.
+func WithClaimedBy(ctx context.Context, by string) (context.Context, error) {
+	if err := checkActor(by, ""); err != nil {
+		return ctx, err
+	}
+	return context.WithValue(ctx, claimKey{}, by), nil
+}
+
+// claimedBy is the claim WithClaimedBy put in ctx ("" none).
+func claimedBy(ctx context.Context) string {
+	by, _ := ctx.Value(claimKey{}).(string)
+	return by
+}
+
 func (s *Starter) update(ctx context.Context, id string, event integration.EventType, cmd workflows.Command) (integration.State, error) {
+	cmd.ClaimedBy = claimedBy(ctx)
 	current, err := s.current(ctx, id)
 	if err != nil {
 		return integration.State{}, err

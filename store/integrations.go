@@ -143,18 +143,19 @@ type eventRow struct {
 	ToStatus      string    `db:"to_status"`
 	ToReason      string    `db:"to_reason"`
 	Actor         string    `db:"actor"`
+	ClaimedBy     string    `db:"claimed_by"`
 	Note          string    `db:"note"`
 	OccurredAt    time.Time `db:"occurred_at"`
 }
 
-const eventColumns = `integration_id, version, event, from_status, from_reason, to_status, to_reason, actor, note, occurred_at`
+const eventColumns = `integration_id, version, event, from_status, from_reason, to_status, to_reason, actor, claimed_by, note, occurred_at`
 
 func toEventRow(ch integration.Change) eventRow {
 	return eventRow{
 		IntegrationID: ch.IntegrationID, Version: ch.Version, Event: string(ch.Event),
 		FromStatus: string(ch.FromStatus), FromReason: string(ch.FromReason),
 		ToStatus: string(ch.ToStatus), ToReason: string(ch.ToReason),
-		Actor: ch.Actor, Note: ch.Note, OccurredAt: dbTime(ch.At),
+		Actor: ch.Actor, ClaimedBy: ch.ClaimedBy, Note: ch.Note, OccurredAt: dbTime(ch.At),
 	}
 }
 
@@ -163,7 +164,7 @@ func (r eventRow) toChange() integration.Change {
 		IntegrationID: r.IntegrationID, Version: r.Version, Event: integration.EventType(r.Event),
 		FromStatus: integration.Status(r.FromStatus), FromReason: integration.Reason(r.FromReason),
 		ToStatus: integration.Status(r.ToStatus), ToReason: integration.Reason(r.ToReason),
-		Actor: r.Actor, Note: r.Note, At: r.OccurredAt.UTC(),
+		Actor: r.Actor, ClaimedBy: r.ClaimedBy, Note: r.Note, At: r.OccurredAt.UTC(),
 	}
 }
 
@@ -289,7 +290,7 @@ WHERE integrations.version < excluded.version`
 // already recorded.
 func insertEvent(ctx context.Context, ext sqlx.ExtContext, row eventRow) error {
 	const q = `INSERT INTO integration_events (` + eventColumns + `)
-VALUES (:integration_id, :version, :event, :from_status, :from_reason, :to_status, :to_reason, :actor, :note, :occurred_at)
+VALUES (:integration_id, :version, :event, :from_status, :from_reason, :to_status, :to_reason, :actor, :claimed_by, :note, :occurred_at)
 ON CONFLICT (integration_id, version) DO NOTHING`
 	if _, err := sqlx.NamedExecContext(ctx, ext, q, row); err != nil {
 		return fmt.Errorf("insert integration_events row: %w", err)
@@ -378,19 +379,67 @@ func (s *Store) List(ctx context.Context, f ListFilter) ([]integration.State, er
 	return states, nil
 }
 
-// Events returns the recorded changes of integration id, oldest version
-// first; none (and no error) for an unknown integration.
+// Events returns every recorded change of integration id, oldest version
+// first; none (and no error) for an unknown integration. A long-failing
+// integration records a change per failed sync: what answers a caller
+// reads a bounded page with EventPage instead.
 func (s *Store) Events(ctx context.Context, id string) ([]integration.Change, error) {
 	var rows []eventRow
 	q := s.db.Rebind(`SELECT ` + eventColumns + ` FROM integration_events WHERE integration_id = ? ORDER BY version`)
 	if err := sqlx.SelectContext(ctx, s.db, &rows, q, id); err != nil {
 		return nil, fmt.Errorf("events of integration %q: %w", id, err)
 	}
+	return toChanges(rows), nil
+}
+
+// Event page limits, as List's.
+const (
+	DefaultEventLimit = 100
+	MaxEventLimit     = 1000
+)
+
+// EventFilter selects a page of an integration's changes.
+type EventFilter struct {
+	// After is the version the page starts after (0: from the first).
+	After int64
+	// Limit caps the changes returned: 0 means DefaultEventLimit; at most
+	// MaxEventLimit.
+	Limit int
+}
+
+// EventPage returns up to f.Limit changes of integration id with a version
+// above f.After, oldest first, and whether more follow (then the next page
+// starts after the last one returned). None (and no error) for an unknown
+// integration.
+func (s *Store) EventPage(ctx context.Context, id string, f EventFilter) (changes []integration.Change, more bool, err error) {
+	limit := f.Limit
+	switch {
+	case limit == 0:
+		limit = DefaultEventLimit
+	case limit < 0 || limit > MaxEventLimit:
+		return nil, false, fmt.Errorf("events of integration %q: limit %d is out of range: give 1-%d, or 0 for %d", id, f.Limit, MaxEventLimit, DefaultEventLimit)
+	}
+	if f.After < 0 {
+		return nil, false, fmt.Errorf("events of integration %q: after %d is negative: give a version, or 0 for the first page", id, f.After)
+	}
+	var rows []eventRow
+	// One row beyond the page says whether another page follows.
+	q := s.db.Rebind(`SELECT ` + eventColumns + ` FROM integration_events WHERE integration_id = ? AND version > ? ORDER BY version LIMIT ?`)
+	if err := sqlx.SelectContext(ctx, s.db, &rows, q, id, f.After, limit+1); err != nil {
+		return nil, false, fmt.Errorf("events of integration %q after version %d: %w", id, f.After, err)
+	}
+	if len(rows) > limit {
+		rows, more = rows[:limit], true
+	}
+	return toChanges(rows), more, nil
+}
+
+func toChanges(rows []eventRow) []integration.Change {
 	changes := make([]integration.Change, len(rows))
 	for i, row := range rows {
 		changes[i] = row.toChange()
 	}
-	return changes, nil
+	return changes
 }
 
 // nullTime is an optional time as the store writes it.

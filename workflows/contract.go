@@ -69,8 +69,12 @@ func SearchAttributes(s integration.State) temporal.SearchAttributes {
 
 // Command is the payload of every command signal and update.
 type Command struct {
-	By   string `json:"by,omitempty"`
-	Note string `json:"note,omitempty"`
+	By string `json:"by,omitempty"`
+	// ClaimedBy is who the caller said acts when By is set by the service
+	// (the HTTP API records its API key's name as By): data only, recorded
+	// beside the actor in the change, never read by the rules.
+	ClaimedBy string `json:"claimed_by,omitempty"`
+	Note      string `json:"note,omitempty"`
 	// Source is the source value of a received lead (lead-received only).
 	// Only the source travels through history; the lead's contact details
 	// never do.

@@ -99,7 +99,7 @@ func (r *runner) admit(event integration.EventType, cmd Command) error {
 }
 
 func (r *runner) eventFor(m message, at time.Time, checks []integration.Check) integration.Event {
-	return integration.Event{Type: m.event, Actor: m.cmd.By, Note: m.cmd.Note, Source: m.cmd.Source, Checks: checks, At: at}
+	return integration.Event{Type: m.event, Actor: m.cmd.By, ClaimedBy: m.cmd.ClaimedBy, Note: m.cmd.Note, Source: m.cmd.Source, Checks: checks, At: at}
 }
 
 // needsValidation reports whether applying m needs a fresh validation first.

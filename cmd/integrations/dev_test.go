@@ -169,7 +169,8 @@ func TestReadmeWalkthrough(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	script := exec.CommandContext(ctx, "bash", "-e", "-c", walkthrough(t))
-	script.Dir, script.Env = b.dir, b.env
+	// The walkthrough's curl examples default to dev's 127.0.0.1:8080.
+	script.Dir, script.Env = b.dir, append(b.env, fmt.Sprintf("API=http://127.0.0.1:%d", b.ports["http"]))
 	out, err := script.CombinedOutput()
 	transcript := string(out)
 	require.NoError(t, err, "walkthrough failed:\n%s", transcript)
@@ -186,6 +187,9 @@ func TestReadmeWalkthrough(t *testing.T) {
 		"duplicate of lead",
 		"status:    failed_sync (sync_error)",
 		"leads:     2 delivered, 0 rejected, 0 pending",
+		"by walkthrough (claimed alice)", // the API key's name, and the body's by
+		"no key: 401",
+		"text/plain: 415",
 		// The HubSpot section, against dev's fake.
 		"is connected: it is now setup_incomplete (awaiting_finish)",
 		"hubspot-acme: active, 2 delivered, 0 rejected, 0 pending",
@@ -200,9 +204,18 @@ func TestReadmeWalkthrough(t *testing.T) {
 	require.Equal(t, integration.StatusActive, crm.Status)
 	require.Equal(t, integration.StatusActive, b.status(t, "hubspot-acme").Status)
 
-	// Ctrl-C stops everything; a restart resumes every workflow.
+	// Ctrl-C stops everything; a restart resumes every workflow, and keeps
+	// the admin API key of the first start.
+	adminKey, err := os.ReadFile(filepath.Join(b.dir, ".data", "admin-api-key"))
+	require.NoError(t, err)
+	fi, err := os.Stat(filepath.Join(b.dir, ".data", "admin-api-key"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 	b.stopDev(t, dev)
 	dev = b.startDev(t)
+	again, err := os.ReadFile(filepath.Join(b.dir, ".data", "admin-api-key"))
+	require.NoError(t, err)
+	require.Equal(t, string(adminKey), string(again), "dev never re-creates its admin key")
 	require.Equal(t, crm.Version, b.status(t, "crm-acme").Version)
 	require.Contains(t, b.cli(t, "status", "crm-acme", "--live"), "status:    active")
 
