@@ -46,6 +46,8 @@ type world struct {
 	leads      int64
 	deliveries store.DeliveryCounts
 	keys       []store.APIKey
+	// consents counts the OAuth consents handed out for each integration.
+	consents map[string]int
 }
 
 // liveState is what the workflow holds, as its status query answers.
@@ -59,9 +61,12 @@ type liveState struct {
 
 func (b *authBundle) world(t *testing.T) world {
 	t.Helper()
-	w := world{states: map[string]state{}, live: map[string]liveState{}, leads: b.leadCount(t, b.lead), deliveries: b.deliveries(t)}
+	w := world{states: map[string]state{}, live: map[string]liveState{}, leads: b.leadCount(t, b.lead), deliveries: b.deliveries(t), consents: map[string]int{}}
 	for _, id := range []string{b.lead, b.crm, b.otherCRM} {
 		w.states[id] = b.snapshot(t, id)
+		n, err := b.stack.Store.CountOAuthStates(b.ctx, id)
+		require.NoError(t, err)
+		w.consents[id] = n
 		snap, err := b.stack.Starter.Live(b.ctx, id)
 		require.NoError(t, err)
 		w.live[id] = liveState{snap.State, snap.ProjectedVersion, snap.PendingMessages, snap.Run, snap.NextValidationAt}
@@ -82,6 +87,7 @@ func (b *authBundle) requireWorldUnchanged(t *testing.T, before world, what stri
 	require.Equal(t, before.leads, after.leads, "%s: no lead may be stored", what)
 	require.Equal(t, before.deliveries, after.deliveries, "%s: no delivery may be queued", what)
 	require.Equal(t, before.keys, after.keys, "%s: no API key may change", what)
+	require.Equal(t, before.consents, after.consents, "%s: no OAuth consent may be handed out", what)
 }
 
 // route is one operator route with a body that would be taken.
@@ -102,6 +108,7 @@ func (b *authBundle) routes(t *testing.T, attackerKey string) []route {
 		{"delete", http.MethodPost, integrationPath(b.crm, "delete"), `{"by": "mallory"}`},
 		{"delete lead", http.MethodPost, integrationPath(b.lead, "delete"), ""},
 		{"authorize", http.MethodPost, integrationPath(b.crm, "authorize"), authorizeBody(t, "mallory", attackerKey)},
+		{"authorize oauth", http.MethodPost, integrationPath(b.crm, "authorize", "oauth"), `{"by": "mallory"}`},
 	}
 }
 
