@@ -113,7 +113,9 @@ func (p *Pacer) Wait(ctx context.Context, key string) error {
 // Observe records what the CRM reported for the account in an answer.
 // limit is the window's size when the CRM states it (zero Calls: keep the
 // current one); a quota with nothing remaining holds the account for
-// resetIn (or a whole window when the CRM does not say).
+// resetIn, or, when the CRM does not say, for one call's share of the
+// window: in a rolling window that is when the oldest call leaves it, and
+// an account still spent then is held again by the next answer.
 func (p *Pacer) Observe(key string, q Quota, limit Limit, resetIn time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -128,7 +130,7 @@ func (p *Pacer) Observe(key string, q Quota, limit Limit, resetIn time.Duration)
 	}
 	if q.Limit > 0 && q.Remaining <= 0 {
 		if resetIn <= 0 {
-			resetIn = a.limit.Per
+			resetIn = a.limit.Per / time.Duration(a.limit.Calls)
 		}
 		a.hold(p.now().Add(resetIn))
 	}

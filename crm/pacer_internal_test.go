@@ -47,7 +47,7 @@ func TestPacerHoldsAnAccountWhoseWindowIsSpent(t *testing.T) {
 	require.Equal(t, b.now.Add(3*time.Second), b.pacer.account("acct").holdUntil)
 
 	b.pacer.Observe("other", Quota{Remaining: 0, Limit: 10, Window: "10s"}, Limit{}, 0)
-	require.Equal(t, b.now.Add(10*time.Second), b.pacer.account("other").holdUntil, "a whole window when the CRM does not say")
+	require.Equal(t, b.now.Add(time.Second), b.pacer.account("other").holdUntil, "one call's share of the window when the CRM does not say")
 
 	b.pacer.Hold("acct", b.now.Add(time.Second))
 	require.Equal(t, b.now.Add(3*time.Second), b.pacer.account("acct").holdUntil, "a hold is never shortened")

@@ -42,66 +42,66 @@ type Harness interface {
 	// NewAccount creates an account in the fake, with every permission the
 	// service needs, API access on, and credentials a customer would
 	// authorize with.
-	NewAccount(t *testing.T) Account
+	NewAccount(t testing.TB) Account
 	// Records reports how many records the account holds per lead key
 	// (crm.Record.Key), as the CRM would show them: a key pushed twice is
 	// still 1 if the connector upserts by key. Keys the account holds no
 	// record for are absent.
-	Records(t *testing.T, acct Account) map[string]int
+	Records(t testing.TB, acct Account) map[string]int
 	// Calls returns the API calls the fake recorded for the account,
 	// oldest first, with the fake's own timestamps: at least every call a
 	// Push makes (validation calls may be left out).
-	Calls(t *testing.T, acct Account) []Call
+	Calls(t testing.TB, acct Account) []Call
 
 	// Revoke makes the account's credentials stop working, as when the
 	// customer revokes the API key or the OAuth grant: calls answer the
 	// CRM's authentication error and a refresh is refused.
-	Revoke(t *testing.T, acct Account)
+	Revoke(t testing.TB, acct Account)
 	// Restore undoes Revoke: the same credentials work again.
-	Restore(t *testing.T, acct Account)
+	Restore(t testing.TB, acct Account)
 	// DropPermission removes a permission the service needs to write
 	// records (a scope, an object permission) and returns its name as the
 	// CRM spells it, which the failed check's message must name. Not
 	// called when Capabilities().NoPermissions.
-	DropPermission(t *testing.T, acct Account) (permission string)
+	DropPermission(t testing.TB, acct Account) (permission string)
 	// FailNext makes the account's next n API calls, whatever their
 	// endpoint, answer the given HTTP status (a 5xx); later calls are
 	// answered normally again.
-	FailNext(t *testing.T, acct Account, n, status int)
+	FailNext(t testing.TB, acct Account, n, status int)
 	// RateLimitNext makes the account's next n delivery calls answer the
 	// CRM's rate-limit response (a 429, or what the CRM uses instead),
 	// asking the caller to wait retryAfter where the CRM says how long.
-	RateLimitNext(t *testing.T, acct Account, n int, retryAfter time.Duration)
+	RateLimitNext(t testing.TB, acct Account, n int, retryAfter time.Duration)
 	// RejectRecords makes the fake refuse, record by record as the CRM
 	// refuses an invalid email, every record whose field (a crm.Record JSON
 	// field name; the suite uses "email") contains contains. It returns
 	// the reason the connector reports for such a record
 	// (crm.RecordResult.Reason must contain it), e.g. "invalid email".
-	RejectRecords(t *testing.T, acct Account, field, contains string) (reason string)
+	RejectRecords(t testing.TB, acct Account, field, contains string) (reason string)
 
 	// DisableAPI turns the account's API access off. Called only when
 	// Capabilities().APIDisabled.
-	DisableAPI(t *testing.T, acct Account)
+	DisableAPI(t testing.TB, acct Account)
 	// ExpireAccessToken makes the access token in the account's current
 	// credentials expire now, while the grant (refresh token) stays valid.
 	// Called only when Capabilities().Refresh.
-	ExpireAccessToken(t *testing.T, acct Account)
+	ExpireAccessToken(t testing.TB, acct Account)
 	// LimitCalls makes the fake answer more than n calls of the account in
 	// any window with the CRM's rate-limit response, and tells the
 	// connector (through the CRM's limit headers or its configuration)
 	// what to pace to. Called only when Capabilities().Pacing.
-	LimitCalls(t *testing.T, acct Account, n int, window time.Duration)
+	LimitCalls(t testing.TB, acct Account, n int, window time.Duration)
 	// RefuseBatches makes the fake refuse as a whole (the CRM's 400 or 413
 	// for the call) every push that carries a record whose field (a
 	// crm.Record JSON field name) contains contains. Called only when
 	// Capabilities().BatchRefusal.
-	RefuseBatches(t *testing.T, acct Account, field, contains string)
+	RefuseBatches(t testing.TB, acct Account, field, contains string)
 	// Consent plays the customer on the fake's consent page at consentURL
 	// (the connector's AuthCodeURL): it approves the access the page asks
 	// for, for a new account with every permission, and returns the URL
 	// the fake redirects the browser to (our callback, with the code and
 	// the state). Called only when Capabilities().OAuth.
-	Consent(t *testing.T, consentURL string) (redirect *url.URL)
+	Consent(t testing.TB, consentURL string) (redirect *url.URL)
 }
 
 // Capabilities are what a CRM and its connector have beyond what every
@@ -169,35 +169,35 @@ type Unsupported struct{}
 
 // DisableAPI fails the test: the harness claims Capabilities().APIDisabled
 // without implementing it.
-func (Unsupported) DisableAPI(t *testing.T, _ Account) {
+func (Unsupported) DisableAPI(t testing.TB, _ Account) {
 	t.Helper()
 	t.Fatal("crmtest: Capabilities().APIDisabled is set but the harness does not implement DisableAPI")
 }
 
 // ExpireAccessToken fails the test: the harness claims
 // Capabilities().Refresh without implementing it.
-func (Unsupported) ExpireAccessToken(t *testing.T, _ Account) {
+func (Unsupported) ExpireAccessToken(t testing.TB, _ Account) {
 	t.Helper()
 	t.Fatal("crmtest: Capabilities().Refresh is set but the harness does not implement ExpireAccessToken")
 }
 
 // LimitCalls fails the test: the harness claims Capabilities().Pacing
 // without implementing it.
-func (Unsupported) LimitCalls(t *testing.T, _ Account, _ int, _ time.Duration) {
+func (Unsupported) LimitCalls(t testing.TB, _ Account, _ int, _ time.Duration) {
 	t.Helper()
 	t.Fatal("crmtest: Capabilities().Pacing is set but the harness does not implement LimitCalls")
 }
 
 // RefuseBatches fails the test: the harness claims
 // Capabilities().BatchRefusal without implementing it.
-func (Unsupported) RefuseBatches(t *testing.T, _ Account, _, _ string) {
+func (Unsupported) RefuseBatches(t testing.TB, _ Account, _, _ string) {
 	t.Helper()
 	t.Fatal("crmtest: Capabilities().BatchRefusal is set but the harness does not implement RefuseBatches")
 }
 
 // DropPermission fails the test: the harness claims
 // Capabilities().NoPermissions, so the suite never drops a permission.
-func (Unsupported) DropPermission(t *testing.T, _ Account) string {
+func (Unsupported) DropPermission(t testing.TB, _ Account) string {
 	t.Helper()
 	t.Fatal("crmtest: DropPermission was called although Capabilities().NoPermissions is set")
 	return ""
@@ -205,7 +205,7 @@ func (Unsupported) DropPermission(t *testing.T, _ Account) string {
 
 // Consent fails the test: the harness claims Capabilities().OAuth without
 // implementing it.
-func (Unsupported) Consent(t *testing.T, _ string) *url.URL {
+func (Unsupported) Consent(t testing.TB, _ string) *url.URL {
 	t.Helper()
 	t.Fatal("crmtest: Capabilities().OAuth is set but the harness does not implement Consent")
 	return nil

@@ -41,7 +41,7 @@ var _ crmtest.Harness = (*harness)(nil)
 
 // setupHarness starts an in-memory fake for the test, registers the test
 // system with it and points a connector at it.
-func setupHarness(t *testing.T) *harness {
+func setupHarness(t testing.TB) *harness {
 	t.Helper()
 	server, err := followupbossfake.NewServer("")
 	require.NoError(t, err)
@@ -67,7 +67,7 @@ func (h *harness) Capabilities() crmtest.Capabilities {
 }
 
 // NewAccount creates an active account.
-func (h *harness) NewAccount(t *testing.T) crmtest.Account {
+func (h *harness) NewAccount(t testing.TB) crmtest.Account {
 	t.Helper()
 	acct, err := h.fake.CreateAccount(t.Context())
 	require.NoError(t, err)
@@ -81,7 +81,7 @@ func (h *harness) NewAccount(t *testing.T) crmtest.Account {
 // Records counts, per lead key, the events whose person carried the key's
 // tag: Follow Up Boss keeps one contact per email or phone, so the events
 // are where a repeated delivery would show.
-func (h *harness) Records(t *testing.T, acct crmtest.Account) map[string]int {
+func (h *harness) Records(t testing.TB, acct crmtest.Account) map[string]int {
 	t.Helper()
 	st, err := h.fake.Records(t.Context(), acct.Handle)
 	require.NoError(t, err)
@@ -95,7 +95,7 @@ func (h *harness) Records(t *testing.T, acct crmtest.Account) map[string]int {
 }
 
 // Calls returns every API call of the account, validation included.
-func (h *harness) Calls(t *testing.T, acct crmtest.Account) []crmtest.Call {
+func (h *harness) Calls(t testing.TB, acct crmtest.Account) []crmtest.Call {
 	t.Helper()
 	log, err := h.fake.Calls(t.Context(), acct.Handle)
 	require.NoError(t, err)
@@ -107,21 +107,21 @@ func (h *harness) Calls(t *testing.T, acct crmtest.Account) []crmtest.Call {
 }
 
 // Revoke revokes the account's API key.
-func (h *harness) Revoke(t *testing.T, acct crmtest.Account) {
+func (h *harness) Revoke(t testing.TB, acct crmtest.Account) {
 	t.Helper()
 	_, err := h.fake.Revoke(t.Context(), acct.Handle)
 	require.NoError(t, err)
 }
 
 // Restore restores the account's API key.
-func (h *harness) Restore(t *testing.T, acct crmtest.Account) {
+func (h *harness) Restore(t testing.TB, acct crmtest.Account) {
 	t.Helper()
 	_, err := h.fake.Restore(t.Context(), acct.Handle)
 	require.NoError(t, err)
 }
 
 // FailNext fails the account's next n calls, whatever their endpoint.
-func (h *harness) FailNext(t *testing.T, acct crmtest.Account, n, status int) {
+func (h *harness) FailNext(t testing.TB, acct crmtest.Account, n, status int) {
 	t.Helper()
 	_, err := h.fake.UpdateFaults(t.Context(), acct.Handle, followupbossfake.FaultsUpdate{FailNext: &n, FailStatus: &status})
 	require.NoError(t, err)
@@ -129,7 +129,7 @@ func (h *harness) FailNext(t *testing.T, acct crmtest.Account, n, status int) {
 
 // RateLimitNext answers the next n delivery calls 429, with retryAfter
 // rounded up to whole seconds (Retry-After's unit).
-func (h *harness) RateLimitNext(t *testing.T, acct crmtest.Account, n int, retryAfter time.Duration) {
+func (h *harness) RateLimitNext(t testing.TB, acct crmtest.Account, n int, retryAfter time.Duration) {
 	t.Helper()
 	seconds := int((retryAfter + time.Second - 1) / time.Second)
 	_, err := h.fake.UpdateFaults(t.Context(), acct.Handle, followupbossfake.FaultsUpdate{RateLimitNext: &n, RetryAfterSeconds: &seconds})
@@ -137,7 +137,7 @@ func (h *harness) RateLimitNext(t *testing.T, acct crmtest.Account, n int, retry
 }
 
 // fakeField is the fake's name of a crm.Record JSON field.
-func fakeField(t *testing.T, field string) string {
+func fakeField(t testing.TB, field string) string {
 	t.Helper()
 	f, ok := map[string]string{
 		"source": "source", "name": "name", "first_name": "firstName", "last_name": "lastName",
@@ -149,7 +149,7 @@ func fakeField(t *testing.T, field string) string {
 
 // RejectRecords sets the fake's reject rule: a 400 whose errorMessage
 // quotes the value, which the connector reports without it.
-func (h *harness) RejectRecords(t *testing.T, acct crmtest.Account, field, contains string) string {
+func (h *harness) RejectRecords(t testing.TB, acct crmtest.Account, field, contains string) string {
 	t.Helper()
 	f := fakeField(t, field)
 	_, err := h.fake.UpdateFaults(t.Context(), acct.Handle, followupbossfake.FaultsUpdate{RejectField: &f, RejectContains: &contains})
@@ -166,7 +166,7 @@ func (h *harness) RejectRecords(t *testing.T, acct crmtest.Account, field, conta
 }
 
 // DisableAPI locks the account: its grace period is over, every call 403.
-func (h *harness) DisableAPI(t *testing.T, acct crmtest.Account) {
+func (h *harness) DisableAPI(t testing.TB, acct crmtest.Account) {
 	t.Helper()
 	_, err := h.fake.Lock(t.Context(), acct.Handle)
 	require.NoError(t, err)
@@ -174,14 +174,14 @@ func (h *harness) DisableAPI(t *testing.T, acct crmtest.Account) {
 
 // LimitCalls makes every context of the account allow n calls per window,
 // which the fake's X-RateLimit-* headers then state.
-func (h *harness) LimitCalls(t *testing.T, acct crmtest.Account, n int, window time.Duration) {
+func (h *harness) LimitCalls(t testing.TB, acct crmtest.Account, n int, window time.Duration) {
 	t.Helper()
 	require.Zero(t, window%time.Second, "Follow Up Boss states its window in whole seconds")
 	require.NoError(t, h.fake.SetLimits(t.Context(), acct.Handle, followupbossfake.Limits{Limit: n, WindowSeconds: int(window / time.Second)}))
 }
 
 // RefuseBatches sets the fake's refuse rule: a 413 for the call.
-func (h *harness) RefuseBatches(t *testing.T, acct crmtest.Account, field, contains string) {
+func (h *harness) RefuseBatches(t testing.TB, acct crmtest.Account, field, contains string) {
 	t.Helper()
 	f := fakeField(t, field)
 	_, err := h.fake.UpdateFaults(t.Context(), acct.Handle, followupbossfake.FaultsUpdate{RefuseField: &f, RefuseContains: &contains})

@@ -50,7 +50,7 @@ const harnessCallback = "http://127.0.0.1:9/oauth/callback"
 
 // setupHarness starts an in-memory HubSpot fake and points a connector at
 // it, with the fake's OAuth client.
-func setupHarness(t *testing.T, oauth bool) *harness {
+func setupHarness(t testing.TB, oauth bool) *harness {
 	t.Helper()
 	server, err := hubspotfake.NewServer("")
 	require.NoError(t, err)
@@ -89,7 +89,7 @@ func leadProperties() []hubspotfake.Property {
 // NewAccount creates a portal with every default scope and our contact
 // properties; an OAuth account's code is exchanged by the connector, so its
 // credentials are the document a consent would give.
-func (h *harness) NewAccount(t *testing.T) crmtest.Account {
+func (h *harness) NewAccount(t testing.TB) crmtest.Account {
 	t.Helper()
 	req := hubspotfake.CreateAccountRequest{Properties: leadProperties()}
 	if h.oauth {
@@ -107,7 +107,7 @@ func (h *harness) NewAccount(t *testing.T) crmtest.Account {
 }
 
 // tokensOf returns the tokens of a credentials document.
-func tokensOf(t *testing.T, raw []byte) []string {
+func tokensOf(t testing.TB, raw []byte) []string {
 	t.Helper()
 	var doc map[string]any
 	require.NoError(t, json.Unmarshal(raw, &doc))
@@ -120,7 +120,7 @@ func tokensOf(t *testing.T, raw []byte) []string {
 	return tokens
 }
 
-func hubOf(t *testing.T, acct crmtest.Account) int64 {
+func hubOf(t testing.TB, acct crmtest.Account) int64 {
 	t.Helper()
 	hub, err := strconv.ParseInt(acct.Handle, 10, 64)
 	require.NoError(t, err)
@@ -129,7 +129,7 @@ func hubOf(t *testing.T, acct crmtest.Account) int64 {
 
 // Records reports one record per key the portal holds: the fake keeps
 // contacts by their key, and its per-key counts are upserts.
-func (h *harness) Records(t *testing.T, acct crmtest.Account) map[string]int {
+func (h *harness) Records(t testing.TB, acct crmtest.Account) map[string]int {
 	t.Helper()
 	st, err := h.fake.Records(t.Context(), hubOf(t, acct))
 	require.NoError(t, err)
@@ -142,7 +142,7 @@ func (h *harness) Records(t *testing.T, acct crmtest.Account) map[string]int {
 }
 
 // Calls returns the portal's /crm/ API calls (validation's among them).
-func (h *harness) Calls(t *testing.T, acct crmtest.Account) []crmtest.Call {
+func (h *harness) Calls(t testing.TB, acct crmtest.Account) []crmtest.Call {
 	t.Helper()
 	log, err := h.fake.Calls(t.Context(), hubOf(t, acct))
 	require.NoError(t, err)
@@ -154,21 +154,21 @@ func (h *harness) Calls(t *testing.T, acct crmtest.Account) []crmtest.Call {
 }
 
 // Revoke deletes the private app's token, or uninstalls the OAuth app.
-func (h *harness) Revoke(t *testing.T, acct crmtest.Account) {
+func (h *harness) Revoke(t testing.TB, acct crmtest.Account) {
 	t.Helper()
 	_, err := h.fake.Revoke(t.Context(), hubOf(t, acct))
 	require.NoError(t, err)
 }
 
 // Restore undoes Revoke.
-func (h *harness) Restore(t *testing.T, acct crmtest.Account) {
+func (h *harness) Restore(t testing.TB, acct crmtest.Account) {
 	t.Helper()
 	_, err := h.fake.Restore(t.Context(), hubOf(t, acct))
 	require.NoError(t, err)
 }
 
 // DropPermission drops the scope upserts need.
-func (h *harness) DropPermission(t *testing.T, acct crmtest.Account) string {
+func (h *harness) DropPermission(t testing.TB, acct crmtest.Account) string {
 	t.Helper()
 	_, err := h.fake.DropScope(t.Context(), hubOf(t, acct), hubspotfake.ScopeContactsWrite)
 	require.NoError(t, err)
@@ -176,7 +176,7 @@ func (h *harness) DropPermission(t *testing.T, acct crmtest.Account) string {
 }
 
 // FailNext fails the portal's next n calls of any endpoint.
-func (h *harness) FailNext(t *testing.T, acct crmtest.Account, n, status int) {
+func (h *harness) FailNext(t testing.TB, acct crmtest.Account, n, status int) {
 	t.Helper()
 	_, err := h.fake.UpdateFaults(t.Context(), hubOf(t, acct), hubspotfake.FaultsUpdate{FailNext: &n, FailStatus: &status})
 	require.NoError(t, err)
@@ -184,7 +184,7 @@ func (h *harness) FailNext(t *testing.T, acct crmtest.Account, n, status int) {
 
 // RateLimitNext answers the next n upserts 429, with a Retry-After of
 // retryAfter rounded up to seconds.
-func (h *harness) RateLimitNext(t *testing.T, acct crmtest.Account, n int, retryAfter time.Duration) {
+func (h *harness) RateLimitNext(t testing.TB, acct crmtest.Account, n int, retryAfter time.Duration) {
 	t.Helper()
 	seconds := int((retryAfter + time.Second - 1) / time.Second)
 	_, err := h.fake.UpdateFaults(t.Context(), hubOf(t, acct), hubspotfake.FaultsUpdate{RateLimitNext: &n, RetryAfterSeconds: &seconds})
@@ -193,7 +193,7 @@ func (h *harness) RateLimitNext(t *testing.T, acct crmtest.Account, n int, retry
 
 // property maps a crm.Record JSON field to the contact property the
 // connector puts it in.
-func property(t *testing.T, field string) string {
+func property(t testing.TB, field string) string {
 	t.Helper()
 	p, ok := map[string]string{"email": "email", "phone": "phone", "message": "message", "company": "company",
 		"source": hubspot.SourceProperty, "first_name": "firstname", "last_name": "lastname"}[field]
@@ -203,7 +203,7 @@ func property(t *testing.T, field string) string {
 
 // RejectRecords sets the fake's reject rule, which refuses records in a 207
 // as HubSpot refuses an invalid email.
-func (h *harness) RejectRecords(t *testing.T, acct crmtest.Account, field, contains string) string {
+func (h *harness) RejectRecords(t testing.TB, acct crmtest.Account, field, contains string) string {
 	t.Helper()
 	prop := property(t, field)
 	_, err := h.fake.UpdateFaults(t.Context(), hubOf(t, acct), hubspotfake.FaultsUpdate{RejectProperty: &prop, RejectContains: &contains})
@@ -215,14 +215,14 @@ func (h *harness) RejectRecords(t *testing.T, acct crmtest.Account, field, conta
 }
 
 // ExpireAccessToken expires the portal's OAuth access tokens.
-func (h *harness) ExpireAccessToken(t *testing.T, acct crmtest.Account) {
+func (h *harness) ExpireAccessToken(t testing.TB, acct crmtest.Account) {
 	t.Helper()
 	require.NoError(t, h.fake.ExpireTokens(t.Context(), hubOf(t, acct)))
 }
 
 // LimitCalls sets the portal's limit, which the fake's rate-limit headers
 // then report.
-func (h *harness) LimitCalls(t *testing.T, acct crmtest.Account, n int, window time.Duration) {
+func (h *harness) LimitCalls(t testing.TB, acct crmtest.Account, n int, window time.Duration) {
 	t.Helper()
 	ms := int(window / time.Millisecond)
 	_, err := h.fake.UpdateFaults(t.Context(), hubOf(t, acct), hubspotfake.FaultsUpdate{LimitCalls: &n, LimitWindowMS: &ms})
@@ -230,7 +230,7 @@ func (h *harness) LimitCalls(t *testing.T, acct crmtest.Account, n int, window t
 }
 
 // RefuseBatches sets the fake's refuse rule: a 400 for the whole batch.
-func (h *harness) RefuseBatches(t *testing.T, acct crmtest.Account, field, contains string) {
+func (h *harness) RefuseBatches(t testing.TB, acct crmtest.Account, field, contains string) {
 	t.Helper()
 	prop := property(t, field)
 	_, err := h.fake.UpdateFaults(t.Context(), hubOf(t, acct), hubspotfake.FaultsUpdate{RefuseProperty: &prop, RefuseContains: &contains})
@@ -238,7 +238,7 @@ func (h *harness) RefuseBatches(t *testing.T, acct crmtest.Account, field, conta
 }
 
 // Consent allows the fake's consent page for a new portal.
-func (h *harness) Consent(t *testing.T, consentURL string) *url.URL {
+func (h *harness) Consent(t testing.TB, consentURL string) *url.URL {
 	t.Helper()
 	redirect, err := h.fake.Consent(t.Context(), consentURL, 0)
 	require.NoError(t, err)

@@ -42,13 +42,21 @@ type harness struct {
 	crmtest.Unsupported
 	connector *salesforce.Connector
 	fake      *salesforcefake.Client
+	// pacing is the connector's pacing, whose window LimitCalls must use.
+	pacing salesforce.Pacing
 }
 
 var _ crmtest.Harness = (*harness)(nil)
 
 // setupHarness starts an in-memory fake Salesforce for the test and points
 // a connector at it.
-func setupHarness(t *testing.T) *harness {
+func setupHarness(t testing.TB) *harness {
+	t.Helper()
+	return setupHarnessPacing(t, contractPacing())
+}
+
+// setupHarnessPacing is setupHarness with the connector paced by pacing.
+func setupHarnessPacing(t testing.TB, pacing salesforce.Pacing) *harness {
 	t.Helper()
 	server, err := salesforcefake.NewServer("")
 	require.NoError(t, err)
@@ -59,9 +67,10 @@ func setupHarness(t *testing.T) *harness {
 		connector: salesforce.NewConnector(salesforce.Config{
 			LoginURL: fake.LoginURL(), TestLoginURL: fake.TestLoginURL(),
 			ClientID: testClientID, ClientSecret: testClientSecret,
-			HTTPClient: httpServer.Client(), Pacing: contractPacing(),
+			HTTPClient: httpServer.Client(), Pacing: pacing,
 		}),
-		fake: fake,
+		fake:   fake,
+		pacing: pacing,
 	}
 }
 
@@ -75,7 +84,7 @@ func (h *harness) Capabilities() crmtest.Capabilities {
 
 // NewAccount creates a production org with every permission and connects
 // it through the consent page, as a customer would.
-func (h *harness) NewAccount(t *testing.T) crmtest.Account {
+func (h *harness) NewAccount(t testing.TB) crmtest.Account {
 	t.Helper()
 	org, err := h.fake.CreateOrg(t.Context(), salesforcefake.OrgUpdate{})
 	require.NoError(t, err)
@@ -91,7 +100,7 @@ func (h *harness) NewAccount(t *testing.T) crmtest.Account {
 
 // connect plays the consent flow for an org of the fake and returns the
 // credentials document the connector makes of it.
-func connect(t *testing.T, c *salesforce.Connector, fake *salesforcefake.Client, orgID string, sandbox bool) []byte {
+func connect(t testing.TB, c *salesforce.Connector, fake *salesforcefake.Client, orgID string, sandbox bool) []byte {
 	t.Helper()
 	const callback = "http://127.0.0.1:9/oauth/callback"
 	consent, err := c.AuthCodeURL(crm.AuthRequest{State: "harness-state", RedirectURL: callback, Sandbox: sandbox})
@@ -105,7 +114,7 @@ func connect(t *testing.T, c *salesforce.Connector, fake *salesforcefake.Client,
 }
 
 // Records reports the leads the org holds per lead key.
-func (h *harness) Records(t *testing.T, acct crmtest.Account) map[string]int {
+func (h *harness) Records(t testing.TB, acct crmtest.Account) map[string]int {
 	t.Helper()
 	leads, err := h.fake.Leads(t.Context(), acct.Handle)
 	require.NoError(t, err)
@@ -119,7 +128,7 @@ func (h *harness) Records(t *testing.T, acct crmtest.Account) map[string]int {
 
 // Calls returns the org's API calls (identity and REST) by the fake's
 // clock.
-func (h *harness) Calls(t *testing.T, acct crmtest.Account) []crmtest.Call {
+func (h *harness) Calls(t testing.TB, acct crmtest.Account) []crmtest.Call {
 	t.Helper()
 	log, err := h.fake.Calls(t.Context(), acct.Handle)
 	require.NoError(t, err)
@@ -131,21 +140,21 @@ func (h *harness) Calls(t *testing.T, acct crmtest.Account) []crmtest.Call {
 }
 
 // Revoke revokes the org's grants.
-func (h *harness) Revoke(t *testing.T, acct crmtest.Account) {
+func (h *harness) Revoke(t testing.TB, acct crmtest.Account) {
 	t.Helper()
 	_, err := h.fake.Revoke(t.Context(), acct.Handle)
 	require.NoError(t, err)
 }
 
 // Restore restores the org's grants.
-func (h *harness) Restore(t *testing.T, acct crmtest.Account) {
+func (h *harness) Restore(t testing.TB, acct crmtest.Account) {
 	t.Helper()
 	_, err := h.fake.Restore(t.Context(), acct.Handle)
 	require.NoError(t, err)
 }
 
 // DropPermission takes Create on Lead away from the integration user.
-func (h *harness) DropPermission(t *testing.T, acct crmtest.Account) string {
+func (h *harness) DropPermission(t testing.TB, acct crmtest.Account) string {
 	t.Helper()
 	_, err := h.fake.DropPermission(t.Context(), acct.Handle, salesforcefake.PermissionCreate)
 	require.NoError(t, err)
@@ -154,7 +163,7 @@ func (h *harness) DropPermission(t *testing.T, acct crmtest.Account) string {
 
 // FailNext fails the org's next calls, identity service and REST API
 // alike.
-func (h *harness) FailNext(t *testing.T, acct crmtest.Account, n, status int) {
+func (h *harness) FailNext(t testing.TB, acct crmtest.Account, n, status int) {
 	t.Helper()
 	_, err := h.fake.UpdateFaults(t.Context(), acct.Handle, salesforcefake.FaultsUpdate{FailNext: &n, FailStatus: &status})
 	require.NoError(t, err)
@@ -163,7 +172,7 @@ func (h *harness) FailNext(t *testing.T, acct crmtest.Account, n, status int) {
 // RateLimitNext answers the org's next REST calls REQUEST_LIMIT_EXCEEDED.
 // Salesforce says no delay (no Retry-After), so retryAfter is not told to
 // the fake; the connector waits Pacing.Hold.
-func (h *harness) RateLimitNext(t *testing.T, acct crmtest.Account, n int, _ time.Duration) {
+func (h *harness) RateLimitNext(t testing.TB, acct crmtest.Account, n int, _ time.Duration) {
 	t.Helper()
 	_, err := h.fake.UpdateFaults(t.Context(), acct.Handle, salesforcefake.FaultsUpdate{LimitExceededNext: &n})
 	require.NoError(t, err)
@@ -172,7 +181,7 @@ func (h *harness) RateLimitNext(t *testing.T, acct crmtest.Account, n int, _ tim
 // RejectRecords makes the fake refuse, as an address Salesforce does not
 // take, every lead whose Email contains contains. Only "email" is a field
 // the suite uses.
-func (h *harness) RejectRecords(t *testing.T, acct crmtest.Account, field, contains string) string {
+func (h *harness) RejectRecords(t testing.TB, acct crmtest.Account, field, contains string) string {
 	t.Helper()
 	require.Equal(t, "email", field, "the harness maps only the email field to Salesforce's")
 	sfField, code := "Email", "INVALID_EMAIL_ADDRESS"
@@ -182,7 +191,7 @@ func (h *harness) RejectRecords(t *testing.T, acct crmtest.Account, field, conta
 }
 
 // DisableAPI turns the org's API off (API_DISABLED_FOR_ORG).
-func (h *harness) DisableAPI(t *testing.T, acct crmtest.Account) {
+func (h *harness) DisableAPI(t testing.TB, acct crmtest.Account) {
 	t.Helper()
 	_, err := h.fake.DisableAPI(t.Context(), acct.Handle, true)
 	require.NoError(t, err)
@@ -190,7 +199,7 @@ func (h *harness) DisableAPI(t *testing.T, acct crmtest.Account) {
 
 // ExpireAccessToken ends the org's sessions: its access tokens expire,
 // its refresh tokens stay valid.
-func (h *harness) ExpireAccessToken(t *testing.T, acct crmtest.Account) {
+func (h *harness) ExpireAccessToken(t testing.TB, acct crmtest.Account) {
 	t.Helper()
 	n, err := h.fake.ExpireTokens(t.Context(), acct.Handle)
 	require.NoError(t, err)
@@ -200,16 +209,16 @@ func (h *harness) ExpireAccessToken(t *testing.T, acct crmtest.Account) {
 // LimitCalls sets the org's API allocation to n calls per window; the
 // connector learns it from Sforce-Limit-Info, and its pacing window is the
 // suite's (contractPacing).
-func (h *harness) LimitCalls(t *testing.T, acct crmtest.Account, n int, window time.Duration) {
+func (h *harness) LimitCalls(t testing.TB, acct crmtest.Account, n int, window time.Duration) {
 	t.Helper()
-	require.Equal(t, contractPacing().Window, window, "the connector's pacing window is set for the suite's")
+	require.Equal(t, h.pacing.Window, window, "the connector's pacing window is set for the caller's")
 	_, err := h.fake.SetLimit(t.Context(), acct.Handle, n, window)
 	require.NoError(t, err)
 }
 
 // RefuseBatches makes the fake refuse every upsert carrying a lead whose
 // Email contains contains, with a 400 for the call.
-func (h *harness) RefuseBatches(t *testing.T, acct crmtest.Account, field, contains string) {
+func (h *harness) RefuseBatches(t testing.TB, acct crmtest.Account, field, contains string) {
 	t.Helper()
 	require.Equal(t, "email", field, "the harness maps only the email field to Salesforce's")
 	sfField := "Email"
@@ -219,7 +228,7 @@ func (h *harness) RefuseBatches(t *testing.T, acct crmtest.Account, field, conta
 
 // Consent allows the access on the fake's consent page for a new org with
 // every permission.
-func (h *harness) Consent(t *testing.T, consentURL string) *url.URL {
+func (h *harness) Consent(t testing.TB, consentURL string) *url.URL {
 	t.Helper()
 	redirect, err := h.fake.Consent(t.Context(), consentURL, "")
 	require.NoError(t, err)

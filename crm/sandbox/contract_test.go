@@ -34,7 +34,7 @@ var _ crmtest.Harness = (*harness)(nil)
 
 // setupHarness starts an in-memory sandbox fake for the test and points a
 // connector at it.
-func setupHarness(t *testing.T) *harness {
+func setupHarness(t testing.TB) *harness {
 	t.Helper()
 	server, err := sandboxfake.NewServer("")
 	require.NoError(t, err)
@@ -57,7 +57,7 @@ func (h *harness) Capabilities() crmtest.Capabilities {
 }
 
 // NewAccount creates a sandbox account with the default scopes.
-func (h *harness) NewAccount(t *testing.T) crmtest.Account {
+func (h *harness) NewAccount(t testing.TB) crmtest.Account {
 	t.Helper()
 	acct, err := h.fake.CreateAccount(t.Context(), nil)
 	require.NoError(t, err)
@@ -70,7 +70,7 @@ func (h *harness) NewAccount(t *testing.T) crmtest.Account {
 
 // Records reports one record per key the account holds: the sandbox keeps
 // contacts by key, and its per-key counts are upserts, not records.
-func (h *harness) Records(t *testing.T, acct crmtest.Account) map[string]int {
+func (h *harness) Records(t testing.TB, acct crmtest.Account) map[string]int {
 	t.Helper()
 	st, err := h.fake.Records(t.Context(), acct.Handle)
 	require.NoError(t, err)
@@ -84,7 +84,7 @@ func (h *harness) Records(t *testing.T, acct crmtest.Account) map[string]int {
 
 // Calls returns the account's contacts calls: the sandbox logs no
 // validation calls.
-func (h *harness) Calls(t *testing.T, acct crmtest.Account) []crmtest.Call {
+func (h *harness) Calls(t testing.TB, acct crmtest.Account) []crmtest.Call {
 	t.Helper()
 	log, err := h.fake.Calls(t.Context(), acct.Handle)
 	require.NoError(t, err)
@@ -96,21 +96,21 @@ func (h *harness) Calls(t *testing.T, acct crmtest.Account) []crmtest.Call {
 }
 
 // Revoke revokes the account's API key.
-func (h *harness) Revoke(t *testing.T, acct crmtest.Account) {
+func (h *harness) Revoke(t testing.TB, acct crmtest.Account) {
 	t.Helper()
 	_, err := h.fake.Revoke(t.Context(), acct.Handle)
 	require.NoError(t, err)
 }
 
 // Restore restores the account's API key.
-func (h *harness) Restore(t *testing.T, acct crmtest.Account) {
+func (h *harness) Restore(t testing.TB, acct crmtest.Account) {
 	t.Helper()
 	_, err := h.fake.Restore(t.Context(), acct.Handle)
 	require.NoError(t, err)
 }
 
 // DropPermission drops the scope pushes need.
-func (h *harness) DropPermission(t *testing.T, acct crmtest.Account) string {
+func (h *harness) DropPermission(t testing.TB, acct crmtest.Account) string {
 	t.Helper()
 	_, err := h.fake.DropScope(t.Context(), acct.Handle, sandbox.ScopeContactsWrite)
 	require.NoError(t, err)
@@ -119,7 +119,7 @@ func (h *harness) DropPermission(t *testing.T, acct crmtest.Account) string {
 
 // FailNext fails both APIs' calls: fail_me extends the contacts outage to
 // GET /api/v1/me.
-func (h *harness) FailNext(t *testing.T, acct crmtest.Account, n, status int) {
+func (h *harness) FailNext(t testing.TB, acct crmtest.Account, n, status int) {
 	t.Helper()
 	failMe := true
 	_, err := h.fake.UpdateFaults(t.Context(), acct.Handle, sandboxfake.FaultsUpdate{FailNext: &n, FailStatus: &status, FailMe: &failMe})
@@ -128,7 +128,7 @@ func (h *harness) FailNext(t *testing.T, acct crmtest.Account, n, status int) {
 
 // RateLimitNext answers the next n contacts calls 429, with retryAfter
 // rounded up to whole seconds (the sandbox's Retry-After unit).
-func (h *harness) RateLimitNext(t *testing.T, acct crmtest.Account, n int, retryAfter time.Duration) {
+func (h *harness) RateLimitNext(t testing.TB, acct crmtest.Account, n int, retryAfter time.Duration) {
 	t.Helper()
 	seconds := int((retryAfter + time.Second - 1) / time.Second)
 	_, err := h.fake.UpdateFaults(t.Context(), acct.Handle, sandboxfake.FaultsUpdate{RateLimitNext: &n, RetryAfterSeconds: &seconds})
@@ -136,7 +136,7 @@ func (h *harness) RateLimitNext(t *testing.T, acct crmtest.Account, n int, retry
 }
 
 // RejectRecords sets the sandbox's reject rule.
-func (h *harness) RejectRecords(t *testing.T, acct crmtest.Account, field, contains string) string {
+func (h *harness) RejectRecords(t testing.TB, acct crmtest.Account, field, contains string) string {
 	t.Helper()
 	_, err := h.fake.SetFaults(t.Context(), acct.Handle, sandboxfake.Faults{RejectField: field, RejectContains: contains})
 	require.NoError(t, err)
@@ -145,14 +145,14 @@ func (h *harness) RejectRecords(t *testing.T, acct crmtest.Account, field, conta
 
 // RefuseBatches sets the sandbox's refuse rule: a batch carrying a
 // matching record is answered 400 batch_refused.
-func (h *harness) RefuseBatches(t *testing.T, acct crmtest.Account, field, contains string) {
+func (h *harness) RefuseBatches(t testing.TB, acct crmtest.Account, field, contains string) {
 	t.Helper()
 	_, err := h.fake.SetFaults(t.Context(), acct.Handle, sandboxfake.Faults{RefuseField: field, RefuseContains: contains})
 	require.NoError(t, err)
 }
 
 // DisableAPI turns the account's API access off.
-func (h *harness) DisableAPI(t *testing.T, acct crmtest.Account) {
+func (h *harness) DisableAPI(t testing.TB, acct crmtest.Account) {
 	t.Helper()
 	_, err := h.fake.DisableAPI(t.Context(), acct.Handle)
 	require.NoError(t, err)
