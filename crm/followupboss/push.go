@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/acme/integrations/crm"
+	"github.com/acme/integrations/integration"
 )
 
 // Push delivers one record (BatchLimit is 1): a contact already tagged
@@ -122,7 +123,7 @@ func (c *Connector) delivered(ctx context.Context, creds credentials, key string
 func (c *Connector) event(rec crm.Record) eventRequest {
 	first, last := rec.FirstName, rec.LastName
 	if first == "" && last == "" {
-		first, last = splitName(rec.Name)
+		first, last = integration.SplitName(rec.Name)
 	}
 	ev := eventRequest{
 		Source:  rec.Source,
@@ -142,16 +143,6 @@ func (c *Connector) event(rec crm.Record) eventRequest {
 		ev.Person.Phones = []value{{Value: rec.Phone}}
 	}
 	return ev
-}
-
-// splitName is the fallback for a record without first and last name: the
-// first word is the first name, the rest the last name.
-func splitName(name string) (first, last string) {
-	words := strings.Fields(name)
-	if len(words) == 0 {
-		return "", ""
-	}
-	return words[0], strings.Join(words[1:], " ")
 }
 
 // message is the event's message: the lead's, then its company and

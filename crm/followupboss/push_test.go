@@ -110,8 +110,9 @@ func TestPushMapping(t *testing.T) {
 			rec         crm.Record
 			first, last string
 		}{
-			{crm.Record{Name: "Ada King Lovelace", Email: "a@example.com"}, "Ada", "King Lovelace"},
-			{crm.Record{Name: "  Cher ", Email: "b@example.com"}, "Cher", ""},
+			// The one rule of integration.SplitName.
+			{crm.Record{Name: "Ada King Lovelace", Email: "a@example.com"}, "Ada King", "Lovelace"},
+			{crm.Record{Name: "  Cher ", Email: "b@example.com"}, "", "Cher"},
 			{crm.Record{Name: "Ada Lovelace", FirstName: "Augusta", Email: "c@example.com"}, "Augusta", ""},
 			{crm.Record{Name: "Ada Lovelace", LastName: "Byron", Email: "d@example.com"}, "", "Byron"},
 			{crm.Record{Email: "e@example.com"}, "", ""},

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/acme/integrations/crm"
+	"github.com/acme/integrations/integration"
 )
 
 // upsertInput is one input of a batch upsert, as the connector sends it.
@@ -41,7 +42,7 @@ const attributesHeading = "Details from the lead partner:"
 func contactProperties(r crm.Record) map[string]string {
 	first, last := r.FirstName, r.LastName
 	if first == "" && last == "" {
-		first, last = splitName(r.Name)
+		first, last = integration.SplitName(r.Name)
 	}
 	props := map[string]string{KeyProperty: r.Key}
 	set := func(name, value string) {
@@ -57,19 +58,6 @@ func contactProperties(r crm.Record) map[string]string {
 	set("phone", r.Phone)
 	set("message", messageWithAttributes(r.Message, r.Attributes))
 	return props
-}
-
-// splitName splits a whole name at its first space: the first word is the
-// first name, the rest the last name; one word is a first name.
-func splitName(name string) (first, last string) {
-	fields := strings.Fields(name)
-	switch len(fields) {
-	case 0:
-		return "", ""
-	case 1:
-		return fields[0], ""
-	}
-	return fields[0], strings.Join(fields[1:], " ")
 }
 
 // messageWithAttributes appends the attributes to the message as

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"unicode"
 	"unicode/utf16"
 
 	"github.com/acme/integrations/crm"
+	"github.com/acme/integrations/integration"
 )
 
 // NotProvided fills a required Lead field (LastName, Company) the partner
@@ -31,7 +31,7 @@ const (
 func leadFields(rec crm.Record, keyField string) map[string]any {
 	first, last := strings.TrimSpace(rec.FirstName), strings.TrimSpace(rec.LastName)
 	if first == "" && last == "" {
-		first, last = splitName(rec.Name)
+		first, last = integration.SplitName(rec.Name)
 	}
 	fields := map[string]any{
 		"attributes": map[string]string{"type": "Lead"},
@@ -53,17 +53,6 @@ func leadFields(rec crm.Record, keyField string) map[string]any {
 	set("Description", rec.Message, maxDescription)
 	set("LeadSource", rec.Source, maxLeadSource)
 	return fields
-}
-
-// splitName splits a whole name at its last space: "Ada King Lovelace" is
-// first name "Ada King", last name "Lovelace"; a single word is a last
-// name.
-func splitName(name string) (first, last string) {
-	name = strings.Join(strings.FieldsFunc(name, unicode.IsSpace), " ")
-	if i := strings.LastIndexByte(name, ' '); i >= 0 {
-		return name[:i], name[i+1:]
-	}
-	return "", name
 }
 
 // cut shortens s to at most limit UTF-16 code units (how Salesforce counts
