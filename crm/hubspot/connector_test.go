@@ -606,7 +606,7 @@ func TestValidate(t *testing.T) {
 		require.NoError(t, err)
 		checks := validate(t, b, raw)
 		require.Equal(t, integration.ReasonExpiredCredentials, checks[0].Code)
-		require.Contains(t, checks[0].Message, "BAD_REFRESH_TOKEN")
+		require.Contains(t, checks[0].Message, "INVALID_AUTHENTICATION", "the token is refused; refreshing is the caller's")
 		require.Equal(t, remediateCredentialsOAuth, checks[0].Remediation)
 		for _, c := range checks[1:] {
 			require.True(t, strings.HasPrefix(c.Message, "not checked: "), c.Name)

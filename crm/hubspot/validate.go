@@ -16,10 +16,10 @@ import (
 // Validate reports four checks, in order:
 //
 //   - crm.CheckCredentials: HubSpot accepts the token (code
-//     expired_credentials). An OAuth connection whose access token has
-//     expired is refreshed for the checks (the new token is not kept:
-//     HubSpot refresh tokens stay valid, and the next delivery refreshes
-//     again); a refused refresh fails the check.
+//     expired_credentials). Validate does not refresh: its caller does,
+//     ahead of the access token's expiry (crm.Expirer) and once more when
+//     this check fails, storing what the refresh returns (the Validate
+//     activity), so one mechanism serves every OAuth CRM.
 //   - crm.CheckScopes: the token has crm.objects.contacts.write (code
 //     insufficient_permissions, naming the missing scope). The scopes come
 //     from HubSpot's token introspection; where that cannot answer (the
@@ -81,9 +81,6 @@ type validator struct {
 	c     *Connector
 	creds credentials
 	key   string
-	// refreshed: the OAuth access token was refreshed during this run
-	// (once at most).
-	refreshed bool
 }
 
 func (v *validator) remediateCredentials() string {
@@ -100,35 +97,7 @@ func (v *validator) remediateScopes() string {
 	return remediateScopesToken
 }
 
-// refreshOnce refreshes an OAuth access token, at most once per run; false
-// when there is nothing (more) to try.
-func (v *validator) refreshOnce(ctx context.Context) (bool, error) {
-	if !v.creds.oauth() || v.refreshed {
-		return false, nil
-	}
-	fresh, err := v.c.refresh(ctx, v.creds)
-	if crm.ClassOf(err) == crm.ClassAuth {
-		var ce *crm.Error
-		errors.As(err, &ce)
-		msg := "HubSpot refused to refresh the OAuth connection"
-		if ce.Code != "" {
-			msg += " (" + ce.Code + ")"
-		}
-		return false, &authFailure{message: msg + ": the app was uninstalled from HubSpot or its access was removed"}
-	}
-	if err != nil {
-		return false, err
-	}
-	v.creds, v.refreshed = fresh, true
-	return true, nil
-}
-
 func (v *validator) run(ctx context.Context) ([]integration.Check, error) {
-	if v.creds.oauth() && !v.c.now().Before(v.creds.expiresAt) {
-		if _, err := v.refreshOnce(ctx); err != nil {
-			return nil, err
-		}
-	}
 	info, err := v.introspect(ctx)
 	if err != nil {
 		return nil, err
@@ -176,14 +145,8 @@ func (v *validator) run(ctx context.Context) ([]integration.Check, error) {
 // the introspection cannot say (the authenticated calls then decide).
 func (v *validator) introspect(ctx context.Context) (*tokenInfo, error) {
 	if v.creds.oauth() {
-		info, err := v.c.oauthTokenInfo(ctx, v.creds.accessToken, v.key)
-		if err != nil || info != nil {
-			return info, err
-		}
-		// Not accepted: expired early, or revoked. A refresh tells.
-		if ok, err := v.refreshOnce(ctx); !ok || err != nil {
-			return nil, err
-		}
+		// Not accepted (expired, revoked): nil, and the authenticated
+		// calls decide.
 		return v.c.oauthTokenInfo(ctx, v.creds.accessToken, v.key)
 	}
 	body, _ := json.Marshal(map[string]string{"tokenKey": v.creds.accessToken})
@@ -221,50 +184,42 @@ type propertyState struct {
 	unreadable []string
 }
 
-// property looks up a contact property, refreshing an OAuth token once on
-// a 401.
+// property looks up a contact property.
 func (v *validator) property(ctx context.Context, name string) (propertyState, error) {
-	for {
-		r := request{method: http.MethodGet, path: pathContactProperties + "/" + name, what: "the contact property lookup",
-			token: v.creds.accessToken, paceKey: v.key}
-		a, err := v.c.send(ctx, r)
-		if err != nil {
-			return propertyState{}, err
-		}
-		switch a.status {
-		case http.StatusOK:
-			var p struct {
-				Name           string `json:"name"`
-				HasUniqueValue bool   `json:"hasUniqueValue"`
-			}
-			if json.Unmarshal(a.body, &p) != nil || p.Name != name {
-				return propertyState{}, &crm.Error{Class: crm.ClassTransient, StatusCode: a.status,
-					Err: errors.New("HubSpot's answer to the contact property lookup is not a property: check INTEGRATIONS_HUBSPOT_API_URL")}
-			}
-			return propertyState{name: name, exists: true, unique: p.HasUniqueValue}, nil
-		case http.StatusNotFound:
-			return propertyState{name: name}, nil
-		case http.StatusUnauthorized:
-			if ok, err := v.refreshOnce(ctx); err != nil {
-				return propertyState{}, err
-			} else if ok {
-				continue
-			}
-			e := v.c.classify(r, a)
-			msg := "HubSpot rejected the token (HTTP 401"
-			if e.Code != "" {
-				msg += ", " + e.Code
-			}
-			return propertyState{}, &authFailure{message: msg + ")"}
-		case http.StatusForbidden:
-			scopes := parseAPIError(a.body).requiredScopes()
-			if len(scopes) == 0 {
-				scopes = []string{ScopeContactsWrite}
-			}
-			return propertyState{name: name, unreadable: scopes}, nil
-		}
-		return propertyState{}, v.c.classify(r, a)
+	r := request{method: http.MethodGet, path: pathContactProperties + "/" + name, what: "the contact property lookup",
+		token: v.creds.accessToken, paceKey: v.key}
+	a, err := v.c.send(ctx, r)
+	if err != nil {
+		return propertyState{}, err
 	}
+	switch a.status {
+	case http.StatusOK:
+		var p struct {
+			Name           string `json:"name"`
+			HasUniqueValue bool   `json:"hasUniqueValue"`
+		}
+		if json.Unmarshal(a.body, &p) != nil || p.Name != name {
+			return propertyState{}, &crm.Error{Class: crm.ClassTransient, StatusCode: a.status,
+				Err: errors.New("HubSpot's answer to the contact property lookup is not a property: check INTEGRATIONS_HUBSPOT_API_URL")}
+		}
+		return propertyState{name: name, exists: true, unique: p.HasUniqueValue}, nil
+	case http.StatusNotFound:
+		return propertyState{name: name}, nil
+	case http.StatusUnauthorized:
+		e := v.c.classify(r, a)
+		msg := "HubSpot rejected the token (HTTP 401"
+		if e.Code != "" {
+			msg += ", " + e.Code
+		}
+		return propertyState{}, &authFailure{message: msg + ")"}
+	case http.StatusForbidden:
+		scopes := parseAPIError(a.body).requiredScopes()
+		if len(scopes) == 0 {
+			scopes = []string{ScopeContactsWrite}
+		}
+		return propertyState{name: name, unreadable: scopes}, nil
+	}
+	return propertyState{}, v.c.classify(r, a)
 }
 
 // scopesCheck checks the required scopes against the introspection's list,
