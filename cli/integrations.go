@@ -64,7 +64,7 @@ func createCommand() *cli.Command {
 				Name:      "crm",
 				Usage:     "create a CRM integration: we push the org's leads into its CRM",
 				ArgsUsage: " ",
-				Flags:     append(common, &cli.StringFlag{Name: "provider", Usage: "the CRM provider, e.g. sandbox (required)"}),
+				Flags:     append(common, &cli.StringFlag{Name: "provider", Usage: "the CRM provider: hubspot, salesforce, followupboss or sandbox (required)"}),
 				Action: func(c *cli.Context) error {
 					provider, err := requireFlag(c, "provider")
 					if err != nil {

@@ -27,7 +27,7 @@ func signalContext(c *cli.Context) (context.Context, context.CancelFunc) {
 func devCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "dev",
-		Usage: "run the whole stack on this machine: Temporal dev server + UI, database, worker, HTTP API, sandbox CRM",
+		Usage: "run the whole stack on this machine: Temporal dev server + UI, database, worker, HTTP API, the sandbox and fake CRMs",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "temporal-port", Value: 7233, Usage: "Temporal frontend port"},
 			&cli.IntFlag{Name: "ui-port", Value: 8233, Usage: "Temporal UI port"},
