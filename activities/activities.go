@@ -181,19 +181,6 @@ func (a *Activities) settleCandidate(ctx context.Context, id string, version int
 	return checks, nil
 }
 
-// decryptError says why stored credentials do not open and what to fix,
-// without the details of the keyring (they are in the worker's own
-// configuration). It does not heal by retrying, so it is not retryable.
-func decryptError(op string, cred store.Credential, err error) error {
-	msg := fmt.Sprintf("%s %s: credentials version %d do not decrypt with the configured keys; check %s, or re-authorize the integration",
-		op, cred.IntegrationID, cred.Version, credential.KeyEnv)
-	if id, ok := credential.SealedWith(cred.Ciphertext); ok && errors.Is(err, credential.ErrUnknownKey) {
-		msg = fmt.Sprintf("%s %s: credentials version %d are sealed with encryption key %s, which this worker lacks; add that key to %s",
-			op, cred.IntegrationID, cred.Version, id, credential.OldKeysEnv)
-	}
-	return temporal.NewNonRetryableApplicationError(msg, "CredentialDecrypt", nil)
-}
-
 // NotifyInput is an effect of a transition and the state it produced.
 type NotifyInput struct {
 	State  integration.State  `json:"state"`

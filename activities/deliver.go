@@ -5,14 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/acme/integrations/crm"
@@ -23,35 +20,6 @@ import (
 type DeliverInput struct {
 	IntegrationID string `json:"integration_id"`
 	Provider      string `json:"provider"`
-}
-
-// FailureClass is how a delivery attempt failed on the CRM's side.
-type FailureClass string
-
-// The failure classes the workflow tells apart.
-const (
-	FailureTransient   FailureClass = "transient"
-	FailureRateLimited FailureClass = "rate_limited"
-	FailureAuth        FailureClass = "auth"
-	FailurePermission  FailureClass = "permission"
-)
-
-// failureRefused is a batch the CRM refused for what it carries
-// (crm.ClassBatchRejected). Deliver splits such a batch itself, so this
-// class never reaches the workflow.
-const failureRefused FailureClass = "batch_rejected"
-
-// DeliverFailure is a CRM-side failure of a whole batch. Its message is
-// what customers see (last_sync_error): the error class, the HTTP status
-// and the CRM's error code (crm.Describe), never lead data, credentials,
-// our URLs or database errors.
-type DeliverFailure struct {
-	Class      FailureClass  `json:"class"`
-	Message    string        `json:"message"`
-	RetryAfter time.Duration `json:"retry_after,omitempty"`
-	// summary is the CRM's error in its own terms (crm.Error.Summary),
-	// the reason of a lead the CRM refuses on its own.
-	summary string
 }
 
 // DeliverResult is the outcome of one batch: counts only, so no lead data
@@ -500,25 +468,6 @@ func (p *pipeline) answered(ctx context.Context) error {
 	return nil
 }
 
-// cleanReason is a CRM's reason for rejecting a lead as customers may see
-// it: without any of the lead's own values (connectors keep them out, but
-// CRMs like to quote the email they refuse), URLs or addresses.
-func cleanReason(reason string, l store.Lead) string {
-	values := []string{l.Name, l.Email, l.Phone, l.Message, l.ExternalID}
-	for _, v := range l.Attributes {
-		if s, ok := v.(string); ok {
-			values = append(values, s)
-		}
-	}
-	for _, v := range values {
-		// Short values would blank out ordinary words.
-		if v = strings.TrimSpace(v); len(v) >= 3 && strings.Contains(strings.ToLower(reason), strings.ToLower(v)) {
-			reason = regexp.MustCompile(`(?i)`+regexp.QuoteMeta(v)).ReplaceAllLiteralString(reason, "[redacted]")
-		}
-	}
-	return crm.Redact(reason)
-}
-
 // pushChunk pushes one batch. A CRM-side failure comes back as a
 // DeliverFailure (transient ones and refusals also counted on the leads,
 // as attempts); an error is ours. creds are replaced when the credentials
@@ -560,116 +509,4 @@ func (a *Activities) pushChunk(ctx context.Context, id string, connector crm.Con
 		return nil, &DeliverFailure{Class: FailureTransient, Message: fmt.Sprintf("crm transient: the CRM answered %d results for %d records", len(results), len(records))}, nil
 	}
 	return results, nil, nil
-}
-
-// closed reports whether ch is closed, without waiting.
-func closed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
-// heartbeat records an activity heartbeat every interval until stop is
-// called (a no-op outside an activity, as in unit tests).
-func heartbeat(ctx context.Context, interval time.Duration) (stop func()) {
-	if !activity.IsActivity(ctx) {
-		return func() {}
-	}
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				activity.RecordHeartbeat(ctx)
-			}
-		}
-	}()
-	return func() { close(done) }
-}
-
-// openCredentials are credentials as a connector takes them, and the
-// version they are stored as.
-type openCredentials struct {
-	raw     []byte
-	version int
-}
-
-// refresh renews credentials through a Refresher connector, stores the
-// result as the new current version (the same grant, renewed), and reports
-// whether there is one to retry with. If the credentials were replaced
-// meanwhile (re-authorized), those are what it retries with.
-func (a *Activities) refresh(ctx context.Context, id string, connector crm.Connector, creds openCredentials) (openCredentials, bool) {
-	refresher, ok := connector.(crm.Refresher)
-	if !ok {
-		return openCredentials{}, false
-	}
-	fresh, err := refresher.Refresh(ctx, creds.raw)
-	if err != nil {
-		a.logger().Warn("credential refresh failed", "integration", id, "class", crm.ClassOf(err), "error", err.Error())
-		return openCredentials{}, false
-	}
-	stored, err := a.Store.AddCurrentCredential(ctx, id, creds.version, a.Keyring.Sealer(fresh, id), time.Now().UTC())
-	if errors.Is(err, store.ErrSuperseded) {
-		// Another grant became current while this one was refreshed:
-		// use that one, and let this refresh go.
-		current, failure, err := a.credentials(ctx, id)
-		if err != nil || failure != nil {
-			return openCredentials{}, false
-		}
-		return *current, true
-	}
-	if err != nil {
-		a.logger().Error("refreshed credentials not stored", "integration", id, "error", err.Error())
-		return openCredentials{}, false
-	}
-	return openCredentials{raw: fresh, version: stored.Version}, true
-}
-
-// credentials opens the integration's current credentials; missing ones
-// are an auth failure for the workflow to validate, and ones that do not
-// decrypt an error that says what to fix.
-func (a *Activities) credentials(ctx context.Context, id string) (*openCredentials, *DeliverFailure, error) {
-	cred, err := a.Store.CurrentCredential(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, &DeliverFailure{Class: FailureAuth, Message: "no credentials are stored"}, nil
-	}
-	if err != nil {
-		return nil, nil, &storeError{stage: "load credentials", err: err}
-	}
-	raw, err := a.Keyring.Open(cred.Ciphertext, id, cred.Version)
-	if err != nil {
-		return nil, nil, decryptError("deliver", cred, err)
-	}
-	return &openCredentials{raw: raw, version: cred.Version}, nil, nil
-}
-
-// classify maps a connector error to a failure class and the message
-// customers see (crm.Describe: class, HTTP status and CRM code, no URLs).
-func classify(err error) DeliverFailure {
-	var ce *crm.Error
-	retryAfter, summary := time.Duration(0), string(crm.ClassTransient)
-	if errors.As(err, &ce) {
-		retryAfter, summary = ce.RetryAfter, ce.Summary()
-	}
-	msg := crm.Describe(err)
-	switch crm.ClassOf(err) {
-	case crm.ClassRateLimited:
-		return DeliverFailure{Class: FailureRateLimited, Message: msg, RetryAfter: retryAfter, summary: summary}
-	case crm.ClassAuth:
-		return DeliverFailure{Class: FailureAuth, Message: msg, summary: summary}
-	case crm.ClassPermission:
-		return DeliverFailure{Class: FailurePermission, Message: msg, summary: summary}
-	case crm.ClassBatchRejected:
-		return DeliverFailure{Class: failureRefused, Message: msg, summary: summary}
-	}
-	return DeliverFailure{Class: FailureTransient, Message: msg, summary: summary}
 }
