@@ -29,7 +29,7 @@ type Lead struct {
 	Source     string `json:"source"`
 	// Name is the contact's whole name. FirstName and LastName are its
 	// parts: when the partner sends neither, intake splits Name (see
-	// SplitName); when it sends either, they are stored as sent.
+	// integration.SplitName); when it sends either, they are stored as sent.
 	Name       string         `json:"name,omitempty"`
 	FirstName  string         `json:"first_name,omitempty"`
 	LastName   string         `json:"last_name,omitempty"`
