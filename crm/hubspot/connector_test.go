@@ -292,6 +292,228 @@ func TestPushMatching(t *testing.T) {
 	})
 }
 
+// TestRepeatLeads: a lead for a person HubSpot already has as a contact
+// (the same email, a new lead key) updates that contact.
+func TestRepeatLeads(t *testing.T) {
+	t.Parallel()
+
+	t.Run("UpdatesTheExistingContact", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		hub, raw, token := b.privateAccount(t, nil, true)
+		first, err := b.connector.Push(context.Background(), raw, []crm.Record{piiRecord("first")})
+		require.NoError(t, err)
+		contactID := first[0].CRMID
+		require.NotEmpty(t, contactID)
+
+		// The same person again, from another partner, without a company.
+		newer := crm.Record{Key: "second", Source: "Realtor Connect", FirstName: "Zelda", LastName: "Quill", Email: piiEmail,
+			Phone: "+1-555-0142", Message: "now looking for a flat"}
+		results, err := b.connector.Push(context.Background(), raw, []crm.Record{newer})
+		require.NoError(t, err)
+		require.Equal(t, []crm.RecordResult{{Key: "second", Status: crm.RecordDelivered, CRMID: contactID}}, results,
+			"delivered to the contact that has the email")
+		st, err := b.fake.Records(context.Background(), hub)
+		require.NoError(t, err)
+		require.Equal(t, 1, st.Records, "one contact for one person")
+		c, err := b.fake.Contact(context.Background(), hub, "second")
+		require.NoError(t, err)
+		require.Equal(t, contactID, c.ID)
+		require.Equal(t, map[string]string{
+			KeyProperty:    "second",
+			SourceProperty: "Realtor Connect",
+			"firstname":    "Zelda",
+			"lastname":     "Quill",
+			"company":      "Blue House Ltd",
+			"email":        piiEmail,
+			"phone":        "+1-555-0142",
+			"message":      "now looking for a flat",
+		}, c.Properties, "the newer lead's values; what it left out stays")
+		calls := b.calls(t, hub)
+		require.Len(t, calls, 3)
+		require.Equal(t, []int{http.StatusMultiStatus, http.StatusOK}, []int{calls[1].Status, calls[2].Status},
+			"refused by key, then upserted by email")
+		require.Equal(t, []int{1, 1}, []int{calls[1].Inputs, calls[2].Inputs})
+
+		// The older lead again: its key is nobody's now, so it lands on
+		// the same contact through the same email, which takes its key.
+		again, err := b.connector.Push(context.Background(), raw, []crm.Record{piiRecord("first")})
+		require.NoError(t, err)
+		require.Equal(t, []crm.RecordResult{{Key: "first", Status: crm.RecordDelivered, CRMID: contactID}}, again)
+		c, err = b.fake.Contact(context.Background(), hub, "first")
+		require.NoError(t, err)
+		require.Equal(t, contactID, c.ID)
+		require.Equal(t, "first", c.Properties[KeyProperty])
+		require.Equal(t, "Zillow Premier", c.Properties[SourceProperty])
+		st, err = b.fake.Records(context.Background(), hub)
+		require.NoError(t, err)
+		require.Equal(t, 1, st.Records)
+		require.Len(t, b.calls(t, hub), 5)
+		requireClean(t, strings.Join([]string{results[0].Reason, again[0].Reason}, " "), token)
+	})
+
+	t.Run("MixedBatchMatchedByKey", func(t *testing.T) {
+		t.Parallel()
+		for name, tc := range map[string]struct {
+			omitTraceIDs bool
+			// inputs are the sizes of the upsert calls after the first
+			// contact's.
+			inputs []int
+		}{
+			// The batch; the two repeat leads by email, one after the
+			// other (one email, so never in one batch).
+			"with trace IDs": {false, []int{4, 1, 1}},
+			// The batch, whose errors name no record; each of those
+			// alone; then the repeat leads by email.
+			"without trace IDs": {true, []int{4, 1, 1, 1, 1, 1}},
+		} {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				b := setup(t)
+				hub, raw, token := b.privateAccount(t, nil, true)
+				owner, err := b.connector.Push(context.Background(), raw, []crm.Record{{Key: "owner", Source: "p", FirstName: "Ada", Email: "ada@example.org"}})
+				require.NoError(t, err)
+				ownerID := owner[0].CRMID
+				prop, contains := "email", "refused"
+				b.faults(t, hub, hubspotfake.FaultsUpdate{OmitTraceIDs: &tc.omitTraceIDs, RejectProperty: &prop, RejectContains: &contains})
+
+				recs := []crm.Record{
+					{Key: "new", Source: "p", Email: "nia@example.org"},
+					{Key: "repeat", Source: "p2", Email: "ada@example.org", Phone: "+1 555 0100"},
+					{Key: "invalid", Source: "p", Email: "zelda.refused@example.org"},
+					{Key: "repeat-again", Source: "p3", Email: "ADA@example.org", Message: "second time today"},
+				}
+				results, err := b.connector.Push(context.Background(), raw, recs)
+				require.NoError(t, err)
+				require.NoError(t, crm.CheckResults(recs, results))
+				require.Equal(t, crm.RecordDelivered, results[0].Status)
+				require.NotEmpty(t, results[0].CRMID)
+				require.NotEqual(t, ownerID, results[0].CRMID, "a new person is a new contact")
+				require.Equal(t, crm.RecordResult{Key: "repeat", Status: crm.RecordDelivered, CRMID: ownerID}, results[1])
+				require.Equal(t, crm.RecordResult{Key: "invalid", Status: crm.RecordRejected, Reason: "invalid email (INVALID_EMAIL) on property email"}, results[2])
+				require.Equal(t, crm.RecordResult{Key: "repeat-again", Status: crm.RecordDelivered, CRMID: ownerID}, results[3],
+					"emails compare case-insensitively")
+				requireClean(t, results[2].Reason, token, recs[2].Email)
+
+				st, err := b.fake.Records(context.Background(), hub)
+				require.NoError(t, err)
+				require.Equal(t, 2, st.Records, "the owner's contact and the new one; the invalid lead stored nothing")
+				c, err := b.fake.Contact(context.Background(), hub, "repeat-again")
+				require.NoError(t, err)
+				require.Equal(t, ownerID, c.ID)
+				require.Equal(t, "repeat-again", c.Properties[KeyProperty], "the last lead's key")
+				require.Equal(t, "p3", c.Properties[SourceProperty])
+				require.Equal(t, "+1 555 0100", c.Properties["phone"], "the first repeat's phone stays")
+				require.Equal(t, "second time today", c.Properties["message"])
+				require.Equal(t, "Ada", c.Properties["firstname"])
+
+				calls := b.calls(t, hub)
+				var sizes []int
+				for _, call := range calls[1:] {
+					sizes = append(sizes, call.Inputs)
+				}
+				require.Equal(t, tc.inputs, sizes)
+			})
+		}
+	})
+
+	t.Run("RefusedByEmailTooIsRejected", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		hub, raw, token := b.privateAccount(t, nil, true)
+		_, err := b.connector.Push(context.Background(), raw, []crm.Record{
+			{Key: "a", Source: "p", FirstName: "Ada", Email: "ada@example.org"},
+			{Key: "b", Source: "p", FirstName: "Bea", Email: "bea@example.org"},
+		})
+		require.NoError(t, err)
+		before := map[string]hubspotfake.Contact{}
+		for _, key := range []string{"a", "b"} {
+			before[key], err = b.fake.Contact(context.Background(), hub, key)
+			require.NoError(t, err)
+		}
+
+		// Lead b again with Ada's email: b's contact may not take it, and
+		// Ada's contact may not take b's key, which b's contact holds.
+		results, err := b.connector.Push(context.Background(), raw, []crm.Record{{Key: "b", Source: "p", FirstName: "Bea", Email: "ada@example.org"}})
+		require.NoError(t, err)
+		require.Equal(t, []crm.RecordResult{{Key: "b", Status: crm.RecordRejected,
+			Reason: "another contact already has this value (CONFLICT) on property " + KeyProperty}}, results)
+		requireClean(t, results[0].Reason, token, "ada@example.org", "bea@example.org")
+
+		for key, want := range before {
+			got, err := b.fake.Contact(context.Background(), hub, key)
+			require.NoError(t, err)
+			require.Equal(t, want, got, "contact %s is as it was", key)
+		}
+		st, err := b.fake.Records(context.Background(), hub)
+		require.NoError(t, err)
+		require.Equal(t, 2, st.Upserts, "the refusals stored nothing")
+		calls := b.calls(t, hub)
+		require.Len(t, calls, 3)
+		require.Equal(t, []int{http.StatusMultiStatus, http.StatusMultiStatus}, []int{calls[1].Status, calls[2].Status})
+	})
+
+	t.Run("WholeCallConflict", func(t *testing.T) {
+		t.Parallel()
+		// A server speaking HubSpot's shapes that refuses a contact whose
+		// email another contact holds with a whole-call 409, as HubSpot
+		// answers a single creation, and upserts by email.
+		var mu sync.Mutex
+		var sent [][]upsertInput
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var body struct {
+				Inputs []upsertInput `json:"inputs"`
+			}
+			require.NoError(t, json.NewDecoder(r.Body).Decode(&body))
+			mu.Lock()
+			sent = append(sent, body.Inputs)
+			mu.Unlock()
+			w.Header().Set("Content-Type", "application/json")
+			if body.Inputs[0].IDProperty != "email" {
+				w.WriteHeader(http.StatusConflict)
+				_, _ = w.Write([]byte(`{"status":"error","message":"Contact already exists. Existing ID: 77","correlationId":"c1","category":"CONFLICT"}`))
+				return
+			}
+			in := body.Inputs[0]
+			_, _ = w.Write([]byte(`{"status":"COMPLETE","results":[{"id":"77","new":false,"objectWriteTraceId":"` + in.ObjectWriteTraceID +
+				`","properties":{"` + KeyProperty + `":"` + in.Properties[KeyProperty] + `"}}]}`))
+		}))
+		t.Cleanup(srv.Close)
+		c := New(Config{APIURL: srv.URL, HTTPClient: srv.Client()})
+		raw := []byte(`{"access_token":"pat-na1-x"}`)
+		calls := func() [][]upsertInput {
+			mu.Lock()
+			defer mu.Unlock()
+			out := sent
+			sent = nil
+			return out
+		}
+
+		rec := piiRecord("a")
+		results, err := c.Push(context.Background(), raw, []crm.Record{rec})
+		require.NoError(t, err)
+		require.Equal(t, []crm.RecordResult{{Key: "a", Status: crm.RecordDelivered, CRMID: "77"}}, results)
+		got := calls()
+		require.Len(t, got, 2)
+		require.Equal(t, []upsertInput{{ID: piiEmail, IDProperty: "email", ObjectWriteTraceID: "a", Properties: contactProperties(rec)}}, got[1],
+			"upserted by its email, carrying its key")
+
+		// Two records: whose email is it? The caller splits the batch.
+		_, err = c.Push(context.Background(), raw, []crm.Record{piiRecord("a"), piiRecord("b")})
+		ce := crmError(t, err, crm.ClassBatchRejected)
+		require.Equal(t, http.StatusConflict, ce.StatusCode)
+		requireClean(t, err.Error())
+		require.Len(t, calls(), 1)
+
+		// Without an email there is nothing to upsert by: the refusal
+		// stands.
+		results, err = c.Push(context.Background(), raw, []crm.Record{{Key: "c", Source: "p"}})
+		require.NoError(t, err)
+		require.Equal(t, []crm.RecordResult{{Key: "c", Status: crm.RecordRejected, Reason: "another contact already has this email (CONFLICT)"}}, results)
+		require.Len(t, calls(), 1)
+	})
+}
+
 func TestPushErrors(t *testing.T) {
 	t.Parallel()
 
@@ -309,18 +531,6 @@ func TestPushErrors(t *testing.T) {
 		require.Contains(t, err.Error(), "HubSpot refused the batch of 2 contacts: invalid email (INVALID_EMAIL) on property email")
 		requireClean(t, err.Error(), token, bad.Email)
 		b.requireNothingStored(t, hub)
-	})
-
-	t.Run("EmailHeldByAnotherContact", func(t *testing.T) {
-		t.Parallel()
-		b := setup(t)
-		_, raw, _ := b.privateAccount(t, nil, true)
-		_, err := b.connector.Push(context.Background(), raw, []crm.Record{piiRecord("first")})
-		require.NoError(t, err)
-		results, err := b.connector.Push(context.Background(), raw, []crm.Record{piiRecord("second"), {Key: "third"}})
-		require.NoError(t, err)
-		require.Equal(t, crm.RecordResult{Key: "second", Status: crm.RecordRejected, Reason: "another contact already has this email (CONFLICT)"}, results[0])
-		require.Equal(t, crm.RecordDelivered, results[1].Status)
 	})
 
 	t.Run("MissingPropertiesAreSetupProblems", func(t *testing.T) {

@@ -76,9 +76,10 @@ func TestGuideHasEveryRemediation(t *testing.T) {
 		require.True(t, strings.Contains(guide, "`"+name+"`"), "the guide names `%s`", name)
 	}
 	for what, text := range map[string]string{
-		"where attributes go":             attributesHeading,
-		"the reason of an invalid email":  describe("INVALID_EMAIL", "email"),
-		"the reason of an email conflict": describe("CONFLICT", ""),
+		"where attributes go":                            attributesHeading,
+		"the reason of an invalid email":                 describe("INVALID_EMAIL", "email"),
+		"the reason of a lead key another contact holds": describe("CONFLICT", KeyProperty),
+		"what happens to repeat leads":                   "### Repeat leads",
 	} {
 		require.True(t, strings.Contains(guide, text), "the guide quotes %s: %q", what, text)
 	}

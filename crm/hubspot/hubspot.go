@@ -27,12 +27,14 @@
 //	POST /oauth/v2/private-apps/get/access-token-info       private-app token introspection (unconfirmed: see Validate)
 //	GET  /crm/v3/properties/contacts/{name}                 do our contact properties exist (and is the key unique)?
 //	POST /crm/v3/properties/contacts                        create them, when the token may (crm.schemas.contacts.write)
-//	POST /crm/v3/objects/contacts/batch/upsert              deliver up to MaxBatchSize leads
+//	POST /crm/v3/objects/contacts/batch/upsert              deliver up to MaxBatchSize leads (by key; repeat leads by email)
 //
 // # Mapping
 //
 // A crm.Record becomes one contact upserted with idProperty KeyProperty
-// and id Record.Key, so delivering a lead again updates the same contact:
+// and id Record.Key, so delivering a lead again updates the same contact
+// (a lead whose email another contact has updates that one: see Repeat
+// leads):
 //
 //	Key                    integrations_lead_key (a unique-value property) and the objectWriteTraceId
 //	Source                 integrations_lead_source (a text property)
@@ -50,15 +52,45 @@
 // Results are matched to records by the objectWriteTraceId the connector
 // sets (our key), then by the key property in the result, never by position:
 // HubSpot does not promise the order. Per-record errors of a 207 (matched the
-// same way) are rejections with reasons like "invalid email (INVALID_EMAIL)
-// on property email", never the value. Records the answer does not account
-// for are pushed again one by one; if one still is not accounted for, Push
-// fails as transient and the caller pushes the batch again (idempotent).
+// same way, or by the ID the record was upserted by) are rejections with
+// reasons like "invalid email (INVALID_EMAIL) on property email", never the
+// value. Records the answer does not account for are pushed again one by
+// one; if one still is not accounted for, Push fails as transient and the
+// caller pushes the batch again (idempotent).
 //
 // A whole-batch 400 (HubSpot refuses an upsert batch for one invalid email)
 // is crm.ClassBatchRejected with the inner code (INVALID_EMAIL), so the
 // caller splits the batch; a missing or non-unique contact property behind a
 // 400 is a setup problem, crm.ClassPermission, so the caller validates.
+//
+// # Repeat leads
+//
+// HubSpot keeps one contact per email. A lead for a person it already has
+// as a contact under another lead key (a partner sending the same person
+// again, or two partners) is refused by the upsert by key: category
+// CONFLICT, "Contact already exists. Existing ID: ..." (per record in the
+// 207, or as a whole-call 409 for a batch of one, while a whole-call 409
+// for more is crm.ClassBatchRejected, so the caller splits the batch;
+// OBJECT_ALREADY_EXISTS is the newer shape of the same answer). Push
+// upserts those records again in a second batch, by idProperty email (HubSpot's own unique identifier of
+// contacts) with the same properties, so the existing contact gets the new
+// lead's message, source, name and phone and the lead is delivered with
+// that contact's ID. Records with one email (compared case-insensitively)
+// go in successive batches, in the records' order, since HubSpot refuses an
+// ID twice in a batch.
+//
+// The contact's KeyProperty then holds the newest lead's key: the contact is
+// found by that key from now on, and the older lead's key belongs to no
+// contact. Pushing the older lead again therefore upserts by its own key,
+// is refused the same way, and lands on the same contact through the same
+// email fallback (which gives the contact the older key back): still one
+// contact, never a second one. A record the email upsert refuses is
+// rejected with that refusal's reason, never the value: typically "another
+// contact already has this value (CONFLICT) on property
+// integrations_lead_key", when the lead's key belongs to one contact and its
+// email to another (HubSpot cannot merge them for us). A record refused for
+// its email that has none stays rejected; a record the email upsert's
+// answer does not account for is never delivered.
 //
 // # Validation
 //

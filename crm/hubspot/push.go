@@ -21,6 +21,22 @@ type upsertInput struct {
 	Properties         map[string]string `json:"properties"`
 }
 
+// key is the record's key, which every input carries as its
+// objectWriteTraceId (an input by email has the email as its ID).
+func (in upsertInput) key() string { return in.ObjectWriteTraceID }
+
+// emailProperty is HubSpot's email contact property, which is also its own
+// unique identifier of contacts: upserts may use it as their idProperty.
+const emailProperty = "email"
+
+// outcome is what HubSpot's answers said about one record.
+type outcome struct {
+	result crm.RecordResult
+	// emailTaken: refused because another contact holds the record's
+	// email (see emailTaken).
+	emailTaken bool
+}
+
 // upsertAnswer is the 200 or 207 body of a batch upsert, as the connector
 // reads it.
 type upsertAnswer struct {
@@ -103,15 +119,17 @@ func messageWithAttributes(message string, attrs map[string]any) string {
 }
 
 // Push upserts records as HubSpot contacts by KeyProperty in one batch
-// upsert, and returns one result per record, in order, matched by key (see
-// the package documentation). Whole-call failures are a *crm.Error: 401 (or
-// an OAuth access token past its expiry, refused before any call)
-// crm.ClassAuth; 403 crm.ClassPermission; 429 crm.ClassRateLimited; a 400,
-// 409 or 413 for the batch's content crm.ClassBatchRejected; a missing
-// contact property crm.ClassPermission; network, 5xx and answers that do
-// not account for every record crm.ClassTransient. They carry status codes,
-// HubSpot's codes, counts and scope or property names, never a token or the
-// records' contents.
+// upsert, upserts again by email those HubSpot refuses because another
+// contact holds their email (repeat leads), and returns one result per
+// record, in order, matched by key (see the package documentation).
+// Whole-call failures are a *crm.Error: 401 (or an OAuth access token past
+// its expiry, refused before any call) crm.ClassAuth; 403
+// crm.ClassPermission; 429 crm.ClassRateLimited; a 400, 409 or 413 for the
+// batch's content crm.ClassBatchRejected; a missing contact property
+// crm.ClassPermission; network, 5xx and answers that do not account for
+// every record crm.ClassTransient. They carry status codes, HubSpot's
+// codes, counts and scope or property names, never a token or the records'
+// contents.
 func (c *Connector) Push(ctx context.Context, raw []byte, records []crm.Record) ([]crm.RecordResult, error) {
 	if len(records) == 0 {
 		return nil, nil
@@ -144,25 +162,12 @@ func (c *Connector) Push(ctx context.Context, raw []byte, records []crm.Record) 
 		inputs = append(inputs, upsertInput{ID: r.Key, IDProperty: KeyProperty, ObjectWriteTraceID: r.Key, Properties: contactProperties(r)})
 	}
 
-	outcomes := map[string]crm.RecordResult{}
-	if err := c.upsert(ctx, creds, inputs, outcomes); err != nil {
+	outcomes := map[string]outcome{}
+	if err := c.upsertAll(ctx, creds, inputs, outcomes); err != nil {
 		return nil, fmt.Errorf("hubspot push of %d records: %w", len(records), err)
 	}
-	if missing := unaccounted(inputs, outcomes); len(missing) > 0 && len(inputs) > 1 {
-		// HubSpot's answer did not say what became of these: ask about
-		// each alone, where the one result or error can only be its own.
-		for _, in := range missing {
-			err := c.upsert(ctx, creds, []upsertInput{in}, outcomes)
-			var refused *batchRefused
-			if crm.ClassOf(err) == crm.ClassBatchRejected && errors.As(err, &refused) {
-				// A refused batch of one is that record's rejection.
-				outcomes[in.ID] = crm.RecordResult{Key: in.ID, Status: crm.RecordRejected, Reason: refused.reason}
-				continue
-			}
-			if err != nil {
-				return nil, fmt.Errorf("hubspot push of %d records, again one by one: %w", len(records), err)
-			}
-		}
+	if err := c.upsertRepeats(ctx, creds, inputs, outcomes); err != nil {
+		return nil, fmt.Errorf("hubspot push of %d records, repeat leads by email: %w", len(records), err)
 	}
 	if missing := unaccounted(inputs, outcomes); len(missing) > 0 {
 		return nil, fmt.Errorf("hubspot push of %d records: %w", len(records), &crm.Error{Class: crm.ClassTransient,
@@ -170,7 +175,7 @@ func (c *Connector) Push(ctx context.Context, raw []byte, records []crm.Record) 
 	}
 	results := make([]crm.RecordResult, len(records))
 	for i, r := range records {
-		results[i] = outcomes[r.Key]
+		results[i] = outcomes[r.Key].result
 	}
 	if err := crm.CheckResults(records, results); err != nil {
 		return nil, fmt.Errorf("hubspot push of %d records: %w", len(records), &crm.Error{Class: crm.ClassTransient, Err: err})
@@ -178,11 +183,79 @@ func (c *Connector) Push(ctx context.Context, raw []byte, records []crm.Record) 
 	return results, nil
 }
 
+// upsertAll upserts inputs in one batch, then asks about each input the
+// answer did not account for alone, where the one result or error can only
+// be its own. What is still unaccounted for has no outcome; a whole-call
+// failure is returned.
+func (c *Connector) upsertAll(ctx context.Context, creds credentials, inputs []upsertInput, outcomes map[string]outcome) error {
+	if err := c.upsert(ctx, creds, inputs, outcomes); err != nil {
+		return err
+	}
+	missing := unaccounted(inputs, outcomes)
+	if len(missing) == 0 || len(inputs) == 1 {
+		return nil
+	}
+	for _, in := range missing {
+		err := c.upsert(ctx, creds, []upsertInput{in}, outcomes)
+		var refused *batchRefused
+		if crm.ClassOf(err) == crm.ClassBatchRejected && errors.As(err, &refused) {
+			// A refused batch of one is that record's rejection.
+			outcomes[in.key()] = outcome{result: crm.RecordResult{Key: in.key(), Status: crm.RecordRejected, Reason: refused.reason}}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("again one by one: %w", err)
+		}
+	}
+	return nil
+}
+
+// upsertRepeats upserts again, by email, the records HubSpot refused
+// because another contact holds their email: a repeat lead (the same
+// person sent again, by the same partner or another) updates that contact,
+// which then holds the newest lead's key, and is delivered with its ID. A
+// record the email upsert refuses is rejected with that refusal's reason.
+// The first refusal no longer stands: a record the email upsert's answer
+// does not account for has no outcome, and is never delivered.
+func (c *Connector) upsertRepeats(ctx context.Context, creds credentials, inputs []upsertInput, outcomes map[string]outcome) error {
+	var repeats []upsertInput
+	for _, in := range inputs {
+		email := in.Properties[emailProperty]
+		if !outcomes[in.key()].emailTaken || email == "" {
+			continue
+		}
+		repeats = append(repeats, upsertInput{ID: email, IDProperty: emailProperty, ObjectWriteTraceID: in.key(), Properties: in.Properties})
+	}
+	for len(repeats) > 0 {
+		// HubSpot refuses a batch that names an ID twice: records with
+		// the same email (emails compare case-insensitively) go in
+		// successive batches, in the records' order, so the contact ends
+		// with the last one's values and key.
+		var round, later []upsertInput
+		seen := map[string]bool{}
+		for _, in := range repeats {
+			email := strings.ToLower(in.ID)
+			if seen[email] {
+				later = append(later, in)
+				continue
+			}
+			seen[email] = true
+			round = append(round, in)
+			delete(outcomes, in.key())
+		}
+		if err := c.upsertAll(ctx, creds, round, outcomes); err != nil {
+			return err
+		}
+		repeats = later
+	}
+	return nil
+}
+
 // unaccounted returns the inputs without an outcome.
-func unaccounted(inputs []upsertInput, outcomes map[string]crm.RecordResult) []upsertInput {
+func unaccounted(inputs []upsertInput, outcomes map[string]outcome) []upsertInput {
 	var missing []upsertInput
 	for _, in := range inputs {
-		if _, ok := outcomes[in.ID]; !ok {
+		if _, ok := outcomes[in.key()]; !ok {
 			missing = append(missing, in)
 		}
 	}
@@ -191,7 +264,7 @@ func unaccounted(inputs []upsertInput, outcomes map[string]crm.RecordResult) []u
 
 // upsert makes one batch upsert call and records the outcomes it accounts
 // for; a whole-call failure is returned.
-func (c *Connector) upsert(ctx context.Context, creds credentials, inputs []upsertInput, outcomes map[string]crm.RecordResult) error {
+func (c *Connector) upsert(ctx context.Context, creds credentials, inputs []upsertInput, outcomes map[string]outcome) error {
 	body, err := json.Marshal(map[string]any{"inputs": inputs})
 	if err != nil {
 		// json.Marshal errors may quote the offending value, which is PII.
@@ -205,7 +278,17 @@ func (c *Connector) upsert(ctx context.Context, creds credentials, inputs []upse
 	}
 	switch a.status {
 	case http.StatusOK, http.StatusMultiStatus:
-	case http.StatusBadRequest, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
+	case http.StatusConflict:
+		// HubSpot answers a single contact's creation that duplicates
+		// an email with a whole-call 409; for a batch of one, that is
+		// the record's own refusal, which the email upsert resolves.
+		if e := parseAPIError(a.body); len(inputs) == 1 && emailTaken(e) {
+			key := inputs[0].key()
+			outcomes[key] = outcome{result: crm.RecordResult{Key: key, Status: crm.RecordRejected, Reason: rejectionReason(e)}, emailTaken: true}
+			return nil
+		}
+		return batchRefusal(a, len(inputs))
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
 		return batchRefusal(a, len(inputs))
 	default:
 		return c.classify(r, a)
@@ -219,22 +302,47 @@ func (c *Connector) upsert(ctx context.Context, creds credentials, inputs []upse
 	return nil
 }
 
+// emailTaken reports whether an error is HubSpot's refusal of a contact
+// whose email another contact holds: category CONFLICT ("Contact already
+// exists. Existing ID: ...") or OBJECT_ALREADY_EXISTS (the newer shape of
+// the same answer), naming no property but email. A conflict on another
+// unique property (our lead key) names that property and is not one.
+func emailTaken(e apiError) bool {
+	switch e.Category {
+	case "CONFLICT", "OBJECT_ALREADY_EXISTS":
+	default:
+		return false
+	}
+	for _, d := range e.Errors {
+		if d.In != "" && d.In != emailProperty {
+			return false
+		}
+	}
+	return true
+}
+
 // matchOutcomes records what the answer says about each input, by the
 // objectWriteTraceId we set (our key), else by the key property a result
-// holds; never by position. A record both delivered and refused is left
-// unaccounted for. When one input was sent, a lone result or error is its.
-func matchOutcomes(inputs []upsertInput, ans upsertAnswer, outcomes map[string]crm.RecordResult) {
+// holds, else (errors) by the ID the input was upserted by; never by
+// position. A record both delivered and refused is left unaccounted for.
+// When one input was sent, a lone result or error is its.
+func matchOutcomes(inputs []upsertInput, ans upsertAnswer, outcomes map[string]outcome) {
 	sent := make(map[string]bool, len(inputs))
+	// byID maps the IDs inputs were upserted by (a key, or an email) to
+	// their keys.
+	byID := make(map[string]string, len(inputs))
 	for _, in := range inputs {
-		sent[in.ID] = true
+		sent[in.key()] = true
+		byID[in.ID] = in.key()
 	}
-	found := map[string]crm.RecordResult{}
+	found := map[string]outcome{}
 	conflicted := map[string]bool{}
-	note := func(res crm.RecordResult) {
-		if prev, dup := found[res.Key]; dup && prev.Status != res.Status {
-			conflicted[res.Key] = true
+	note := func(o outcome) {
+		key := o.result.Key
+		if prev, dup := found[key]; dup && prev.result.Status != o.result.Status {
+			conflicted[key] = true
 		}
-		found[res.Key] = res
+		found[key] = o
 	}
 	for _, res := range ans.Results {
 		key := res.ObjectWriteTraceID
@@ -242,31 +350,34 @@ func matchOutcomes(inputs []upsertInput, ans upsertAnswer, outcomes map[string]c
 			key = res.Properties[KeyProperty]
 		}
 		if !sent[key] && len(inputs) == 1 && len(ans.Results) == 1 && len(ans.Errors) == 0 {
-			key = inputs[0].ID
+			key = inputs[0].key()
 		}
 		if sent[key] {
-			note(crm.RecordResult{Key: key, Status: crm.RecordDelivered, CRMID: quotableID(res.ID)})
+			note(outcome{result: crm.RecordResult{Key: key, Status: crm.RecordDelivered, CRMID: quotableID(res.ID)}})
 		}
 	}
 	for _, e := range ans.Errors {
 		var keys []string
 		for _, name := range []string{"objectWriteTraceId", "ids", "id"} {
 			for _, k := range contextStrings(e.Context, name) {
+				if !sent[k] {
+					k = byID[k]
+				}
 				if sent[k] && !slices.Contains(keys, k) {
 					keys = append(keys, k)
 				}
 			}
 		}
 		if len(keys) == 0 && len(inputs) == 1 && len(ans.Errors) == 1 && len(ans.Results) == 0 {
-			keys = []string{inputs[0].ID}
+			keys = []string{inputs[0].key()}
 		}
 		for _, k := range keys {
-			note(crm.RecordResult{Key: k, Status: crm.RecordRejected, Reason: rejectionReason(e)})
+			note(outcome{result: crm.RecordResult{Key: k, Status: crm.RecordRejected, Reason: rejectionReason(e)}, emailTaken: emailTaken(e)})
 		}
 	}
-	for key, res := range found {
+	for key, o := range found {
 		if !conflicted[key] {
-			outcomes[key] = res
+			outcomes[key] = o
 		}
 	}
 }
@@ -315,7 +426,12 @@ var codeTexts = map[string]string{
 	"READ_ONLY_VALUE":       "read-only property",
 	"VALUE_TOO_LONG":        "value too long",
 	"CONFLICT":              "another contact already has this email",
+	"OBJECT_ALREADY_EXISTS": "another contact already has this email",
 }
+
+// valueTaken is the text of a conflict on a unique property other than
+// email (our lead key held by another contact).
+const valueTaken = "another contact already has this value"
 
 // describe names a problem in words, with its code and property: "invalid
 // email (INVALID_EMAIL) on property email".
@@ -323,6 +439,8 @@ func describe(code, property string) string {
 	code = quotableCode(code)
 	text, ok := codeTexts[code]
 	switch {
+	case ok && (code == "CONFLICT" || code == "OBJECT_ALREADY_EXISTS") && property != "" && property != emailProperty:
+		text = valueTaken
 	case ok:
 	case code != "":
 		text = "HubSpot refused a value"
@@ -339,7 +457,9 @@ func describe(code, property string) string {
 }
 
 // problem is the first thing a HubSpot error says is wrong, as a code and
-// a property name, and how many problems there are.
+// a property name, and how many problems there are. Without a detail that
+// has a code, it is the error's category and the property its first detail
+// is in (a conflict names the unique property that holds the value).
 func problem(e apiError) (code, property string, count int) {
 	if list := propertyProblems(e.Message); len(list) > 0 {
 		return list[0].Error, list[0].Name, len(list)
@@ -352,6 +472,9 @@ func problem(e apiError) (code, property string, count int) {
 			}
 			return d.Code, name, len(e.Errors)
 		}
+	}
+	if len(e.Errors) > 0 {
+		return e.Category, e.Errors[0].In, 1
 	}
 	return e.Category, "", 1
 }

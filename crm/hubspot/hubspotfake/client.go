@@ -157,7 +157,9 @@ func (c *Client) Records(ctx context.Context, hub int64) (RecordStats, error) {
 	return st, nil
 }
 
-// Contact returns what the account holds for the contact upserted by key.
+// Contact returns what the account holds for the contact that holds key as
+// the value of a unique property (such as the lead key) now, else for the
+// one created by key.
 func (c *Client) Contact(ctx context.Context, hub int64, key string) (Contact, error) {
 	var ct Contact
 	if err := c.do(ctx, http.MethodGet, accountPath(hub, "/contacts/"+url.PathEscape(key)), nil, &ct); err != nil {

@@ -399,21 +399,55 @@ func (s *Server) controlRecords(_ *http.Request, p *portal) (any, bool, error) {
 	return s.bookLocked(p.HubID).stats(), false, nil
 }
 
+// controlContact finds the contact that holds key as the value of one of
+// the account's unique properties (other than email) now, else the one
+// created by key.
 func (s *Server) controlContact(r *http.Request, p *portal) (any, bool, error) {
 	key := r.PathValue("key")
 	b := s.bookLocked(p.HubID)
-	for _, c := range b.contacts {
-		if c.Key == key {
-			out := *c
-			out.Properties = make(map[string]string, len(c.Properties))
-			for k, v := range c.Properties {
-				out.Properties[k] = v
-			}
-			return out, false, nil
+	c := b.contactByKey(key)
+	if c == nil {
+		return nil, false, &controlError{status: http.StatusNotFound, code: "unknown_contact",
+			message: fmt.Sprintf("account %d holds no contact upserted by that key", p.HubID)}
+	}
+	out := *c
+	out.Properties = make(map[string]string, len(c.Properties))
+	for k, v := range c.Properties {
+		out.Properties[k] = v
+	}
+	return out, false, nil
+}
+
+// contactByKey is the contact holding key as a unique value other than an
+// email, else the first one (by ID) created by key; nil when none.
+func (b *book) contactByKey(key string) *Contact {
+	properties := make([]string, 0, len(b.byValue))
+	for name := range b.byValue {
+		if name != "email" {
+			properties = append(properties, name)
 		}
 	}
-	return nil, false, &controlError{status: http.StatusNotFound, code: "unknown_contact",
-		message: fmt.Sprintf("account %d holds no contact upserted by that key", p.HubID)}
+	slices.Sort(properties)
+	for _, name := range properties {
+		if id, ok := b.byValue[name][key]; ok {
+			return b.contacts[id]
+		}
+	}
+	var found *Contact
+	for _, c := range b.contacts {
+		if c.Key == key && (found == nil || contactIDLess(c.ID, found.ID)) {
+			found = c
+		}
+	}
+	return found
+}
+
+// contactIDLess orders the fake's contact IDs (decimal, no leading zeros).
+func contactIDLess(a, b string) bool {
+	if len(a) != len(b) {
+		return len(a) < len(b)
+	}
+	return a < b
 }
 
 func (s *Server) controlCalls(_ *http.Request, p *portal) (any, bool, error) {

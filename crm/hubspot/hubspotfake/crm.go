@@ -34,9 +34,10 @@ type Call struct {
 
 // RecordStats is what the records control endpoint reports: how many
 // contacts the account holds, how many upserts it accepted, and the upserts
-// per key (the idProperty value a contact was upserted by). A key upserted
-// more than once was delivered more than once: harmless, since upserts are
-// idempotent, but worth counting in exactly-once tests.
+// per key (the idProperty value a contact was created by, Contact.Key;
+// upserts of it by another value, such as its email, count there too). A
+// key upserted more than once was delivered more than once: harmless, since
+// upserts are idempotent, but worth counting in exactly-once tests.
 type RecordStats struct {
 	Records int            `json:"records"`
 	Upserts int            `json:"upserts"`
@@ -45,7 +46,10 @@ type RecordStats struct {
 
 // Contact is what the fake holds for one contact.
 type Contact struct {
-	ID         string            `json:"id"`
+	ID string `json:"id"`
+	// Key and IDProperty are the idProperty value and name the contact was
+	// created by; later upserts (by another key value, or by email) leave
+	// them as they are.
 	Key        string            `json:"key"`
 	IDProperty string            `json:"id_property"`
 	Properties map[string]string `json:"properties"`
@@ -482,18 +486,21 @@ func (s *Server) upsert(req *crmRequest, inputs []upsertInput) crmReply {
 		case in.IDProperty == "":
 			return validation(fmt.Sprintf("inputs[%d].idProperty is required for an upsert", i))
 		}
-		prop, ok := p.property(in.IDProperty)
-		if !ok {
+		if _, ok := p.property(in.IDProperty); !ok {
 			invalid = append(invalid, propertyValidity{Message: fmt.Sprintf("Property \"%s\" does not exist", in.IDProperty), Error: "PROPERTY_DOESNT_EXIST", Name: in.IDProperty})
 			continue
 		}
-		if !prop.HasUniqueValue {
+		if !p.unique(in.IDProperty) {
 			return validation(fmt.Sprintf("Unable to perform update/upsert by non-unique 0-1 property %s in portal ID %d", in.IDProperty, p.HubID))
 		}
-		if seen[in.IDProperty+"\x00"+in.ID] {
+		if in.IDProperty == "email" && !strings.Contains(in.ID, "@") {
+			invalid = append(invalid, invalidValue("email", in.ID))
+		}
+		id := in.IDProperty + "\x00" + uniqueValue(in.IDProperty, in.ID)
+		if seen[id] {
 			return validation(fmt.Sprintf("Duplicate IDs found in batch input: [%s]. IDs must be unique", in.ID))
 		}
-		seen[in.IDProperty+"\x00"+in.ID] = true
+		seen[id] = true
 		for _, name := range sortedKeys(in.Properties) {
 			value := in.Properties[name]
 			if _, ok := p.property(name); !ok {
@@ -514,7 +521,7 @@ func (s *Server) upsert(req *crmRequest, inputs []upsertInput) crmReply {
 
 	resp := batchResponse{Status: "COMPLETE", RequestedAt: req.now, StartedAt: req.now, Results: []upsertResult{}}
 	for _, in := range inputs {
-		if e := s.upsertOne(b, in, req.now, &resp); e != nil {
+		if e := s.upsertOne(p, b, in, req.now, &resp); e != nil {
 			resp.Errors = append(resp.Errors, *e)
 		}
 	}
@@ -541,8 +548,13 @@ func (s *Server) upsert(req *crmRequest, inputs []upsertInput) crmReply {
 }
 
 // upsertOne applies one input, adding its result to resp, or returns the
-// input's error.
-func (s *Server) upsertOne(b *book, in upsertInput, now time.Time, resp *batchResponse) *batchError {
+// input's error. The input finds its contact by its idProperty (an email
+// case-insensitively); a unique value the contact would take that another
+// contact holds refuses the input alone: the email with HubSpot's "Contact
+// already exists. Existing ID: ..." (category CONFLICT), any other unique
+// property likewise, naming it in errors[].in (HubSpot's body for that case
+// is unconfirmed). Unique values a contact gives up are free for others.
+func (s *Server) upsertOne(p *portal, b *book, in upsertInput, now time.Time, resp *batchResponse) *batchError {
 	f := b.faults
 	traceContext := map[string][]string{}
 	if in.ObjectWriteTraceID != "" {
@@ -554,34 +566,51 @@ func (s *Server) upsertOne(b *book, in upsertInput, now time.Time, resp *batchRe
 			Context: traceContext, Errors: []errorDetail{{Message: v.Message, Code: v.Error, Context: map[string][]string{"propertyName": {v.Name}}}},
 			Links: map[string]string{}}
 	}
-	id, exists := b.byValue[in.IDProperty][in.ID]
-	if email := in.Properties["email"]; email != "" {
-		if other, taken := b.byValue["email"][strings.ToLower(email)]; taken && other != id {
-			return &batchError{Status: "error", Category: "CONFLICT", Message: "Contact already exists. Existing ID: " + other,
-				Context: traceContext, Errors: []errorDetail{}, Links: map[string]string{}}
+	id, exists := b.byValue[in.IDProperty][uniqueValue(in.IDProperty, in.ID)]
+	c := b.contacts[id]
+
+	// What the contact will hold: what it has, the input's properties on
+	// top, and the value it is upserted by.
+	next := map[string]string{}
+	if exists {
+		for name, value := range c.Properties {
+			next[name] = value
 		}
 	}
-	c := b.contacts[id]
+	for name, value := range in.Properties {
+		next[name] = value
+	}
+	next[in.IDProperty] = in.ID
+	for _, name := range p.uniqueNames(next) {
+		value := next[name]
+		if value == "" {
+			continue
+		}
+		if other, taken := b.byValue[name][uniqueValue(name, value)]; taken && other != id {
+			return uniqueConflict(name, value, other, traceContext)
+		}
+	}
+
 	if !exists {
 		b.lastID++
 		id = strconv.FormatInt(b.lastID, 10)
 		c = &Contact{ID: id, Key: in.ID, IDProperty: in.IDProperty, Properties: map[string]string{}, CreatedAt: now}
 		b.contacts[id] = c
 	}
-	for name, value := range in.Properties {
-		if name == "email" && c.Properties["email"] != "" {
-			delete(b.byValue["email"], strings.ToLower(c.Properties["email"]))
+	for name, old := range c.Properties {
+		if p.unique(name) && uniqueValue(name, next[name]) != uniqueValue(name, old) {
+			delete(b.byValue[name], uniqueValue(name, old))
 		}
-		c.Properties[name] = value
 	}
-	c.Properties[in.IDProperty] = in.ID
+	c.Properties = next
+	for _, name := range p.uniqueNames(next) {
+		if value := next[name]; value != "" {
+			b.index(name, uniqueValue(name, value), id)
+		}
+	}
 	c.Upserts++
 	c.UpdatedAt = now
 	b.upserts++
-	b.index(in.IDProperty, in.ID, id)
-	if email := c.Properties["email"]; email != "" {
-		b.index("email", strings.ToLower(email), id)
-	}
 
 	props := make(map[string]string, len(c.Properties)+3)
 	for k, v := range c.Properties {
@@ -593,6 +622,54 @@ func (s *Server) upsertOne(b *book, in upsertInput, now time.Time, resp *batchRe
 	resp.Results = append(resp.Results, upsertResult{ID: id, Properties: props, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 		New: !exists, ObjectWriteTraceID: in.ObjectWriteTraceID})
 	return nil
+}
+
+// uniqueConflict is the error of an input whose unique value another
+// contact holds. Like HubSpot's, its messages quote the value.
+func uniqueConflict(name, value, other string, traceContext map[string][]string) *batchError {
+	message := "Contact already exists. Existing ID: " + other
+	if name != "email" {
+		message = fmt.Sprintf("A contact already has this value of the unique property %s. Existing ID: %s", name, other)
+	}
+	return &batchError{Status: "error", Category: "CONFLICT", Message: message, Context: traceContext,
+		Errors: []errorDetail{{Message: fmt.Sprintf("A contact with %s %s already exists. Existing ID: %s", name, value, other), In: name}},
+		Links:  map[string]string{}}
+}
+
+// unique reports whether a contact property holds unique values: email
+// (HubSpot's own identifier of contacts, which upserts may use as their
+// idProperty), or a property created with hasUniqueValue. Callers hold
+// s.mu.
+func (p *portal) unique(name string) bool {
+	if name == "email" {
+		return true
+	}
+	prop, ok := p.property(name)
+	return ok && prop.HasUniqueValue
+}
+
+// uniqueNames returns the unique properties among props' names, email
+// first (HubSpot checks it first), then sorted.
+func (p *portal) uniqueNames(props map[string]string) []string {
+	var names []string
+	for _, name := range sortedKeys(props) {
+		if name != "email" && p.unique(name) {
+			names = append(names, name)
+		}
+	}
+	if _, ok := props["email"]; ok {
+		names = append([]string{"email"}, names...)
+	}
+	return names
+}
+
+// uniqueValue is how a unique value is compared: emails case-insensitively
+// (HubSpot keeps them in lower case), other values exactly.
+func uniqueValue(property, value string) string {
+	if property == "email" {
+		return strings.ToLower(strings.TrimSpace(value))
+	}
+	return value
 }
 
 func (b *book) index(property, value, id string) {

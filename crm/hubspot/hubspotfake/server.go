@@ -45,18 +45,28 @@
 // neither.
 //
 // The batch upsert takes 1 to MaxBatchInputs inputs (none: 200 with no
-// results). idProperty must name a property with unique values, else 400
-// "Unable to perform update/upsert by non-unique ... property"; a property
-// the account lacks is 400 VALIDATION_ERROR with PROPERTY_DOESNT_EXIST; an
-// email without "@" (or one matching the refuse rule) is 400 VALIDATION_ERROR
-// "Property values were not valid: [...INVALID_EMAIL...]" for the whole
-// batch, as HubSpot was seen to answer; a record matching the reject rule is
-// refused alone, in a 207 whose errors carry context.objectWriteTraceId. A
-// new record whose email another contact holds is refused alone with
-// category CONFLICT. Results do not come in request order (the fake
-// answers them in reverse, since HubSpot does not promise the order), each
-// with the input's objectWriteTraceId. Like HubSpot, validation messages
-// quote the offending value: the connector must never pass them on.
+// results). idProperty must name a property with unique values, or be
+// email (HubSpot's own identifier of contacts, matched case-insensitively),
+// else 400 "Unable to perform update/upsert by non-unique ... property"; an
+// ID twice in a batch is 400 "Duplicate IDs"; a property the account lacks
+// is 400 VALIDATION_ERROR with PROPERTY_DOESNT_EXIST; an email without "@"
+// (or one matching the refuse rule) is 400 VALIDATION_ERROR "Property
+// values were not valid: [...INVALID_EMAIL...]" for the whole batch, as
+// HubSpot was seen to answer; a record matching the reject rule is refused
+// alone, in a 207 whose errors carry context.objectWriteTraceId. A record
+// that would give a contact an email another contact holds (a new contact,
+// or a changed email) is refused alone, as HubSpot refuses a duplicate
+// contact: category CONFLICT, "Contact already exists. Existing ID: <id>",
+// errors [{"message": "A contact with email ... already exists. Existing
+// ID: <id>", "in": "email"}]. A value of another unique property that
+// another contact holds is refused the same way, naming that property in
+// errors[].in (HubSpot's body for this case is unconfirmed). A contact
+// upserted by email with a new value of a unique property (our lead key)
+// takes that value and frees the old one. Results do not come in request
+// order (the fake answers them in reverse, since HubSpot does not promise
+// the order), each with the input's objectWriteTraceId. Like HubSpot,
+// messages quote the offending value: the connector must never pass them
+// on.
 //
 // # OAuth
 //
@@ -95,7 +105,8 @@
 //	POST   /control/accounts/{hub}/faults         body FaultsUpdate, merged → 200 Faults
 //	DELETE /control/accounts/{hub}/faults         200 no faults
 //	GET    /control/accounts/{hub}/records        200 RecordStats, contacts per idProperty value
-//	GET    /control/accounts/{hub}/contacts/{key} 200 Contact: the properties HubSpot holds for that key
+//	GET    /control/accounts/{hub}/contacts/{key} 200 Contact: the properties of the contact holding that value of a
+//	                                              unique property (else of the one created by it)
 //	GET    /control/accounts/{hub}/calls          200 [Call]: the last 1000 /crm/ API calls, oldest first
 //
 // Faults act on the account's calls: fail_next answers the next calls of any

@@ -631,6 +631,137 @@ func TestBatchUpsert(t *testing.T) {
 		require.NoError(t, err)
 		require.Contains(t, st.ByKey, "k6", "dropped results still stored the record")
 	})
+
+	t.Run("UpsertByEmail", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "")
+		acct := b.privateAccount(t, nil)
+		token := acct.PrivateAppToken
+		require.Equal(t, http.StatusOK, b.upsert(t, token, input("k1", "ada@example.org")).status)
+		c1, err := b.client.Contact(context.Background(), acct.HubID, "k1")
+		require.NoError(t, err)
+
+		// A new key with that email (in another case) would be a second
+		// contact for it: refused alone, as HubSpot refuses a duplicate.
+		resp := b.upsert(t, token, input("k2", "Ada@Example.org"), input("k3", "c@example.org"))
+		require.Equal(t, http.StatusMultiStatus, resp.status, resp.body)
+		var ans batchResponse
+		resp.decode(t, &ans)
+		require.Len(t, ans.Results, 1)
+		require.Equal(t, "trace-k3", ans.Results[0].ObjectWriteTraceID)
+		require.Len(t, ans.Errors, 1)
+		conflict := ans.Errors[0]
+		require.Equal(t, "CONFLICT", conflict.Category)
+		require.Equal(t, "Contact already exists. Existing ID: "+c1.ID, conflict.Message)
+		require.Equal(t, []string{"trace-k2"}, conflict.Context["objectWriteTraceId"])
+		require.Len(t, conflict.Errors, 1)
+		require.Equal(t, "email", conflict.Errors[0].In)
+		require.Contains(t, conflict.Errors[0].Message, "Existing ID: "+c1.ID)
+
+		// Upserted by email, the existing contact takes the new key.
+		byEmail := upsertInput{ID: "ADA@example.org", IDProperty: "email", ObjectWriteTraceID: "trace-k2",
+			Properties: map[string]string{"email": "ada@example.org", keyProperty.Name: "k2", "phone": "+1 555"}}
+		resp = b.upsert(t, token, byEmail)
+		require.Equal(t, http.StatusOK, resp.status, resp.body)
+		ans = batchResponse{}
+		resp.decode(t, &ans)
+		require.Len(t, ans.Results, 1)
+		got := ans.Results[0]
+		require.Equal(t, c1.ID, got.ID, "the contact that has the email")
+		require.False(t, got.New)
+		require.Equal(t, "trace-k2", got.ObjectWriteTraceID)
+		require.Equal(t, "k2", got.Properties[keyProperty.Name])
+		require.Equal(t, "Ada", got.Properties["firstname"], "what the input leaves out stays")
+		c, err := b.client.Contact(context.Background(), acct.HubID, "k2")
+		require.NoError(t, err)
+		require.Equal(t, c1.ID, c.ID, "found by the key it holds now")
+		require.Equal(t, "k1", c.Key, "the key it was created by")
+		require.Equal(t, 2, c.Upserts)
+
+		// The old key is free: upserted by it, the email is still taken,
+		// and by email the contact takes it back.
+		resp = b.upsert(t, token, input("k1", "ada@example.org"))
+		require.Equal(t, http.StatusMultiStatus, resp.status, resp.body)
+		ans = batchResponse{}
+		resp.decode(t, &ans)
+		require.Equal(t, "Contact already exists. Existing ID: "+c1.ID, ans.Errors[0].Message)
+		byEmail.ObjectWriteTraceID, byEmail.Properties[keyProperty.Name] = "trace-k1", "k1"
+		require.Equal(t, http.StatusOK, b.upsert(t, token, byEmail).status)
+		c, err = b.client.Contact(context.Background(), acct.HubID, "k1")
+		require.NoError(t, err)
+		require.Equal(t, c1.ID, c.ID)
+		require.Equal(t, "k1", c.Properties[keyProperty.Name])
+
+		// An email nobody has is a new contact.
+		resp = b.upsert(t, token, upsertInput{ID: "new@example.org", IDProperty: "email", Properties: map[string]string{"firstname": "Nia"}})
+		require.Equal(t, http.StatusOK, resp.status, resp.body)
+		ans = batchResponse{}
+		resp.decode(t, &ans)
+		require.True(t, ans.Results[0].New)
+		require.Equal(t, "new@example.org", ans.Results[0].Properties["email"])
+		st, err := b.client.Records(context.Background(), acct.HubID)
+		require.NoError(t, err)
+		require.Equal(t, 3, st.Records)
+
+		// Whole-batch refusals of email IDs, which store nothing.
+		for name, tc := range map[string]struct {
+			inputs []upsertInput
+			want   string
+		}{
+			"an email twice": {[]upsertInput{{ID: "x@example.org", IDProperty: "email", Properties: map[string]string{}},
+				{ID: "X@example.org", IDProperty: "email", Properties: map[string]string{}}}, "Duplicate IDs"},
+			"not an email": {[]upsertInput{{ID: "x.example.org", IDProperty: "email", Properties: map[string]string{}}}, `"error":"INVALID_EMAIL"`},
+		} {
+			resp := b.upsert(t, token, tc.inputs...)
+			require.Equal(t, http.StatusBadRequest, resp.status, name)
+			require.Contains(t, resp.hubspotErr(t).Message, tc.want, name)
+		}
+		st, err = b.client.Records(context.Background(), acct.HubID)
+		require.NoError(t, err)
+		require.Equal(t, 3, st.Records, "refused batches store nothing")
+	})
+
+	t.Run("UniqueValues", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "")
+		acct := b.privateAccount(t, nil)
+		token := acct.PrivateAppToken
+		require.Equal(t, http.StatusOK, b.upsert(t, token, input("k1", "a@example.org"), input("k2", "b@example.org")).status)
+		c1, err := b.client.Contact(context.Background(), acct.HubID, "k1")
+		require.NoError(t, err)
+		c2, err := b.client.Contact(context.Background(), acct.HubID, "k2")
+		require.NoError(t, err)
+
+		// k2's contact may not take the email k1's contact has.
+		resp := b.upsert(t, token, input("k2", "a@example.org"))
+		require.Equal(t, http.StatusMultiStatus, resp.status, resp.body)
+		var ans batchResponse
+		resp.decode(t, &ans)
+		require.Equal(t, "Contact already exists. Existing ID: "+c1.ID, ans.Errors[0].Message)
+
+		// Nor may k1's contact, upserted by email, take the key k2's has.
+		resp = b.upsert(t, token, upsertInput{ID: "a@example.org", IDProperty: "email", ObjectWriteTraceID: "trace-k2",
+			Properties: map[string]string{"email": "a@example.org", keyProperty.Name: "k2"}})
+		require.Equal(t, http.StatusMultiStatus, resp.status, resp.body)
+		ans = batchResponse{}
+		resp.decode(t, &ans)
+		require.Empty(t, ans.Results)
+		require.Len(t, ans.Errors, 1)
+		require.Equal(t, "CONFLICT", ans.Errors[0].Category)
+		require.Contains(t, ans.Errors[0].Message, "Existing ID: "+c2.ID)
+		require.Equal(t, keyProperty.Name, ans.Errors[0].Errors[0].In)
+		require.Equal(t, []string{"trace-k2"}, ans.Errors[0].Context["objectWriteTraceId"])
+
+		// Neither refusal changed anything.
+		for key, want := range map[string]Contact{"k1": c1, "k2": c2} {
+			got, err := b.client.Contact(context.Background(), acct.HubID, key)
+			require.NoError(t, err)
+			require.Equal(t, want, got, key)
+		}
+		st, err := b.client.Records(context.Background(), acct.HubID)
+		require.NoError(t, err)
+		require.Equal(t, RecordStats{Records: 2, Upserts: 2, ByKey: map[string]int{"k1": 1, "k2": 1}}, st)
+	})
 }
 
 func TestControl(t *testing.T) {
