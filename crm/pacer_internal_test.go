@@ -40,6 +40,17 @@ func TestPacerPacesUnderThePublishedLimitThenTheReportedOne(t *testing.T) {
 	require.False(t, ok, "no quota before the CRM reported one")
 }
 
+func TestPacerLeavesAShortWindowAnAbsoluteMargin(t *testing.T) {
+	t.Parallel()
+	// 5% of 2 s is 100 ms, less than the delay between the limiter and
+	// the CRM's count can vary: 3 calls go per 2.25 s, not per 2.1 s.
+	b := setupPacer(t, Limit{Calls: 3, Per: 2 * time.Second})
+	require.InDelta(t, 3/2.25, float64(b.pacer.account("a").limiter.Limit()), 1e-9)
+	// A long window keeps its 95%: 5% of it is more than the margin.
+	b = setupPacer(t, Limit{Calls: 250, Per: 10 * time.Second})
+	require.InDelta(t, 23.75, float64(b.pacer.account("a").limiter.Limit()), 1e-9)
+}
+
 func TestPacerHoldsAnAccountWhoseWindowIsSpent(t *testing.T) {
 	t.Parallel()
 	b := setupPacer(t, Limit{Calls: 10, Per: 10 * time.Second})
