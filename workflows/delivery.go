@@ -11,9 +11,12 @@ import (
 func (r *runner) syncing() bool { return r.v.leadSync && r.in.State.Syncs() }
 
 // canUpgrade reports whether this is a CRM run started before the lead
-// flow, which a nudge hands over to a run that delivers.
+// flow, which a nudge hands over to a run that delivers. Before the
+// versions are read it cannot tell, and says no: a new run would
+// otherwise take its zero versions for an old run's and continue-as-new
+// for nothing. (The nudge is not lost: SyncRequested stays set.)
 func (r *runner) canUpgrade() bool {
-	return !r.v.leadSync && r.in.State.Kind == integration.KindCRM && r.in.State.Status != integration.StatusDeleted
+	return r.versionsRead && !r.v.leadSync && r.in.State.Kind == integration.KindCRM && r.in.State.Status != integration.StatusDeleted
 }
 
 // syncDue reports whether a delivery round should run now.

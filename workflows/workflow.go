@@ -49,6 +49,10 @@ type runner struct {
 	// upgrade asks for a continue-as-new so a run without lead delivery
 	// gains it.
 	upgrade bool
+	// versionsRead is set once r.v holds the run's versions: update
+	// handlers the SDK runs while they are registered (updates that came
+	// with the first task) see the zero versions before that.
+	versionsRead bool
 }
 
 func newRunner(in Input) *runner {
@@ -81,6 +85,7 @@ func (r *runner) run(ctx workflow.Context) (integration.State, error) {
 		return r.in.State, err
 	}
 	r.v = readVersions(ctx, r.in.State.Kind)
+	r.versionsRead = true
 	r.refreshPolicy(ctx)
 	if r.syncing() && r.in.NextSyncAt.IsZero() {
 		// A run that gained syncing at this continue-as-new: deliver
