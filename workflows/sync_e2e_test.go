@@ -52,6 +52,11 @@ func (b *flowBundle) activeLead(t *testing.T) {
 
 // sendLeads sends n new leads through intake and returns how many were
 // routed to CRMs in total.
+// leadPII is the lead data sendLeads sends, as stored and as connectors
+// send it (the name in parts): what no history, log or customer-visible
+// error may contain.
+var leadPII = []string{"Ada Lovelace", "Lovelace", "example.com", "+1 555 0100", "Analytical Engines", "call me after five", "seven-fifty-k"}
+
 func (b *flowBundle) sendLeads(t *testing.T, n int, source string) int {
 	t.Helper()
 	routed := 0
@@ -60,6 +65,8 @@ func (b *flowBundle) sendLeads(t *testing.T, n int, source string) int {
 		out, err := b.stack.Starter.Intake(b.ctx, b.lead, starter.Lead{
 			ExternalID: fmt.Sprintf("ext-%d", b.sent), Source: source,
 			Name: "Ada Lovelace", Email: fmt.Sprintf("ada%d@example.com", b.sent), Phone: "+1 555 0100",
+			Company: "Analytical Engines Ltd", Message: "call me after five about the engine",
+			Attributes: map[string]any{"budget": "seven-fifty-k"},
 		})
 		require.NoError(t, err)
 		require.False(t, out.Duplicate)
