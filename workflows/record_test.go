@@ -12,8 +12,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	sdkworker "go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/acme/integrations/app"
 	"github.com/acme/integrations/crm/sandbox/sandboxfake"
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/internal/testenv"
@@ -51,6 +53,9 @@ var recorders = map[string]recorder{
 		covers: []string{"TimerFired", "effect:setup-reminder", "effect:setup-abandoned", "effect:resolve-all"}},
 	"crm_reauthorization": {config: syncConfig, record: recordReauthorization,
 		covers: []string{"marker:safe-reauthorization", "update:authorize", "Validate", "WorkflowExecutionUpdateCompleted"}},
+	// The workers restarted with another policy while the run waited.
+	"crm_worker_policy_change": {config: workflows.Config{}, record: recordPolicyChange,
+		covers: []string{"marker:worker-policy", "marker:worker-policy:changed", "signal:pause", "signal:resume"}},
 	"crm_continue_as_new": {config: workflows.Config{MaxHistoryEvents: 60}, record: recordContinueAsNew,
 		covers: []string{"WorkflowExecutionContinuedAsNew", "marker:worker-policy", "signal:pause", "signal:resume"}},
 }
@@ -134,6 +139,7 @@ func fixtureFacts(t *testing.T, file string) []string {
 	var history historypb.History
 	require.NoError(t, protojson.Unmarshal(raw, &history), "fixture %s", file)
 	var facts []string
+	policyMarkers := 0
 	for _, ev := range history.Events {
 		facts = append(facts, strings.TrimPrefix(ev.EventType.String(), "EVENT_TYPE_"))
 		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
@@ -167,10 +173,17 @@ func fixtureFacts(t *testing.T, file string) []string {
 						// Side-effect IDs carry a call counter: "worker-policy_5".
 						id, _, _ = strings.Cut(id, "_")
 						facts = append(facts, "marker:"+id)
+						if key == "side-effect-id" && id == "worker-policy" {
+							policyMarkers++
+						}
 					}
 				}
 			}
 		}
+	}
+	if policyMarkers > 1 {
+		// A policy marker is recorded only when the value changed.
+		facts = append(facts, "marker:worker-policy:changed")
 	}
 	slices.Sort(facts)
 	return slices.Compact(facts)
@@ -307,6 +320,36 @@ func recordReauthorization(t *testing.T, b *e2eBundle) string {
 	st, err := b.stack.Starter.Authorize(b.ctx, crmID, teststack.Credentials(good.APIKey), "op")
 	require.NoError(t, err)
 	require.Equal(t, integration.StatusActive, st.Status)
+	_, err = b.stack.Starter.Command(b.ctx, crmID, integration.EventDelete, "op", "")
+	require.NoError(t, err)
+	return integration.WorkflowID(integration.KindCRM, crmID)
+}
+
+// recordPolicyChange records an active CRM integration whose workers are
+// restarted with a shorter validation interval while it waits: the run
+// reads the new policy at its next wake-up (a pause), recording a second
+// worker-policy marker, and its validation timer follows it.
+func recordPolicyChange(t *testing.T, b *e2eBundle) string {
+	crmID := testenv.ID("recorded-crm")
+	b.activeCRM(t, "recorded-org", crmID)
+	before := b.describe(t, integration.KindCRM, crmID)
+	require.NotNil(t, before.NextValidationAt)
+
+	b.stack.Service.Worker.Stop()
+	cfg := b.stack.Service.Config
+	cfg.Policy.ValidationInterval = 10 * time.Minute
+	svc, err := app.New(b.ctx, cfg, app.WithLogger(b.stack.Service.Logger), app.WithTemporalClient(b.stack.Temporal),
+		app.WithDevKeyring(), app.WithWorker(sdkworker.Options{}))
+	require.NoError(t, err)
+	t.Cleanup(svc.Close)
+	require.NoError(t, svc.Start(b.ctx))
+
+	b.signal(t, integration.KindCRM, crmID, workflows.Pause, workflows.Command{By: "op"})
+	b.describe(t, integration.KindCRM, crmID)
+	b.signal(t, integration.KindCRM, crmID, workflows.Resume, workflows.Command{By: "op"})
+	after := b.describe(t, integration.KindCRM, crmID)
+	require.NotNil(t, after.NextValidationAt)
+	require.True(t, after.NextValidationAt.Before(*before.NextValidationAt), "the new interval reached the run: %s, was %s", after.NextValidationAt, before.NextValidationAt)
 	_, err = b.stack.Starter.Command(b.ctx, crmID, integration.EventDelete, "op", "")
 	require.NoError(t, err)
 	return integration.WorkflowID(integration.KindCRM, crmID)
