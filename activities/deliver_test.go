@@ -680,3 +680,23 @@ func TestDeliverMessagesAreClean(t *testing.T) {
 	require.Equal(t, store.DeliveryRejected, status)
 	require.Equal(t, "email [redacted] (from [redacted]) is blocked, see [url]", reason)
 }
+
+func TestCleanReasonRedactsEveryLeadValue(t *testing.T) {
+	t.Parallel()
+	lead := store.Lead{
+		ExternalID: "z-991", Name: "Wei Li", FirstName: "Wei", LastName: "Li", Company: "Quillfeather Analytics",
+		Email: "wei.li@example.org", Phone: "+1 555 0199", Message: "call after five",
+		Attributes: map[string]any{"budget": "seven-fifty-k", "rooms": 3.0},
+	}
+	for _, tc := range []struct{ reason, want string }{
+		{"Li is not a valid last name", "[redacted] is not a valid last name"},
+		{"first name Wei rejected; Listing closed", "first name [redacted] rejected; Listing closed"},
+		{"company Quillfeather Analytics is blocked", "company [redacted] is blocked"},
+		{"duplicate of Wei Li (wei.li@example.org)", "duplicate of [redacted] ([redacted])"},
+		{"phone +1 555 0199 invalid, message call after five too short", "phone [redacted] invalid, message [redacted] too short"},
+		{"budget seven-fifty-k out of range for z-991", "budget [redacted] out of range for [redacted]"},
+		{"INVALID_EMAIL_ADDRESS", "INVALID_EMAIL_ADDRESS"},
+	} {
+		require.Equal(t, tc.want, activities.CleanReason(tc.reason, lead), tc.reason)
+	}
+}

@@ -2,6 +2,9 @@ package activities
 
 import "time"
 
+// CleanReason is cleanReason, for its table test.
+var CleanReason = cleanReason
+
 // SetPaging makes Deliver read pages of at most maxPage leads and stop
 // reading after budget, so tests can page through small backlogs.
 func (a *Activities) SetPaging(maxPage int, budget time.Duration) {

@@ -3,6 +3,7 @@ package activities
 import (
 	"errors"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,17 +44,26 @@ type DeliverFailure struct {
 // it: without any of the lead's own values (connectors keep them out, but
 // CRMs like to quote the email they refuse), URLs or addresses.
 func cleanReason(reason string, l store.Lead) string {
-	values := []string{l.Name, l.Email, l.Phone, l.Message, l.ExternalID}
+	values := []string{l.Name, l.FirstName, l.LastName, l.Company, l.Email, l.Phone, l.Message, l.ExternalID}
 	for _, v := range l.Attributes {
 		if s, ok := v.(string); ok {
 			values = append(values, s)
 		}
 	}
+	// Longest first, so a whole name goes before the parts inside it.
+	slices.SortFunc(values, func(a, b string) int { return len(b) - len(a) })
 	for _, v := range values {
-		// Short values would blank out ordinary words.
-		if v = strings.TrimSpace(v); len(v) >= 3 && strings.Contains(strings.ToLower(reason), strings.ToLower(v)) {
-			reason = regexp.MustCompile(`(?i)`+regexp.QuoteMeta(v)).ReplaceAllLiteralString(reason, "[redacted]")
+		v = strings.TrimSpace(v)
+		if v == "" || !strings.Contains(strings.ToLower(reason), strings.ToLower(v)) {
+			continue
 		}
+		pattern := `(?i)` + regexp.QuoteMeta(v)
+		if len(v) < 3 {
+			// A short value ("Li", "Ng") goes only as a word of its
+			// own: inside other words it would blank out ordinary text.
+			pattern = `(?i)\b` + regexp.QuoteMeta(v) + `\b`
+		}
+		reason = regexp.MustCompile(pattern).ReplaceAllLiteralString(reason, "[redacted]")
 	}
 	return crm.Redact(reason)
 }
