@@ -71,6 +71,31 @@ func Handle[A, T any](f Fake, param string, find func(string) (A, error), do fun
 	}
 }
 
+// HandleChange serves a control request that changes one account by its
+// JSON body (U; example is a valid one): the body is checked before find
+// looks the account up, so bad input changes nothing, and change's result
+// is the answer (or its error, such as an *Error for an invalid value).
+func HandleChange[A, U, T any](f Fake, param, example string, find func(string) (A, error), change func(A, U) (T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var u U
+		if err := DecodeBody(r, &u, false, example); err != nil {
+			f.WriteError(w, err)
+			return
+		}
+		a, err := find(r.PathValue(param))
+		if err != nil {
+			f.WriteError(w, err)
+			return
+		}
+		out, err := change(a, u)
+		if err != nil {
+			f.WriteError(w, err)
+			return
+		}
+		f.WriteJSON(w, http.StatusOK, out)
+	}
+}
+
 // MaxBodyBytes bounds a control request body; control requests are tiny.
 const MaxBodyBytes = 64 << 10
 

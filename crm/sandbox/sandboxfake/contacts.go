@@ -568,24 +568,3 @@ func decodeContacts(r *http.Request) (contactsRequest, *crmfake.Error) {
 	}
 	return req, nil
 }
-
-// handleSetFaults serves POST /control/keys/{key}/faults. The body is
-// checked before the account is looked at, so bad input changes nothing.
-func (s *Server) handleSetFaults(w http.ResponseWriter, r *http.Request) {
-	var u FaultsUpdate
-	if err := crmfake.DecodeBody(r, &u, false, `{"fail_next":3,"fail_status":503}`); err != nil {
-		fake.WriteError(w, err)
-		return
-	}
-	b, err := s.book(r.PathValue("key"))
-	if err != nil {
-		fake.WriteError(w, err)
-		return
-	}
-	f, err := b.updateFaults(u)
-	if err != nil {
-		fake.WriteError(w, err)
-		return
-	}
-	fake.WriteJSON(w, http.StatusOK, f)
-}

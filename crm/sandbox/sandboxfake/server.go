@@ -282,7 +282,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /control/keys/{key}/drop-scope", s.handleScopeChange(dropScope))
 	mux.HandleFunc("POST /control/keys/{key}/add-scope", s.handleScopeChange(addScope))
 	mux.HandleFunc("GET /control/keys/{key}/faults", crmfake.Handle(fake, "key", s.book, (*contactBook).currentFaults))
-	mux.HandleFunc("POST /control/keys/{key}/faults", s.handleSetFaults)
+	mux.HandleFunc("POST /control/keys/{key}/faults", crmfake.HandleChange(fake, "key", `{"fail_next":3,"fail_status":503}`, s.book, (*contactBook).updateFaults))
 	mux.HandleFunc("DELETE /control/keys/{key}/faults", crmfake.Handle(fake, "key", s.book, (*contactBook).clearFaults))
 	mux.HandleFunc("GET /control/keys/{key}/records", crmfake.Handle(fake, "key", s.book, (*contactBook).stats))
 	mux.HandleFunc("GET /control/keys/{key}/calls", crmfake.Handle(fake, "key", s.book, (*contactBook).callLog))
