@@ -110,6 +110,20 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any, wha
 	return nil
 }
 
+// DoOn is Do about one account: the request goes to prefix + id +
+// suffix, with id (an API key, an org ID) escaped as one path segment,
+// and its errors begin with op. A blank id fails with noID (which says
+// what to pass) before any request: the path would name another resource.
+func (c *Client) DoOn(ctx context.Context, op, method, prefix, id, suffix string, noID error, body, out any, what string) error {
+	if strings.TrimSpace(id) == "" {
+		return fmt.Errorf("%s: %w", op, noID)
+	}
+	if err := c.Do(ctx, method, prefix+url.PathEscape(id)+suffix, body, out, what); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
+}
+
 // WithoutURL strips the request URL (which may hold an API key, a code or
 // a state) from a transport error, keeping the cause.
 func WithoutURL(err error) error {

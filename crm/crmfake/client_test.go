@@ -31,6 +31,26 @@ func TestClient(t *testing.T) {
 		require.Equal(t, thing{Key: "new"}, created)
 	})
 
+	t.Run("DoOn", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		noID := errors.New("the key is empty: pass one")
+		var n int
+		require.NoError(t, b.client.DoOn(ctx, "count things", http.MethodGet, "/control/things/", secret, "/count", noID, nil, &n, "a count"))
+		require.Equal(t, 2, n)
+
+		err := b.client.DoOn(ctx, "count things", http.MethodGet, "/control/things/", " ", "/count", noID, nil, &n, "a count")
+		require.ErrorIs(t, err, noID)
+		require.EqualError(t, err, "count things: the key is empty: pass one")
+
+		// An ID that needs escaping stays one path segment.
+		err = b.client.DoOn(ctx, "count things", http.MethodGet, "/control/things/", "a/b?c", "/count", noID, nil, &n, "a count")
+		var apiErr *APIError
+		require.ErrorAs(t, err, &apiErr)
+		require.Equal(t, "unknown_key", apiErr.Code)
+		require.EqualError(t, err, "count things: fake Acme answered HTTP 404: no fake Acme account has that key")
+	})
+
 	t.Run("Errors", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

@@ -1,7 +1,7 @@
 package followupbossfake
 
 import (
-	"errors"
+	"cmp"
 	"net/http"
 	"slices"
 	"strings"
@@ -101,53 +101,20 @@ type FaultsUpdate struct {
 // apply returns f changed by u, or an error naming the first invalid field;
 // nothing changes on an error, and a rule's text is never echoed.
 func (f Faults) apply(u FaultsUpdate) (Faults, error) {
-	intField := func(name string, v *int, lo, hi int, dst *int) error {
-		if v == nil {
-			return nil
-		}
-		if *v < lo || *v > hi {
-			return crmfake.BadRequest("%s must be between %d and %d, not %d", name, lo, hi, *v)
-		}
-		*dst = *v
-		return nil
-	}
-	if err := errors.Join(
-		intField("fail_next", u.FailNext, 0, maxFaultCount, &f.FailNext),
-		intField("fail_status", u.FailStatus, 400, 599, &f.FailStatus),
-		intField("latency_ms", u.LatencyMS, 0, maxLatencyMS, &f.LatencyMS),
-		intField("rate_limit_next", u.RateLimitNext, 0, maxFaultCount, &f.RateLimitNext),
-		intField("retry_after_seconds", u.RetryAfterSeconds, 1, maxRetryAfterSeconds, &f.RetryAfterSeconds),
+	// Every value is checked; the first problem is reported.
+	if err := cmp.Or(
+		crmfake.SetInt("fail_next", u.FailNext, 0, maxFaultCount, &f.FailNext),
+		crmfake.SetInt("fail_status", u.FailStatus, 400, 599, &f.FailStatus),
+		crmfake.SetInt("latency_ms", u.LatencyMS, 0, maxLatencyMS, &f.LatencyMS),
+		crmfake.SetInt("rate_limit_next", u.RateLimitNext, 0, maxFaultCount, &f.RateLimitNext),
+		crmfake.SetInt("retry_after_seconds", u.RetryAfterSeconds, 1, maxRetryAfterSeconds, &f.RetryAfterSeconds),
 	); err != nil {
-		// The first problem only, keeping one requestError's status and code.
-		var reqErr *crmfake.Error
-		errors.As(err, &reqErr)
-		return Faults{}, reqErr
-	}
-	rule := func(name string, field, contains *string, dstField, dstContains *string) error {
-		if field != nil {
-			if *field != "" && !slices.Contains(MatchFields(), *field) {
-				return crmfake.BadRequest("%s_field must be one of %s, or \"\" to remove the rule", name, strings.Join(MatchFields(), ", "))
-			}
-			*dstField = *field
-			if *field == "" {
-				*dstContains = ""
-			}
-		}
-		if contains != nil {
-			*dstContains = *contains
-		}
-		switch {
-		case *dstField != "" && *dstContains == "":
-			return crmfake.BadRequest(`%s_contains is empty: a %s rule needs the text to look for, e.g. {"%s_field":"email","%s_contains":"blocked"}`, name, name, name, name)
-		case *dstField == "" && *dstContains != "":
-			return crmfake.BadRequest(`%s_contains needs %s_field: name the field to look in, e.g. {"%s_field":"email","%s_contains":"blocked"}`, name, name, name, name)
-		}
-		return nil
-	}
-	if err := rule("reject", u.RejectField, u.RejectContains, &f.RejectField, &f.RejectContains); err != nil {
 		return Faults{}, err
 	}
-	if err := rule("refuse", u.RefuseField, u.RefuseContains, &f.RefuseField, &f.RefuseContains); err != nil {
+	if err := rules.Set("reject", u.RejectField, u.RejectContains, &f.RejectField, &f.RejectContains); err != nil {
+		return Faults{}, err
+	}
+	if err := rules.Set("refuse", u.RefuseField, u.RefuseContains, &f.RefuseField, &f.RefuseContains); err != nil {
 		return Faults{}, err
 	}
 	if u.ArchivedSources != nil {
@@ -157,6 +124,15 @@ func (f Faults) apply(u FaultsUpdate) (Faults, error) {
 		}
 	}
 	return f, nil
+}
+
+// rules are the reject and refuse rules of Faults, which name one of
+// MatchFields.
+var rules = crmfake.Rules{
+	Key:     "field",
+	Valid:   func(field string) bool { return slices.Contains(MatchFields(), field) },
+	Want:    "one of " + strings.Join(MatchFields(), ", "),
+	Example: "email",
 }
 
 // Limits overrides Follow Up Boss's limits for one account, the body of

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
-	"strings"
 
 	"github.com/acme/integrations/crm/crmfake"
 )
@@ -134,23 +132,14 @@ var errEmptyKey = errors.New("API key is empty: pass the api_key of an account m
 // account calls prefix+key+suffix and decodes the account it answers with;
 // op describes the operation in errors.
 func (c *Client) account(ctx context.Context, op, method, prefix, key, suffix string) (Account, error) {
-	if strings.TrimSpace(key) == "" {
-		return Account{}, fmt.Errorf("%s: %w", op, errEmptyKey)
-	}
 	var a Account
-	if err := c.control.Do(ctx, method, prefix+url.PathEscape(key)+suffix, nil, &a, "an account"); err != nil {
-		return Account{}, fmt.Errorf("%s: %w", op, err)
+	if err := c.control.DoOn(ctx, op, method, prefix, key, suffix, errEmptyKey, nil, &a, "an account"); err != nil {
+		return Account{}, err
 	}
 	return a, nil
 }
 
 // keyDo calls /control/keys/{key}+suffix and decodes the answer into out.
 func (c *Client) keyDo(ctx context.Context, op, method, key, suffix string, body, out any, what string) error {
-	if strings.TrimSpace(key) == "" {
-		return fmt.Errorf("%s: %w", op, errEmptyKey)
-	}
-	if err := c.control.Do(ctx, method, "/control/keys/"+url.PathEscape(key)+suffix, body, out, what); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	return nil
+	return c.control.DoOn(ctx, op, method, "/control/keys/", key, suffix, errEmptyKey, body, out, what)
 }

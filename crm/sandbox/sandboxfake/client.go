@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
-	"strings"
 
 	"github.com/acme/integrations/crm/crmfake"
 )
@@ -149,12 +147,9 @@ func (c *Client) Calls(ctx context.Context, key string) ([]Call, error) {
 // keyCall calls prefix+key+suffix and decodes the account it answers with;
 // op describes the operation in errors.
 func (c *Client) keyCall(ctx context.Context, op, method, prefix, key, suffix string, body any) (Account, error) {
-	if strings.TrimSpace(key) == "" {
-		return Account{}, fmt.Errorf("%s: %w", op, errEmptyKey)
-	}
-	a, err := c.call(ctx, method, prefix+url.PathEscape(key)+suffix, body)
-	if err != nil {
-		return Account{}, fmt.Errorf("%s: %w", op, err)
+	var a Account
+	if err := c.control.DoOn(ctx, op, method, prefix, key, suffix, errEmptyKey, body, &a, "an account"); err != nil {
+		return Account{}, err
 	}
 	return a, nil
 }
@@ -162,13 +157,7 @@ func (c *Client) keyCall(ctx context.Context, op, method, prefix, key, suffix st
 // keyDo calls /control/keys/{key}+suffix and decodes the answer into out,
 // which what names in errors.
 func (c *Client) keyDo(ctx context.Context, op, method, key, suffix string, body, out any, what string) error {
-	if strings.TrimSpace(key) == "" {
-		return fmt.Errorf("%s: %w", op, errEmptyKey)
-	}
-	if err := c.control.Do(ctx, method, "/control/keys/"+url.PathEscape(key)+suffix, body, out, what); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	return nil
+	return c.control.DoOn(ctx, op, method, "/control/keys/", key, suffix, errEmptyKey, body, out, what)
 }
 
 var errEmptyKey = errors.New("API key is empty: pass the api_key printed by `integrations sandbox account create`")

@@ -2,8 +2,8 @@ package sandboxfake
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -110,65 +110,36 @@ type FaultsUpdate struct {
 // Values are checked before anything changes, and the rule's text is never
 // echoed.
 func (f Faults) apply(u FaultsUpdate) (Faults, error) {
-	intField := func(name string, v *int, lo, hi int, dst *int) error {
-		if v == nil {
-			return nil
-		}
-		if *v < lo || *v > hi {
-			return crmfake.BadRequest("%s must be between %d and %d, not %d", name, lo, hi, *v)
-		}
-		*dst = *v
-		return nil
-	}
-	if err := errors.Join(
-		intField("fail_next", u.FailNext, 0, maxFaultCount, &f.FailNext),
-		intField("fail_status", u.FailStatus, 400, 599, &f.FailStatus),
-		intField("latency_ms", u.LatencyMS, 0, maxLatencyMS, &f.LatencyMS),
-		intField("rate_limit_next", u.RateLimitNext, 0, maxFaultCount, &f.RateLimitNext),
-		intField("retry_after_seconds", u.RetryAfterSeconds, 0, maxRetryAfterSeconds, &f.RetryAfterSeconds),
-		intField("refuse_status", u.RefuseStatus, 400, 599, &f.RefuseStatus),
+	// Every value is checked; the first problem is reported.
+	if err := cmp.Or(
+		crmfake.SetInt("fail_next", u.FailNext, 0, maxFaultCount, &f.FailNext),
+		crmfake.SetInt("fail_status", u.FailStatus, 400, 599, &f.FailStatus),
+		crmfake.SetInt("latency_ms", u.LatencyMS, 0, maxLatencyMS, &f.LatencyMS),
+		crmfake.SetInt("rate_limit_next", u.RateLimitNext, 0, maxFaultCount, &f.RateLimitNext),
+		crmfake.SetInt("retry_after_seconds", u.RetryAfterSeconds, 0, maxRetryAfterSeconds, &f.RetryAfterSeconds),
+		crmfake.SetInt("refuse_status", u.RefuseStatus, 400, 599, &f.RefuseStatus),
 	); err != nil {
-		// Report the first problem only, keeping the status and code of a
-		// single *crmfake.Error.
-		var reqErr *crmfake.Error
-		errors.As(err, &reqErr)
-		return Faults{}, reqErr
+		return Faults{}, err
 	}
 	if u.FailMe != nil {
 		f.FailMe = *u.FailMe
 	}
-	if err := applyRule("reject", u.RejectField, u.RejectContains, &f.RejectField, &f.RejectContains); err != nil {
+	if err := rules.Set("reject", u.RejectField, u.RejectContains, &f.RejectField, &f.RejectContains); err != nil {
 		return Faults{}, err
 	}
-	if err := applyRule("refuse", u.RefuseField, u.RefuseContains, &f.RefuseField, &f.RefuseContains); err != nil {
+	if err := rules.Set("refuse", u.RefuseField, u.RefuseContains, &f.RefuseField, &f.RefuseContains); err != nil {
 		return Faults{}, err
 	}
 	return f, nil
 }
 
-// applyRule merges a change of a rule's field and text (the reject rule or
-// the refuse rule, named by rule) into field and contains, and checks that
-// the result is a rule or none. The text is never echoed.
-func applyRule(rule string, newField, newContains *string, field, contains *string) error {
-	if newField != nil {
-		if *newField != "" && !slices.Contains(RejectFields(), *newField) {
-			return crmfake.BadRequest("%s_field must be one of %s, or \"\" to remove the rule", rule, strings.Join(RejectFields(), ", "))
-		}
-		*field = *newField
-		if *field == "" {
-			*contains = ""
-		}
-	}
-	if newContains != nil {
-		*contains = *newContains
-	}
-	switch {
-	case *field != "" && *contains == "":
-		return crmfake.BadRequest(`%s_contains is empty: a %s rule needs the text to look for, e.g. {"%s_field":"email","%s_contains":"blocked"}`, rule, rule, rule, rule)
-	case *field == "" && *contains != "":
-		return crmfake.BadRequest(`%s_contains needs %s_field: name the field to look in, e.g. {"%s_field":"email","%s_contains":"blocked"}`, rule, rule, rule, rule)
-	}
-	return nil
+// rules are the reject and refuse rules of Faults, which name one of
+// RejectFields.
+var rules = crmfake.Rules{
+	Key:     "field",
+	Valid:   func(field string) bool { return slices.Contains(RejectFields(), field) },
+	Want:    "one of " + strings.Join(RejectFields(), ", "),
+	Example: "email",
 }
 
 // RecordStats is what GET /control/keys/{key}/records reports about an
