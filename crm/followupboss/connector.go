@@ -359,16 +359,7 @@ func (c *Connector) Validate(ctx context.Context, raw []byte) ([]integration.Che
 // credentialsFailed is the validation of credentials Follow Up Boss (or
 // our own check) refused: the other checks cannot be observed.
 func credentialsFailed(message string) []integration.Check {
-	return []integration.Check{
-		{
-			Name:        crm.CheckCredentials,
-			Code:        integration.ReasonExpiredCredentials,
-			Message:     message,
-			Remediation: RemediateCredentials,
-		},
-		crm.NotChecked(crm.CheckScopes, "the credentials were rejected"),
-		crm.NotChecked(crm.CheckAPIAccess, "the credentials were rejected"),
-	}
+	return crm.CredentialsFailed(message, RemediateCredentials, crm.CheckScopes, crm.CheckAPIAccess)
 }
 
 // scopesCheck always passes: Follow Up Boss keys have no scopes. It says

@@ -209,17 +209,10 @@ func (c *Connector) Validate(ctx context.Context, raw []byte) ([]integration.Che
 	}, nil
 }
 
+// credentialsFailed is the validation of credentials the sandbox (or our own
+// check) refused: the other checks cannot be observed.
 func credentialsFailed(message string) []integration.Check {
-	return []integration.Check{
-		{
-			Name:        crm.CheckCredentials,
-			Code:        integration.ReasonExpiredCredentials,
-			Message:     message,
-			Remediation: remediateCredentials,
-		},
-		crm.NotChecked(crm.CheckScopes, "the credentials were rejected"),
-		crm.NotChecked(crm.CheckAPIAccess, "the credentials were rejected"),
-	}
+	return crm.CredentialsFailed(message, remediateCredentials, crm.CheckScopes, crm.CheckAPIAccess)
 }
 
 func scopesCheck(me meResponse) integration.Check {
