@@ -210,6 +210,24 @@ func NotChecked(name, because string) integration.Check {
 	return integration.Check{Name: name, OK: false, Message: "not checked: " + because}
 }
 
+// CredentialsFailed is the validation of credentials the CRM refused (or
+// that no longer parse): CheckCredentials fails with code
+// expired_credentials, message and remediation, and each check named in
+// hidden is NotChecked, since refused credentials hide what they could
+// see.
+func CredentialsFailed(message, remediation string, hidden ...string) []integration.Check {
+	checks := []integration.Check{{
+		Name:        CheckCredentials,
+		Code:        integration.ReasonExpiredCredentials,
+		Message:     message,
+		Remediation: remediation,
+	}}
+	for _, name := range hidden {
+		checks = append(checks, NotChecked(name, "the credentials were rejected"))
+	}
+	return checks
+}
+
 // ErrUnknownProvider is wrapped by Registry.Get for a provider it does not
 // know.
 var ErrUnknownProvider = errors.New("unknown CRM provider")

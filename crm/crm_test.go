@@ -224,3 +224,14 @@ type timeoutError struct{}
 
 func (timeoutError) Error() string { return "i/o timeout" }
 func (timeoutError) Timeout() bool { return true }
+
+func TestCredentialsFailed(t *testing.T) {
+	t.Parallel()
+	checks := CredentialsFailed("the API key was rejected (HTTP 401)", "Re-authorize", CheckScopes, CheckAPIAccess)
+	require.Equal(t, []integration.Check{
+		{Name: CheckCredentials, Code: integration.ReasonExpiredCredentials, Message: "the API key was rejected (HTTP 401)", Remediation: "Re-authorize"},
+		{Name: CheckScopes, Message: "not checked: the credentials were rejected"},
+		{Name: CheckAPIAccess, Message: "not checked: the credentials were rejected"},
+	}, checks)
+	require.Len(t, CredentialsFailed("m", "r"), 1, "nothing else hidden")
+}

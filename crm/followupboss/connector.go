@@ -107,7 +107,6 @@
 package followupboss
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -115,7 +114,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -166,6 +164,14 @@ const userAgent = "acme-integrations-followupboss/1"
 
 // credentialsExample is shown in every credentials error.
 const credentialsExample = `{"api_key": "..."}`
+
+// credentialsFormat decodes the credentials document strictly, without
+// quoting it in its errors.
+var credentialsFormat = crm.CredentialsFormat{
+	Product: "Follow Up Boss",
+	Example: credentialsExample,
+	IfEmpty: "provide " + credentialsExample + " with the API key from Admin > API in Follow Up Boss",
+}
 
 // Remediation texts, shown to the customer next to a failed check; the
 // guide (docs/crms/followupboss.md) holds each of them word for word.
@@ -274,21 +280,13 @@ func (c *Connector) ParseCredentials(raw []byte) error {
 
 func parseCredentials(raw []byte) (credentials, error) {
 	var creds credentials
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return creds, fmt.Errorf("Follow Up Boss credentials are empty: provide %s with the API key from Admin > API in Follow Up Boss", credentialsExample)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&creds); err != nil {
-		return credentials{}, describeDecodeError(err)
-	}
-	if len(bytes.TrimSpace(raw[dec.InputOffset():])) > 0 {
-		return credentials{}, fmt.Errorf("Follow Up Boss credentials have data after the JSON object: provide exactly %s", credentialsExample)
+	if err := credentialsFormat.Decode(raw, &creds); err != nil {
+		return credentials{}, err
 	}
 	switch {
 	case creds.APIKey == "":
 		return credentials{}, fmt.Errorf("Follow Up Boss credentials: api_key is missing or empty: provide %s with the API key from Admin > API in Follow Up Boss", credentialsExample)
-	case strings.ContainsFunc(creds.APIKey, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+	case crm.HasSpaceOrControl(creds.APIKey):
 		// Usually a copy-paste accident.
 		return credentials{}, errors.New("Follow Up Boss credentials: api_key contains whitespace or control characters: copy the key again without spaces or line breaks")
 	case strings.Contains(creds.APIKey, ":"):
@@ -296,31 +294,6 @@ func parseCredentials(raw []byte) (credentials, error) {
 		return credentials{}, errors.New("Follow Up Boss credentials: api_key contains a colon, which no Follow Up Boss API key has: copy the key again from Admin > API")
 	}
 	return creds, nil
-}
-
-// describeDecodeError explains a JSON decoding failure without quoting the
-// document: Go's syntax errors quote the offending character, and type
-// errors of numbers quote the number, either of which may be the key.
-func describeDecodeError(err error) error {
-	var syntaxErr *json.SyntaxError
-	var typeErr *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syntaxErr):
-		return fmt.Errorf("Follow Up Boss credentials are not valid JSON (syntax error at byte %d): provide %s", syntaxErr.Offset, credentialsExample)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Errorf("Follow Up Boss credentials are not valid JSON (unexpected end): provide %s", credentialsExample)
-	case errors.As(err, &typeErr) && typeErr.Field != "":
-		kind, _, _ := strings.Cut(typeErr.Value, " ")
-		return fmt.Errorf("Follow Up Boss credentials: field %s must be a %s, not a %s: provide %s", typeErr.Field, typeErr.Type, kind, credentialsExample)
-	case errors.As(err, &typeErr):
-		kind, _, _ := strings.Cut(typeErr.Value, " ")
-		return fmt.Errorf("Follow Up Boss credentials must be a JSON object, not a %s: provide %s", kind, credentialsExample)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		// Field names are not secret, and naming the field catches typos like "apikey".
-		field := strings.TrimPrefix(err.Error(), "json: unknown field ")
-		return fmt.Errorf("Follow Up Boss credentials: unknown field %s: provide %s", field, credentialsExample)
-	}
-	return fmt.Errorf("Follow Up Boss credentials are not valid JSON: provide %s", credentialsExample)
 }
 
 // account is the pacing and quota key of an API key: a hash, so no map
@@ -386,16 +359,7 @@ func (c *Connector) Validate(ctx context.Context, raw []byte) ([]integration.Che
 // credentialsFailed is the validation of credentials Follow Up Boss (or
 // our own check) refused: the other checks cannot be observed.
 func credentialsFailed(message string) []integration.Check {
-	return []integration.Check{
-		{
-			Name:        crm.CheckCredentials,
-			Code:        integration.ReasonExpiredCredentials,
-			Message:     message,
-			Remediation: RemediateCredentials,
-		},
-		crm.NotChecked(crm.CheckScopes, "the credentials were rejected"),
-		crm.NotChecked(crm.CheckAPIAccess, "the credentials were rejected"),
-	}
+	return crm.CredentialsFailed(message, RemediateCredentials, crm.CheckScopes, crm.CheckAPIAccess)
 }
 
 // scopesCheck always passes: Follow Up Boss keys have no scopes. It says

@@ -1,20 +1,23 @@
 package hubspot
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/acme/integrations/crm"
 )
 
 // credentialsExample is shown in every credentials error.
 const credentialsExample = `{"access_token": "pat-na1-..."} (a private app or service key token), or connect with OAuth`
+
+// credentialsFormat decodes the credentials document strictly, without
+// quoting it in its errors.
+var credentialsFormat = crm.CredentialsFormat{Product: "hubspot", Example: credentialsExample}
 
 // credentialsDoc is the credentials document as stored.
 type credentialsDoc struct {
@@ -68,17 +71,9 @@ func (c *Connector) ParseCredentials(raw []byte) error {
 }
 
 func parseCredentials(raw []byte) (credentials, error) {
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return credentials{}, fmt.Errorf("hubspot credentials are empty: provide %s", credentialsExample)
-	}
 	var doc credentialsDoc
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&doc); err != nil {
-		return credentials{}, describeDecodeError(err)
-	}
-	if len(bytes.TrimSpace(raw[dec.InputOffset():])) > 0 {
-		return credentials{}, fmt.Errorf("hubspot credentials have data after the JSON object: provide exactly %s", credentialsExample)
+	if err := credentialsFormat.Decode(raw, &doc); err != nil {
+		return credentials{}, err
 	}
 	if err := checkToken("access_token", doc.AccessToken); err != nil {
 		return credentials{}, err
@@ -114,49 +109,10 @@ func checkToken(field, value string) error {
 	switch {
 	case value == "":
 		return fmt.Errorf("hubspot credentials: %s is missing or empty: provide %s", field, credentialsExample)
-	case strings.ContainsFunc(value, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+	case crm.HasSpaceOrControl(value):
 		return fmt.Errorf("hubspot credentials: %s contains whitespace or control characters: copy the token again without spaces or line breaks", field)
 	}
 	return nil
-}
-
-// describeDecodeError explains a JSON decoding failure without quoting the
-// document: the standard library's syntax errors quote the offending
-// character, which may belong to a token.
-func describeDecodeError(err error) error {
-	var syntaxErr *json.SyntaxError
-	var typeErr *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syntaxErr):
-		return fmt.Errorf("hubspot credentials are not valid JSON (syntax error at byte %d): provide %s", syntaxErr.Offset, credentialsExample)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Errorf("hubspot credentials are not valid JSON (unexpected end): provide %s", credentialsExample)
-	case errors.As(err, &typeErr) && typeErr.Field != "":
-		return fmt.Errorf("hubspot credentials: field %s must be a %s, not a %s: provide %s", typeErr.Field, jsonType(typeErr.Type.Kind().String()), jsonKind(typeErr), credentialsExample)
-	case errors.As(err, &typeErr):
-		return fmt.Errorf("hubspot credentials must be a JSON object, not a %s: provide %s", jsonKind(typeErr), credentialsExample)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		// Field names are not secret, and naming the field catches typos.
-		field := strings.TrimPrefix(err.Error(), "json: unknown field ")
-		return fmt.Errorf("hubspot credentials: unknown field %s: provide %s", field, credentialsExample)
-	}
-	return fmt.Errorf("hubspot credentials are not valid JSON: provide %s", credentialsExample)
-}
-
-// jsonType names a Go kind as the JSON type a field takes.
-func jsonType(kind string) string {
-	if kind == "int64" {
-		return "number"
-	}
-	return kind
-}
-
-// jsonKind is the kind of JSON value a type error is about ("number",
-// "array", ...). UnmarshalTypeError.Value can quote a number's literal,
-// which could be a secret, so only its first word is used.
-func jsonKind(err *json.UnmarshalTypeError) string {
-	kind, _, _ := strings.Cut(err.Value, " ")
-	return kind
 }
 
 // ExpiresAt returns when the OAuth access token in raw expires; a static

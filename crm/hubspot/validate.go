@@ -60,14 +60,10 @@ type authFailure struct{ message string }
 // Error implements error.
 func (e *authFailure) Error() string { return e.message }
 
+// credentialsFailed is the validation of credentials HubSpot (or our own
+// check) refused: the other checks cannot be observed.
 func credentialsFailed(remediation, message string) []integration.Check {
-	const because = "the credentials were rejected"
-	return []integration.Check{
-		{Name: crm.CheckCredentials, Code: integration.ReasonExpiredCredentials, Message: message, Remediation: remediation},
-		crm.NotChecked(crm.CheckScopes, because),
-		crm.NotChecked(CheckLeadKeyProperty, because),
-		crm.NotChecked(CheckLeadSourceProperty, because),
-	}
+	return crm.CredentialsFailed(message, remediation, crm.CheckScopes, CheckLeadKeyProperty, CheckLeadSourceProperty)
 }
 
 // The names of the contact property checks.

@@ -1,14 +1,13 @@
 package salesforce
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"strings"
+
+	"github.com/acme/integrations/crm"
 )
 
 // The login environments a credentials document can name.
@@ -23,6 +22,14 @@ const (
 
 // credentialsExample is shown in every credentials error.
 const credentialsExample = `{"access_token": "00D...!...", "refresh_token": "5Aep...", "instance_url": "https://yourdomain.my.salesforce.com", "environment": "production"}`
+
+// credentialsFormat decodes the credentials document strictly, without
+// quoting it in its errors.
+var credentialsFormat = crm.CredentialsFormat{
+	Product: "salesforce",
+	Example: credentialsExample,
+	IfEmpty: "connect Salesforce through its consent page, or provide " + credentialsExample,
+}
 
 // credentials is the Salesforce credentials document: the token response
 // of the web-server flow (access token, refresh token, instance URL,
@@ -87,16 +94,8 @@ func (c credentials) describeOrg() string {
 // the field at fault and never quote a value.
 func parseCredentials(raw []byte) (credentials, error) {
 	var creds credentials
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return creds, fmt.Errorf("salesforce credentials are empty: connect Salesforce through its consent page, or provide %s", credentialsExample)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&creds); err != nil {
-		return credentials{}, describeDecodeError(err)
-	}
-	if len(bytes.TrimSpace(raw[dec.InputOffset():])) > 0 {
-		return credentials{}, fmt.Errorf("salesforce credentials have data after the JSON object: provide exactly %s", credentialsExample)
+	if err := credentialsFormat.Decode(raw, &creds); err != nil {
+		return credentials{}, err
 	}
 	for _, f := range []struct{ name, value string }{
 		{"access_token", creds.AccessToken},
@@ -105,7 +104,7 @@ func parseCredentials(raw []byte) (credentials, error) {
 		switch {
 		case f.value == "":
 			return credentials{}, fmt.Errorf("salesforce credentials: %s is missing or empty: connect Salesforce again, or provide %s", f.name, credentialsExample)
-		case strings.ContainsFunc(f.value, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		case crm.HasSpaceOrControl(f.value):
 			// Tokens go into headers and forms, where whitespace and control
 			// characters break them; usually a copy-paste accident.
 			return credentials{}, fmt.Errorf("salesforce credentials: %s contains whitespace or control characters: copy it again without spaces or line breaks", f.name)
@@ -146,27 +145,4 @@ func checkInstanceURL(raw string) error {
 		return errors.New("salesforce credentials: instance_url must be an https URL such as https://yourdomain.my.salesforce.com")
 	}
 	return nil
-}
-
-// describeDecodeError explains a JSON decoding failure without quoting the
-// document: the standard library's errors can quote a value's character.
-func describeDecodeError(err error) error {
-	var syntaxErr *json.SyntaxError
-	var typeErr *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syntaxErr):
-		return fmt.Errorf("salesforce credentials are not valid JSON (syntax error at byte %d): provide %s", syntaxErr.Offset, credentialsExample)
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return fmt.Errorf("salesforce credentials are not valid JSON (unexpected end): provide %s", credentialsExample)
-	case errors.As(err, &typeErr) && typeErr.Field != "":
-		kind, _, _ := strings.Cut(typeErr.Value, " ")
-		return fmt.Errorf("salesforce credentials: field %s must be a %s, not a %s: provide %s", typeErr.Field, typeErr.Type, kind, credentialsExample)
-	case errors.As(err, &typeErr):
-		kind, _, _ := strings.Cut(typeErr.Value, " ")
-		return fmt.Errorf("salesforce credentials must be a JSON object, not a %s: provide %s", kind, credentialsExample)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		// Field names are not secret, and naming one catches typos.
-		return fmt.Errorf("salesforce credentials: unknown field %s: provide %s", strings.TrimPrefix(err.Error(), "json: unknown field "), credentialsExample)
-	}
-	return fmt.Errorf("salesforce credentials are not valid JSON: provide %s", credentialsExample)
 }

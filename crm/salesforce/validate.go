@@ -191,14 +191,10 @@ func (d describe) writable(f describeField) bool {
 	return (!d.Createable || f.Createable) && (!d.Updateable || f.Updateable)
 }
 
+// credentialsFailed is the validation of credentials Salesforce (or our own
+// check) refused: the other checks cannot be observed.
 func credentialsFailed(message string) []integration.Check {
-	const because = "the credentials were rejected"
-	return []integration.Check{
-		{Name: crm.CheckCredentials, Code: integration.ReasonExpiredCredentials, Message: message, Remediation: RemediateCredentials},
-		crm.NotChecked(crm.CheckAPIAccess, because),
-		crm.NotChecked(crm.CheckScopes, because),
-		crm.NotChecked(CheckLeadKeyField, because),
-	}
+	return crm.CredentialsFailed(message, RemediateCredentials, crm.CheckAPIAccess, crm.CheckScopes, CheckLeadKeyField)
 }
 
 func apiAccessOK() integration.Check {

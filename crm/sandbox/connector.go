@@ -82,6 +82,10 @@ const maxResponseBytes = 1 << 20
 // credentialsExample is shown in every credentials error.
 const credentialsExample = `{"api_key": "sbx_..."}`
 
+// credentialsFormat decodes the credentials document strictly, without
+// quoting it in its errors.
+var credentialsFormat = crm.CredentialsFormat{Product: "sandbox", Example: credentialsExample}
+
 // Remediation texts, shown to the customer next to a failed check.
 const (
 	remediateCredentials = "Re-authorize the integration with a valid API key (integrations authorize ID --credentials-file FILE)"
@@ -128,57 +132,16 @@ func (c *Connector) ParseCredentials(raw []byte) error {
 
 func parseCredentials(raw []byte) (credentials, error) {
 	var creds credentials
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return creds, fmt.Errorf("sandbox credentials are empty: provide %s", credentialsExample)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&creds); err != nil {
-		return credentials{}, describeDecodeError(err)
-	}
-	if len(bytes.TrimSpace(raw[dec.InputOffset():])) > 0 {
-		return credentials{}, fmt.Errorf("sandbox credentials have data after the JSON object: provide exactly %s", credentialsExample)
+	if err := credentialsFormat.Decode(raw, &creds); err != nil {
+		return credentials{}, err
 	}
 	switch {
 	case creds.APIKey == "":
 		return credentials{}, fmt.Errorf("sandbox credentials: api_key is missing or empty: provide %s with the key from the sandbox CRM", credentialsExample)
-	case strings.ContainsFunc(creds.APIKey, func(r rune) bool { return r <= ' ' || r == 0x7f }):
-		// It goes into an HTTP header, where whitespace and control
-		// characters are invalid; usually a copy-paste accident.
+	case crm.HasSpaceOrControl(creds.APIKey):
 		return credentials{}, errors.New("sandbox credentials: api_key contains whitespace or control characters: copy the key again without spaces or line breaks")
 	}
 	return creds, nil
-}
-
-// describeDecodeError explains a JSON decoding failure without quoting the
-// document: the standard library's syntax errors quote the offending
-// character, which may belong to the key.
-func describeDecodeError(err error) error {
-	var syntaxErr *json.SyntaxError
-	var typeErr *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syntaxErr):
-		return fmt.Errorf("sandbox credentials are not valid JSON (syntax error at byte %d): provide %s", syntaxErr.Offset, credentialsExample)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Errorf("sandbox credentials are not valid JSON (unexpected end): provide %s", credentialsExample)
-	case errors.As(err, &typeErr) && typeErr.Field != "":
-		return fmt.Errorf("sandbox credentials: field %s must be a %s, not a %s: provide %s", typeErr.Field, typeErr.Type, jsonKind(typeErr), credentialsExample)
-	case errors.As(err, &typeErr):
-		return fmt.Errorf("sandbox credentials must be a JSON object, not a %s: provide %s", jsonKind(typeErr), credentialsExample)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		// Field names are not secret, and naming the field catches typos like "apikey".
-		field := strings.TrimPrefix(err.Error(), "json: unknown field ")
-		return fmt.Errorf("sandbox credentials: unknown field %s: provide %s", field, credentialsExample)
-	}
-	return fmt.Errorf("sandbox credentials are not valid JSON: provide %s", credentialsExample)
-}
-
-// jsonKind is the kind of JSON value a type error is about ("number",
-// "array", ...). UnmarshalTypeError.Value can quote the literal of a number
-// ("number -5"), which could be a secret, so only its first word is used.
-func jsonKind(err *json.UnmarshalTypeError) string {
-	kind, _, _ := strings.Cut(err.Value, " ")
-	return kind
 }
 
 // Validate calls GET /api/v1/me with the credentials and reports three
@@ -246,17 +209,10 @@ func (c *Connector) Validate(ctx context.Context, raw []byte) ([]integration.Che
 	}, nil
 }
 
+// credentialsFailed is the validation of credentials the sandbox (or our own
+// check) refused: the other checks cannot be observed.
 func credentialsFailed(message string) []integration.Check {
-	return []integration.Check{
-		{
-			Name:        crm.CheckCredentials,
-			Code:        integration.ReasonExpiredCredentials,
-			Message:     message,
-			Remediation: remediateCredentials,
-		},
-		crm.NotChecked(crm.CheckScopes, "the credentials were rejected"),
-		crm.NotChecked(crm.CheckAPIAccess, "the credentials were rejected"),
-	}
+	return crm.CredentialsFailed(message, remediateCredentials, crm.CheckScopes, crm.CheckAPIAccess)
 }
 
 func scopesCheck(me meResponse) integration.Check {

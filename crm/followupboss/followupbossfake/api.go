@@ -82,7 +82,7 @@ func (s *Server) api(context string, serve func(call) reply) http.HandlerFunc {
 			w.WriteHeader(rep.status)
 			return
 		}
-		writeJSON(w, rep.status, rep.body)
+		fake.WriteJSON(w, rep.status, rep.body)
 	}
 }
 
@@ -136,7 +136,7 @@ func basicKey(header string) (string, bool) {
 // rejects unauthenticated calls before its limiter.
 func writeUnauthorized(w http.ResponseWriter) {
 	w.Header().Set("WWW-Authenticate", `Basic realm="Follow Up Boss API"`)
-	writeJSON(w, http.StatusUnauthorized, apiError{ErrorMessage: "Unauthorized: send a valid API key as the Basic auth user name."})
+	fake.WriteJSON(w, http.StatusUnauthorized, apiError{ErrorMessage: "Unauthorized: send a valid API key as the Basic auth user name."})
 }
 
 // identity is the answer to GET /v1/identity.

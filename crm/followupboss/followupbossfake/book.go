@@ -1,12 +1,14 @@
 package followupbossfake
 
 import (
-	"errors"
+	"cmp"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/acme/integrations/crm/crmfake"
 )
 
 // The rate-limit contexts of the endpoints the fake serves.
@@ -25,9 +27,6 @@ const (
 	unregisteredLimit = 125
 	eventsLimit       = 1000
 )
-
-// callLogSize is how many API calls an account's call log keeps.
-const callLogSize = 1000
 
 // Bounds of the fault and limit settings, generous for tests yet small
 // enough that a typo cannot hang a dev stack for hours.
@@ -102,53 +101,20 @@ type FaultsUpdate struct {
 // apply returns f changed by u, or an error naming the first invalid field;
 // nothing changes on an error, and a rule's text is never echoed.
 func (f Faults) apply(u FaultsUpdate) (Faults, error) {
-	intField := func(name string, v *int, lo, hi int, dst *int) error {
-		if v == nil {
-			return nil
-		}
-		if *v < lo || *v > hi {
-			return badRequest("%s must be between %d and %d, not %d", name, lo, hi, *v)
-		}
-		*dst = *v
-		return nil
-	}
-	if err := errors.Join(
-		intField("fail_next", u.FailNext, 0, maxFaultCount, &f.FailNext),
-		intField("fail_status", u.FailStatus, 400, 599, &f.FailStatus),
-		intField("latency_ms", u.LatencyMS, 0, maxLatencyMS, &f.LatencyMS),
-		intField("rate_limit_next", u.RateLimitNext, 0, maxFaultCount, &f.RateLimitNext),
-		intField("retry_after_seconds", u.RetryAfterSeconds, 1, maxRetryAfterSeconds, &f.RetryAfterSeconds),
+	// Every value is checked; the first problem is reported.
+	if err := cmp.Or(
+		crmfake.SetInt("fail_next", u.FailNext, 0, maxFaultCount, &f.FailNext),
+		crmfake.SetInt("fail_status", u.FailStatus, 400, 599, &f.FailStatus),
+		crmfake.SetInt("latency_ms", u.LatencyMS, 0, maxLatencyMS, &f.LatencyMS),
+		crmfake.SetInt("rate_limit_next", u.RateLimitNext, 0, maxFaultCount, &f.RateLimitNext),
+		crmfake.SetInt("retry_after_seconds", u.RetryAfterSeconds, 1, maxRetryAfterSeconds, &f.RetryAfterSeconds),
 	); err != nil {
-		// The first problem only, keeping one requestError's status and code.
-		var reqErr *requestError
-		errors.As(err, &reqErr)
-		return Faults{}, reqErr
-	}
-	rule := func(name string, field, contains *string, dstField, dstContains *string) error {
-		if field != nil {
-			if *field != "" && !slices.Contains(MatchFields(), *field) {
-				return badRequest("%s_field must be one of %s, or \"\" to remove the rule", name, strings.Join(MatchFields(), ", "))
-			}
-			*dstField = *field
-			if *field == "" {
-				*dstContains = ""
-			}
-		}
-		if contains != nil {
-			*dstContains = *contains
-		}
-		switch {
-		case *dstField != "" && *dstContains == "":
-			return badRequest(`%s_contains is empty: a %s rule needs the text to look for, e.g. {"%s_field":"email","%s_contains":"blocked"}`, name, name, name, name)
-		case *dstField == "" && *dstContains != "":
-			return badRequest(`%s_contains needs %s_field: name the field to look in, e.g. {"%s_field":"email","%s_contains":"blocked"}`, name, name, name, name)
-		}
-		return nil
-	}
-	if err := rule("reject", u.RejectField, u.RejectContains, &f.RejectField, &f.RejectContains); err != nil {
 		return Faults{}, err
 	}
-	if err := rule("refuse", u.RefuseField, u.RefuseContains, &f.RefuseField, &f.RefuseContains); err != nil {
+	if err := rules.Set("reject", u.RejectField, u.RejectContains, &f.RejectField, &f.RejectContains); err != nil {
+		return Faults{}, err
+	}
+	if err := rules.Set("refuse", u.RefuseField, u.RefuseContains, &f.RefuseField, &f.RefuseContains); err != nil {
 		return Faults{}, err
 	}
 	if u.ArchivedSources != nil {
@@ -158,6 +124,15 @@ func (f Faults) apply(u FaultsUpdate) (Faults, error) {
 		}
 	}
 	return f, nil
+}
+
+// rules are the reject and refuse rules of Faults, which name one of
+// MatchFields.
+var rules = crmfake.Rules{
+	Key:     "field",
+	Valid:   func(field string) bool { return slices.Contains(MatchFields(), field) },
+	Want:    "one of " + strings.Join(MatchFields(), ", "),
+	Example: "email",
 }
 
 // Limits overrides Follow Up Boss's limits for one account, the body of
@@ -171,9 +146,9 @@ type Limits struct {
 func (l Limits) check() error {
 	switch {
 	case l.Limit < 1 || l.Limit > maxLimit:
-		return badRequest("limit must be between 1 and %d, not %d", maxLimit, l.Limit)
+		return crmfake.BadRequest("limit must be between 1 and %d, not %d", maxLimit, l.Limit)
 	case l.WindowSeconds < 1 || l.WindowSeconds > maxWindowSeconds:
-		return badRequest("window_seconds must be between 1 and %d, not %d (Follow Up Boss states its window in whole seconds)", maxWindowSeconds, l.WindowSeconds)
+		return crmfake.BadRequest("window_seconds must be between 1 and %d, not %d (Follow Up Boss states its window in whole seconds)", maxWindowSeconds, l.WindowSeconds)
 	}
 	return nil
 }
@@ -243,10 +218,7 @@ type book struct {
 	// windows holds the times of the calls counted in each context's
 	// sliding window, oldest first.
 	windows map[string][]time.Time
-	// calls is a ring buffer: callCount entries ending before callNext.
-	calls     [callLogSize]Call
-	callNext  int
-	callCount int
+	calls   crmfake.CallLog[Call]
 }
 
 func newBook() *book {
@@ -256,20 +228,13 @@ func newBook() *book {
 func (b *book) logCall(c Call) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.calls[b.callNext] = c
-	b.callNext = (b.callNext + 1) % callLogSize
-	b.callCount = min(b.callCount+1, callLogSize)
+	b.calls.Add(c)
 }
 
 func (b *book) callLog() []Call {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := make([]Call, 0, b.callCount)
-	start := (b.callNext - b.callCount + callLogSize) % callLogSize
-	for i := range b.callCount {
-		out = append(out, b.calls[(start+i)%callLogSize])
-	}
-	return out
+	return b.calls.List()
 }
 
 func (b *book) stats() RecordStats {
@@ -325,6 +290,12 @@ func (b *book) clearFaults() Faults {
 	defer b.mu.Unlock()
 	b.faults = DefaultFaults()
 	return DefaultFaults()
+}
+
+// clearLimits gives the account Follow Up Boss's default limits again.
+func (b *book) clearLimits() Limits {
+	b.setLimits(Limits{})
+	return Limits{}
 }
 
 func (b *book) setLimits(l Limits) {

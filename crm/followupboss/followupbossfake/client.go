@@ -1,61 +1,34 @@
 package followupbossfake
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
-	"strings"
-	"time"
+
+	"github.com/acme/integrations/crm/crmfake"
 )
 
-// defaultTimeout bounds every request when the caller passes no
-// *http.Client of its own.
-const defaultTimeout = 10 * time.Second
-
-// maxControlResponseBytes bounds a control API response.
-const maxControlResponseBytes = 64 << 20
-
-// APIError is an error response from the control API. Message is the
+// APIError is an error answer of the fake's control API. Message is the
 // fake's explanation, which never contains an API key.
-type APIError struct {
-	StatusCode int
-	Code       string
-	Message    string
-}
-
-// Error implements error.
-func (e *APIError) Error() string {
-	if e.Message == "" {
-		return fmt.Sprintf("fake Follow Up Boss answered HTTP %d", e.StatusCode)
-	}
-	return fmt.Sprintf("fake Follow Up Boss answered HTTP %d: %s", e.StatusCode, e.Message)
-}
+type APIError = crmfake.APIError
 
 // Client calls the fake's control API, for tests, the dev stack and the
 // CLI. Its errors never contain an API key, though keys are in its paths.
 type Client struct {
-	baseURL    string
-	httpClient *http.Client
+	control *crmfake.Client
 }
 
-// NewClient returns a control API client for the fake at baseURL. A nil
-// httpClient means one with a 10s timeout.
+// NewClient returns a control API client for the fake at baseURL (e.g.
+// http://127.0.0.1:8093). A nil httpClient means one with a 10s timeout.
 func NewClient(baseURL string, httpClient *http.Client) *Client {
-	if httpClient == nil {
-		httpClient = &http.Client{Timeout: defaultTimeout}
-	}
-	return &Client{baseURL: strings.TrimRight(baseURL, "/"), httpClient: httpClient}
+	return &Client{control: crmfake.NewClient(fake, baseURL, httpClient)}
 }
 
 // CreateAccount creates an active account with a fresh API key.
 func (c *Client) CreateAccount(ctx context.Context) (Account, error) {
 	var a Account
-	if err := c.do(ctx, http.MethodPost, "/control/accounts", nil, &a, "an account"); err != nil {
+	if err := c.control.Do(ctx, http.MethodPost, "/control/accounts", nil, &a, "an account"); err != nil {
 		return Account{}, fmt.Errorf("create fake Follow Up Boss account: %w", err)
 	}
 	return a, nil
@@ -65,7 +38,7 @@ func (c *Client) CreateAccount(ctx context.Context) (Account, error) {
 // registered system's limits.
 func (c *Client) RegisterSystem(ctx context.Context, system, key string) error {
 	var out map[string]string
-	if err := c.do(ctx, http.MethodPost, "/control/systems", System{System: system, Key: key}, &out, "a system"); err != nil {
+	if err := c.control.Do(ctx, http.MethodPost, "/control/systems", System{System: system, Key: key}, &out, "a system"); err != nil {
 		return fmt.Errorf("register system with the fake Follow Up Boss: %w", err)
 	}
 	return nil
@@ -159,76 +132,14 @@ var errEmptyKey = errors.New("API key is empty: pass the api_key of an account m
 // account calls prefix+key+suffix and decodes the account it answers with;
 // op describes the operation in errors.
 func (c *Client) account(ctx context.Context, op, method, prefix, key, suffix string) (Account, error) {
-	if strings.TrimSpace(key) == "" {
-		return Account{}, fmt.Errorf("%s: %w", op, errEmptyKey)
-	}
 	var a Account
-	if err := c.do(ctx, method, prefix+url.PathEscape(key)+suffix, nil, &a, "an account"); err != nil {
-		return Account{}, fmt.Errorf("%s: %w", op, err)
+	if err := c.control.DoOn(ctx, op, method, prefix, key, suffix, errEmptyKey, nil, &a, "an account"); err != nil {
+		return Account{}, err
 	}
 	return a, nil
 }
 
 // keyDo calls /control/keys/{key}+suffix and decodes the answer into out.
 func (c *Client) keyDo(ctx context.Context, op, method, key, suffix string, body, out any, what string) error {
-	if strings.TrimSpace(key) == "" {
-		return fmt.Errorf("%s: %w", op, errEmptyKey)
-	}
-	if err := c.do(ctx, method, "/control/keys/"+url.PathEscape(key)+suffix, body, out, what); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	return nil
-}
-
-// do sends one control request and decodes its answer into out; what names
-// the expected answer in errors.
-func (c *Client) do(ctx context.Context, method, path string, body, out any, what string) error {
-	var reader io.Reader
-	if body != nil {
-		data, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("encode request: %w", err)
-		}
-		reader = bytes.NewReader(data)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, reader)
-	if err != nil {
-		// The URL holds the key; say only what is wrong with the base URL.
-		return fmt.Errorf("invalid fake Follow Up Boss URL %q: use e.g. http://127.0.0.1:8091", c.baseURL)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := c.httpClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("reach fake Follow Up Boss at %s: %w", c.baseURL, withoutURL(err))
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxControlResponseBytes))
-	if err != nil {
-		return fmt.Errorf("read fake Follow Up Boss response: %w", err)
-	}
-	if resp.StatusCode >= 300 {
-		var body controlError
-		if err := json.Unmarshal(data, &body); err != nil || body.Error == "" {
-			// Not the control API's shape: unknown text that might reflect the request.
-			return &APIError{StatusCode: resp.StatusCode, Message: http.StatusText(resp.StatusCode) + " (not a control API error: is the URL the fake Follow Up Boss?)"}
-		}
-		return &APIError{StatusCode: resp.StatusCode, Code: body.Code, Message: body.Error}
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("fake Follow Up Boss response is not %s (HTTP %d): is %s the fake Follow Up Boss?", what, resp.StatusCode, c.baseURL)
-	}
-	return nil
-}
-
-// withoutURL strips the request URL (which may hold an API key) from a
-// transport error, keeping the cause.
-func withoutURL(err error) error {
-	var urlErr *url.Error
-	if errors.As(err, &urlErr) {
-		return urlErr.Err
-	}
-	return err
+	return c.control.DoOn(ctx, op, method, "/control/keys/", key, suffix, errEmptyKey, body, out, what)
 }

@@ -89,22 +89,15 @@
 package followupbossfake
 
 import (
-	"bytes"
 	"cmp"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/acme/integrations/crm/crmfake"
 )
 
 // The states of an account's subscription.
@@ -145,35 +138,19 @@ type stateFile struct {
 	Systems  []System  `json:"systems"`
 }
 
-// controlError is the JSON shape of every control API error.
-type controlError struct {
-	Error string `json:"error"`
-	Code  string `json:"code"`
-}
-
-// requestError is a failed control request.
-type requestError struct {
-	status  int
-	code    string
-	message string
-}
-
-func (e *requestError) Error() string { return e.message }
-
-func badRequest(format string, args ...any) *requestError {
-	return &requestError{status: http.StatusBadRequest, code: "bad_request", message: fmt.Sprintf(format, args...)}
-}
+// fake is how the shared plumbing names the fake.
+var fake = crmfake.Fake{Name: "fake Follow Up Boss", DevURL: "http://127.0.0.1:8093"}
 
 // errUnknownKey never names the key: messages end up in logs.
-var errUnknownKey = &requestError{
-	status:  http.StatusNotFound,
-	code:    "unknown_api_key",
-	message: "no fake Follow Up Boss account has that API key: check the key, or create an account with POST /control/accounts",
+var errUnknownKey = &crmfake.Error{
+	Status:  http.StatusNotFound,
+	Code:    "unknown_api_key",
+	Message: "no fake Follow Up Boss account has that API key: check the key, or create an account with POST /control/accounts",
 }
 
 // Server is the fake Follow Up Boss. It is safe for concurrent use.
 type Server struct {
-	statePath string
+	state crmfake.StateFile
 	// now and sleep are the fake's clock; tests replace them to drive the
 	// sliding windows and observe latency without measuring time.
 	now   func() time.Time
@@ -195,30 +172,18 @@ type Server struct {
 // written: see the package documentation.
 func NewServer(statePath string) (*Server, error) {
 	s := &Server{
-		statePath: statePath,
-		now:       time.Now,
-		sleep:     time.Sleep,
-		accounts:  map[string]*Account{},
-		systems:   map[string]string{},
-		books:     map[string]*book{},
-	}
-	if statePath == "" {
-		return s, nil
-	}
-	data, err := os.ReadFile(statePath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return s, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read fake Follow Up Boss state: %w", err)
-	}
-	corrupt := func(why string) error {
-		return fmt.Errorf("fake Follow Up Boss state %s is corrupt (%s): fix it, or delete it to start with no accounts", statePath, why)
+		state:    crmfake.StateFile{Path: statePath, Name: "fake Follow Up Boss", Fresh: "no accounts"},
+		now:      time.Now,
+		sleep:    time.Sleep,
+		accounts: map[string]*Account{},
+		systems:  map[string]string{},
+		books:    map[string]*book{},
 	}
 	var state stateFile
-	if err := json.Unmarshal(data, &state); err != nil {
-		return nil, corrupt(err.Error())
+	if _, err := s.state.Load(&state); err != nil {
+		return nil, err
 	}
+	corrupt := s.state.Corrupt
 	for i := range state.Accounts {
 		a := state.Accounts[i]
 		switch {
@@ -251,7 +216,7 @@ func validState(state string) bool {
 // rate limits.
 func (s *Server) RegisterSystem(system, key string) error {
 	if strings.TrimSpace(system) == "" || strings.TrimSpace(key) == "" {
-		return badRequest(`system and key must both be set, e.g. {"system":"AcmeLeads","key":"..."}`)
+		return crmfake.BadRequest(`system and key must both be set, e.g. {"system":"AcmeLeads","key":"..."}`)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -279,9 +244,10 @@ func (s *Server) registered(key string) bool {
 	return ok
 }
 
-// save writes the state file atomically. Callers hold s.mu.
+// save writes the state file (see crmfake.StateFile.Save). Callers hold
+// s.mu.
 func (s *Server) save() error {
-	if s.statePath == "" {
+	if s.state.Path == "" {
 		return nil
 	}
 	state := stateFile{Accounts: make([]Account, 0, len(s.accounts)), Systems: make([]System, 0, len(s.systems))}
@@ -293,31 +259,7 @@ func (s *Server) save() error {
 		state.Systems = append(state.Systems, System{System: name, Key: key})
 	}
 	slices.SortFunc(state.Systems, func(a, b System) int { return cmp.Compare(a.System+a.Key, b.System+b.Key) })
-	data, err := json.MarshalIndent(state, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode fake Follow Up Boss state: %w", err)
-	}
-	dir := filepath.Dir(s.statePath)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("save fake Follow Up Boss state: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, ".followupboss-state-*")
-	if err != nil {
-		return fmt.Errorf("save fake Follow Up Boss state: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save fake Follow Up Boss state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save fake Follow Up Boss state: %w", err)
-	}
-	// CreateTemp made the file 0600, which the API keys need.
-	if err := os.Rename(tmp.Name(), s.statePath); err != nil {
-		return fmt.Errorf("save fake Follow Up Boss state: %w", err)
-	}
-	return nil
+	return s.state.Save(state)
 }
 
 // createAccount adds an active account with a fresh API key.
@@ -326,11 +268,11 @@ func (s *Server) createAccount() (Account, error) {
 	defer s.mu.Unlock()
 	s.lastAcct++
 	id := s.lastAcct
-	domain := "fake" + randomHex(4)
+	domain := "fake" + crmfake.RandomHex(4)
 	a := Account{
 		ID: id,
 		// Real keys are 38 hex digits, e.g. in Follow Up Boss's API examples.
-		APIKey:    randomHex(19),
+		APIKey:    crmfake.RandomHex(19),
 		Domain:    domain,
 		UserID:    1,
 		UserName:  "Account Owner",
@@ -408,13 +350,6 @@ func (s *Server) caller(key string) (Account, *book, bool) {
 	return *a, s.bookLocked(key), true
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	// crypto/rand.Read never fails on supported platforms (Go 1.24+).
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // Handler returns the HTTP handler serving both APIs.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -426,20 +361,20 @@ func (s *Server) Handler() http.Handler {
 
 	// Control API.
 	mux.HandleFunc("POST /control/accounts", s.handleCreateAccount)
-	mux.HandleFunc("GET /control/accounts/{key}", s.handleGetAccount)
+	mux.HandleFunc("GET /control/accounts/{key}", crmfake.Handle(fake, "key", s.account, func(a Account) Account { return a }))
 	mux.HandleFunc("POST /control/keys/{key}/revoke", s.handleUpdate(func(a *Account) { a.Revoked = true }))
 	mux.HandleFunc("POST /control/keys/{key}/restore", s.handleUpdate(func(a *Account) { a.Revoked = false }))
 	mux.HandleFunc("POST /control/keys/{key}/expire", s.handleUpdate(func(a *Account) { a.State = StateExpired }))
 	mux.HandleFunc("POST /control/keys/{key}/lock", s.handleUpdate(func(a *Account) { a.State = StateLocked }))
 	mux.HandleFunc("POST /control/keys/{key}/reactivate", s.handleUpdate(func(a *Account) { a.State = StateActive }))
-	mux.HandleFunc("GET /control/keys/{key}/faults", s.handleGetFaults)
-	mux.HandleFunc("POST /control/keys/{key}/faults", s.handleSetFaults)
-	mux.HandleFunc("DELETE /control/keys/{key}/faults", s.handleClearFaults)
+	mux.HandleFunc("GET /control/keys/{key}/faults", crmfake.Handle(fake, "key", s.book, (*book).currentFaults))
+	mux.HandleFunc("POST /control/keys/{key}/faults", crmfake.HandleChange(fake, "key", `{"fail_next":3,"fail_status":503}`, s.book, (*book).updateFaults))
+	mux.HandleFunc("DELETE /control/keys/{key}/faults", crmfake.Handle(fake, "key", s.book, (*book).clearFaults))
 	mux.HandleFunc("POST /control/keys/{key}/limits", s.handleSetLimits)
-	mux.HandleFunc("DELETE /control/keys/{key}/limits", s.handleClearLimits)
-	mux.HandleFunc("GET /control/keys/{key}/records", s.handleRecords)
-	mux.HandleFunc("GET /control/keys/{key}/events", s.handleEvents)
-	mux.HandleFunc("GET /control/keys/{key}/calls", s.handleCalls)
+	mux.HandleFunc("DELETE /control/keys/{key}/limits", crmfake.Handle(fake, "key", s.book, (*book).clearLimits))
+	mux.HandleFunc("GET /control/keys/{key}/records", crmfake.Handle(fake, "key", s.book, (*book).stats))
+	mux.HandleFunc("GET /control/keys/{key}/events", crmfake.Handle(fake, "key", s.book, (*book).eventLog))
+	mux.HandleFunc("GET /control/keys/{key}/calls", crmfake.Handle(fake, "key", s.book, (*book).callLog))
 	mux.HandleFunc("POST /control/systems", s.handleRegisterSystem)
 
 	return notFoundAsJSON(mux)
@@ -455,35 +390,26 @@ func notFoundAsJSON(mux *http.ServeMux) http.Handler {
 			return
 		}
 		if strings.HasPrefix(r.URL.Path, "/v1/") {
-			writeJSON(w, http.StatusNotFound, apiError{ErrorMessage: "Not found: the fake Follow Up Boss serves GET /v1/identity, GET /v1/people and POST /v1/events."})
+			fake.WriteJSON(w, http.StatusNotFound, apiError{ErrorMessage: "Not found: the fake Follow Up Boss serves GET /v1/identity, GET /v1/people and POST /v1/events."})
 			return
 		}
-		writeControlError(w, &requestError{status: http.StatusNotFound, code: "not_found",
-			message: "no such endpoint: see the documentation of package followupbossfake"})
+		fake.WriteError(w, &crmfake.Error{Status: http.StatusNotFound, Code: "not_found",
+			Message: "no such endpoint: see the documentation of package followupbossfake"})
 	})
 }
 
 func (s *Server) handleCreateAccount(w http.ResponseWriter, r *http.Request) {
 	var req struct{}
-	if err := decodeBody(r, &req, true, `{}`); err != nil {
-		writeControlError(w, err)
+	if err := crmfake.DecodeBody(r, &req, true, `{}`); err != nil {
+		fake.WriteError(w, err)
 		return
 	}
 	a, err := s.createAccount()
 	if err != nil {
-		writeControlError(w, err)
+		fake.WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, a)
-}
-
-func (s *Server) handleGetAccount(w http.ResponseWriter, r *http.Request) {
-	a, err := s.account(r.PathValue("key"))
-	if err != nil {
-		writeControlError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, a)
+	fake.WriteJSON(w, http.StatusCreated, a)
 }
 
 // handleUpdate serves a bodyless, idempotent control operation on one
@@ -492,70 +418,23 @@ func (s *Server) handleUpdate(change func(*Account)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		a, err := s.update(r.PathValue("key"), change)
 		if err != nil {
-			writeControlError(w, err)
+			fake.WriteError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, a)
+		fake.WriteJSON(w, http.StatusOK, a)
 	}
 }
 
 func (s *Server) handleRegisterSystem(w http.ResponseWriter, r *http.Request) {
 	var sys System
-	if err := decodeBody(r, &sys, false, `{"system":"AcmeLeads","key":"..."}`); err != nil {
-		writeControlError(w, err)
+	if err := crmfake.DecodeBody(r, &sys, false, `{"system":"AcmeLeads","key":"..."}`); err != nil {
+		fake.WriteError(w, err)
 		return
 	}
 	if err := s.RegisterSystem(sys.System, sys.Key); err != nil {
-		writeControlError(w, err)
+		fake.WriteError(w, err)
 		return
 	}
 	// The key is the caller's own; echoing the name only is enough.
-	writeJSON(w, http.StatusCreated, map[string]string{"system": sys.System})
-}
-
-// maxControlBodyBytes bounds control request bodies, which are tiny.
-const maxControlBodyBytes = 64 << 10
-
-// decodeBody decodes a JSON control body into dst, refusing unknown fields
-// and trailing data; an empty body is accepted only when optional.
-func decodeBody(r *http.Request, dst any, optional bool, example string) error {
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxControlBodyBytes+1))
-	if err != nil {
-		return badRequest("could not read the request body: %v", err)
-	}
-	if len(data) > maxControlBodyBytes {
-		return &requestError{status: http.StatusRequestEntityTooLarge, code: "body_too_large",
-			message: fmt.Sprintf("request body is larger than %d bytes: send e.g. %s", maxControlBodyBytes, example)}
-	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		if optional {
-			return nil
-		}
-		return badRequest("request body is empty: send e.g. %s", example)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return badRequest("request body is not valid: %v; send e.g. %s", err, example)
-	}
-	if len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
-		return badRequest("request body has data after the JSON object: send exactly one object, e.g. %s", example)
-	}
-	return nil
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	// The client may be gone; there is nobody left to tell.
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeControlError(w http.ResponseWriter, err error) {
-	var reqErr *requestError
-	if !errors.As(err, &reqErr) {
-		reqErr = &requestError{status: http.StatusInternalServerError, code: "internal",
-			message: fmt.Sprintf("the fake Follow Up Boss failed: %v; check the disk holding its state file and retry", err)}
-	}
-	writeJSON(w, reqErr.status, controlError{Error: reqErr.message, Code: reqErr.code})
+	fake.WriteJSON(w, http.StatusCreated, map[string]string{"system": sys.System})
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/acme/integrations/crm/crmfake"
 )
 
 // response is a decoded HTTP response from the fake.
@@ -536,7 +538,7 @@ func TestControl(t *testing.T) {
 		resp = b.apiWith(t, "", http.MethodGet, "/control/keys/"+b.account.APIKey+"/nope", "", nil)
 		require.Equal(t, http.StatusNotFound, resp.status)
 		require.NotContains(t, resp.body, b.account.APIKey)
-		var e controlError
+		var e crmfake.ErrorBody
 		resp.decode(t, &e)
 		require.Equal(t, "not_found", e.Code)
 	})

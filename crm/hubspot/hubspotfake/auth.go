@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/acme/integrations/crm/crmfake"
 )
 
 // knownScopes are the scopes the consent page grants.
@@ -136,7 +138,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 				return err
 			}
 			if !existing.OAuth {
-				return badRequest("account %d uses a private app, not OAuth", hubID)
+				return crmfake.BadRequest("account %d uses a private app, not OAuth", hubID)
 			}
 			// Reinstalling the app restores a revoked grant with the
 			// scopes consented to now.
@@ -175,7 +177,7 @@ type oauthError struct {
 }
 
 func writeOAuthError(w http.ResponseWriter, status int, code, message string) {
-	writeJSON(w, status, oauthError{Status: code, Message: message, CorrelationID: correlationID()})
+	fake.WriteJSON(w, status, oauthError{Status: code, Message: message, CorrelationID: correlationID()})
 }
 
 // failNextLocked uses up one fail_next count of hubID's account, returning
@@ -229,7 +231,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		}
 		delete(s.codes, form.Get("code"))
 		p = s.portals[c.hubID]
-		refreshToken = "hfr-" + randomHex(20)
+		refreshToken = "hfr-" + crmfake.RandomHex(20)
 		p.RefreshTokens = append(p.RefreshTokens, refreshToken)
 		s.refresh[refreshToken] = p.HubID
 	case "refresh_token":
@@ -250,13 +252,13 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusBadRequest, "BAD_GRANT_TYPE", "grant_type must be authorization_code or refresh_token")
 		return
 	}
-	at := accessToken{Token: "hfa-" + randomHex(24), HubID: p.HubID, ExpiresAt: now.Add(AccessTokenLifetime)}
+	at := accessToken{Token: "hfa-" + crmfake.RandomHex(24), HubID: p.HubID, ExpiresAt: now.Add(AccessTokenLifetime)}
 	s.access[at.Token] = at
 	if err := s.save(); err != nil {
 		writeOAuthError(w, http.StatusInternalServerError, "INTERNAL_ERROR", "the HubSpot fake could not save its state")
 		return
 	}
-	writeJSON(w, http.StatusOK, tokenResponse{TokenType: "bearer", RefreshToken: refreshToken, AccessToken: at.Token,
+	fake.WriteJSON(w, http.StatusOK, tokenResponse{TokenType: "bearer", RefreshToken: refreshToken, AccessToken: at.Token,
 		ExpiresIn: int(AccessTokenLifetime / time.Second), HubID: p.HubID, Scopes: slices.Clone(p.Scopes)})
 }
 
@@ -304,7 +306,7 @@ func (s *Server) handleAccessTokenInfo(w http.ResponseWriter, r *http.Request) {
 		writeHubSpotError(w, http.StatusUnauthorized, hubspotError{Category: "EXPIRED_AUTHENTICATION",
 			Message: fmt.Sprintf("The OAuth token expired %d second(s) ago.", int(now.Sub(at.ExpiresAt)/time.Second))})
 	default:
-		writeJSON(w, http.StatusOK, accessTokenInfo{Token: at.Token, User: "owner@hub" + strconv.FormatInt(p.HubID, 10) + ".hubspotfake.test",
+		fake.WriteJSON(w, http.StatusOK, accessTokenInfo{Token: at.Token, User: "owner@hub" + strconv.FormatInt(p.HubID, 10) + ".hubspotfake.test",
 			HubDomain: "hub" + strconv.FormatInt(p.HubID, 10) + ".hubspotfake.test", Scopes: slices.Clone(p.Scopes), HubID: p.HubID,
 			AppID: fakeAppID, ExpiresIn: int64(at.ExpiresAt.Sub(now) / time.Second), UserID: fakeUserID, TokenType: "access"})
 	}
@@ -347,6 +349,6 @@ func (s *Server) handlePrivateTokenInfo(w http.ResponseWriter, r *http.Request) 
 	case p.Revoked:
 		writeAuthFailure(w, *invalidAuthentication())
 	default:
-		writeJSON(w, http.StatusOK, privateTokenInfo{UserID: fakeUserID, HubID: hub, AppID: fakeAppID, Scopes: slices.Clone(p.Scopes)})
+		fake.WriteJSON(w, http.StatusOK, privateTokenInfo{UserID: fakeUserID, HubID: hub, AppID: fakeAppID, Scopes: slices.Clone(p.Scopes)})
 	}
 }

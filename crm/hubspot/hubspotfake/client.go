@@ -3,7 +3,6 @@ package hubspotfake
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
@@ -13,53 +12,31 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/acme/integrations/crm/crmfake"
 )
-
-// defaultTimeout bounds every request when the caller passes no
-// *http.Client of its own.
-const defaultTimeout = 10 * time.Second
-
-// maxControlResponseBytes bounds a control API response.
-const maxControlResponseBytes = 64 << 20
 
 // APIError is an error answer of the control API. Message never contains a
 // token.
-type APIError struct {
-	StatusCode int
-	Code       string
-	Message    string
-}
-
-// Error implements error.
-func (e *APIError) Error() string {
-	if e.Message == "" {
-		return fmt.Sprintf("HubSpot fake answered HTTP %d", e.StatusCode)
-	}
-	return fmt.Sprintf("HubSpot fake answered HTTP %d: %s", e.StatusCode, e.Message)
-}
+type APIError = crmfake.APIError
 
 // Client calls the fake's control API (and plays its consent page), for
 // tests and the CLI. Its errors never contain a token.
 type Client struct {
-	baseURL    string
-	httpClient *http.Client
+	control *crmfake.Client
 }
 
 // NewClient returns a control client for the fake at baseURL (e.g.
 // http://127.0.0.1:8091). A nil httpClient means one with a 10s timeout.
 func NewClient(baseURL string, httpClient *http.Client) *Client {
-	if httpClient == nil {
-		httpClient = &http.Client{Timeout: defaultTimeout}
-	}
-	return &Client{baseURL: strings.TrimRight(baseURL, "/"), httpClient: httpClient}
+	return &Client{control: crmfake.NewClient(fake, baseURL, httpClient)}
 }
 
 // CreateAccount creates an account: with a private-app token, or connected
 // through OAuth with a fresh authorization code for req.RedirectURI.
 func (c *Client) CreateAccount(ctx context.Context, req CreateAccountRequest) (Account, error) {
 	var a Account
-	if err := c.do(ctx, http.MethodPost, "/control/accounts", req, &a); err != nil {
+	if err := c.control.Do(ctx, http.MethodPost, "/control/accounts", req, &a, "an account"); err != nil {
 		return Account{}, fmt.Errorf("create HubSpot fake account: %w", err)
 	}
 	return a, nil
@@ -105,7 +82,7 @@ func (c *Client) CreateProperty(ctx context.Context, hub int64, p Property) (Pro
 	in := propertyInput{Name: p.Name, Label: p.Label, Type: p.Type, FieldType: p.FieldType, GroupName: p.GroupName,
 		Description: p.Description, HasUniqueValue: p.HasUniqueValue}
 	var out Property
-	if err := c.do(ctx, http.MethodPost, accountPath(hub, "/properties"), in, &out); err != nil {
+	if err := c.control.Do(ctx, http.MethodPost, accountPath(hub, "/properties"), in, &out, "a property"); err != nil {
 		return Property{}, fmt.Errorf("create HubSpot fake property: %w", err)
 	}
 	return out, nil
@@ -114,7 +91,7 @@ func (c *Client) CreateProperty(ctx context.Context, hub int64, p Property) (Pro
 // DeleteProperty deletes one of the account's own contact properties.
 func (c *Client) DeleteProperty(ctx context.Context, hub int64, name string) error {
 	var out map[string]string
-	if err := c.do(ctx, http.MethodDelete, accountPath(hub, "/properties/"+url.PathEscape(name)), nil, &out); err != nil {
+	if err := c.control.Do(ctx, http.MethodDelete, accountPath(hub, "/properties/"+url.PathEscape(name)), nil, &out, "an answer"); err != nil {
 		return fmt.Errorf("delete HubSpot fake property: %w", err)
 	}
 	return nil
@@ -123,7 +100,7 @@ func (c *Client) DeleteProperty(ctx context.Context, hub int64, name string) err
 // Faults returns the faults set on the account.
 func (c *Client) Faults(ctx context.Context, hub int64) (Faults, error) {
 	var f Faults
-	if err := c.do(ctx, http.MethodGet, accountPath(hub, "/faults"), nil, &f); err != nil {
+	if err := c.control.Do(ctx, http.MethodGet, accountPath(hub, "/faults"), nil, &f, "faults"); err != nil {
 		return Faults{}, fmt.Errorf("read HubSpot fake faults: %w", err)
 	}
 	return f, nil
@@ -133,7 +110,7 @@ func (c *Client) Faults(ctx context.Context, hub int64) (Faults, error) {
 // invalid values change nothing.
 func (c *Client) UpdateFaults(ctx context.Context, hub int64, u FaultsUpdate) (Faults, error) {
 	var f Faults
-	if err := c.do(ctx, http.MethodPost, accountPath(hub, "/faults"), u, &f); err != nil {
+	if err := c.control.Do(ctx, http.MethodPost, accountPath(hub, "/faults"), u, &f, "faults"); err != nil {
 		return Faults{}, fmt.Errorf("set HubSpot fake faults: %w", err)
 	}
 	return f, nil
@@ -142,7 +119,7 @@ func (c *Client) UpdateFaults(ctx context.Context, hub int64, u FaultsUpdate) (F
 // ClearFaults removes every fault from the account.
 func (c *Client) ClearFaults(ctx context.Context, hub int64) error {
 	var f Faults
-	if err := c.do(ctx, http.MethodDelete, accountPath(hub, "/faults"), nil, &f); err != nil {
+	if err := c.control.Do(ctx, http.MethodDelete, accountPath(hub, "/faults"), nil, &f, "faults"); err != nil {
 		return fmt.Errorf("clear HubSpot fake faults: %w", err)
 	}
 	return nil
@@ -151,7 +128,7 @@ func (c *Client) ClearFaults(ctx context.Context, hub int64) error {
 // Records reports the contacts the account holds and the upserts per key.
 func (c *Client) Records(ctx context.Context, hub int64) (RecordStats, error) {
 	var st RecordStats
-	if err := c.do(ctx, http.MethodGet, accountPath(hub, "/records"), nil, &st); err != nil {
+	if err := c.control.Do(ctx, http.MethodGet, accountPath(hub, "/records"), nil, &st, "record counts"); err != nil {
 		return RecordStats{}, fmt.Errorf("read HubSpot fake records: %w", err)
 	}
 	return st, nil
@@ -162,7 +139,7 @@ func (c *Client) Records(ctx context.Context, hub int64) (RecordStats, error) {
 // one created by key.
 func (c *Client) Contact(ctx context.Context, hub int64, key string) (Contact, error) {
 	var ct Contact
-	if err := c.do(ctx, http.MethodGet, accountPath(hub, "/contacts/"+url.PathEscape(key)), nil, &ct); err != nil {
+	if err := c.control.Do(ctx, http.MethodGet, accountPath(hub, "/contacts/"+url.PathEscape(key)), nil, &ct, "a contact"); err != nil {
 		return Contact{}, fmt.Errorf("read HubSpot fake contact: %w", err)
 	}
 	return ct, nil
@@ -171,7 +148,7 @@ func (c *Client) Contact(ctx context.Context, hub int64, key string) (Contact, e
 // Calls returns the account's last 1000 /crm/ API calls, oldest first.
 func (c *Client) Calls(ctx context.Context, hub int64) ([]Call, error) {
 	var calls []Call
-	if err := c.do(ctx, http.MethodGet, accountPath(hub, "/calls"), nil, &calls); err != nil {
+	if err := c.control.Do(ctx, http.MethodGet, accountPath(hub, "/calls"), nil, &calls, "a call log"); err != nil {
 		return nil, fmt.Errorf("read HubSpot fake calls: %w", err)
 	}
 	return calls, nil
@@ -189,9 +166,9 @@ func (c *Client) Consent(ctx context.Context, consentURL string, hub int64) (*ur
 	if err != nil {
 		return nil, errors.New("consent: the consent URL is not a valid URL")
 	}
-	resp, err := c.httpClient.Do(req)
+	resp, err := c.control.HTTPClient().Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("consent: reach the consent page: %w", withoutURL(err))
+		return nil, fmt.Errorf("consent: reach the consent page: %w", crmfake.WithoutURL(err))
 	}
 	page, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
@@ -222,11 +199,11 @@ func (c *Client) Consent(ctx context.Context, consentURL string, hub int64) (*ur
 		return nil, errors.New("consent: the consent URL is not a valid URL")
 	}
 	post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	noRedirect := *c.httpClient
+	noRedirect := *c.control.HTTPClient()
 	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err = noRedirect.Do(post)
 	if err != nil {
-		return nil, fmt.Errorf("consent: submit the consent form: %w", withoutURL(err))
+		return nil, fmt.Errorf("consent: submit the consent form: %w", crmfake.WithoutURL(err))
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusFound {
@@ -245,58 +222,8 @@ func accountPath(hub int64, suffix string) string {
 
 func (c *Client) account(ctx context.Context, op, method string, hub int64, suffix string, body any) (Account, error) {
 	var a Account
-	if err := c.do(ctx, method, accountPath(hub, suffix), body, &a); err != nil {
+	if err := c.control.Do(ctx, method, accountPath(hub, suffix), body, &a, "an account"); err != nil {
 		return Account{}, fmt.Errorf("%s: %w", op, err)
 	}
 	return a, nil
-}
-
-// do sends one control request and decodes its answer into out.
-func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
-	var reader io.Reader
-	if body != nil {
-		data, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("encode request: %w", err)
-		}
-		reader = bytes.NewReader(data)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, reader)
-	if err != nil {
-		return fmt.Errorf("invalid HubSpot fake URL %q: use e.g. http://127.0.0.1:8091", c.baseURL)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := c.httpClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("reach the HubSpot fake at %s: %w", c.baseURL, withoutURL(err))
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxControlResponseBytes))
-	if err != nil {
-		return fmt.Errorf("read the HubSpot fake's answer: %w", err)
-	}
-	if resp.StatusCode >= 300 {
-		var e controlErrorBody
-		if json.Unmarshal(data, &e) != nil || e.Error == "" {
-			return &APIError{StatusCode: resp.StatusCode, Message: http.StatusText(resp.StatusCode) + " (not a control API answer: is the URL the HubSpot fake?)"}
-		}
-		return &APIError{StatusCode: resp.StatusCode, Code: e.Code, Message: e.Error}
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("the HubSpot fake's answer (HTTP %d) is not what the control API sends: is %s the HubSpot fake?", resp.StatusCode, c.baseURL)
-	}
-	return nil
-}
-
-// withoutURL strips the request URL from a transport error, keeping the
-// cause.
-func withoutURL(err error) error {
-	var urlErr *url.Error
-	if errors.As(err, &urlErr) {
-		return urlErr.Err
-	}
-	return err
 }

@@ -1,16 +1,15 @@
 package hubspotfake
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
+	"cmp"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/acme/integrations/crm/crmfake"
 )
 
 // Bounds of the fault settings: generous for tests, small enough that a
@@ -84,60 +83,26 @@ type FaultsUpdate struct {
 
 // apply returns f changed by u, or an error naming the first invalid field.
 func (f Faults) apply(u FaultsUpdate) (Faults, error) {
-	ints := []struct {
-		name   string
-		v      *int
-		lo, hi int
-		dst    *int
-	}{
-		{"fail_next", u.FailNext, 0, maxFaultCount, &f.FailNext},
-		{"fail_status", u.FailStatus, 400, 599, &f.FailStatus},
-		{"latency_ms", u.LatencyMS, 0, maxLatencyMS, &f.LatencyMS},
-		{"rate_limit_next", u.RateLimitNext, 0, maxFaultCount, &f.RateLimitNext},
-		{"retry_after_seconds", u.RetryAfterSeconds, 0, maxRetryAfterSeconds, &f.RetryAfterSeconds},
-		{"limit_calls", u.LimitCalls, 0, maxLimitCalls, &f.LimitCalls},
-		{"limit_window_ms", u.LimitWindowMS, 0, maxLimitWindowMS, &f.LimitWindowMS},
-	}
-	for _, i := range ints {
-		if i.v == nil {
-			continue
-		}
-		if *i.v < i.lo || *i.v > i.hi {
-			return Faults{}, badRequest("%s must be between %d and %d, not %d", i.name, i.lo, i.hi, *i.v)
-		}
-		*i.dst = *i.v
+	// Every value is checked; the first problem is reported.
+	if err := cmp.Or(
+		crmfake.SetInt("fail_next", u.FailNext, 0, maxFaultCount, &f.FailNext),
+		crmfake.SetInt("fail_status", u.FailStatus, 400, 599, &f.FailStatus),
+		crmfake.SetInt("latency_ms", u.LatencyMS, 0, maxLatencyMS, &f.LatencyMS),
+		crmfake.SetInt("rate_limit_next", u.RateLimitNext, 0, maxFaultCount, &f.RateLimitNext),
+		crmfake.SetInt("retry_after_seconds", u.RetryAfterSeconds, 0, maxRetryAfterSeconds, &f.RetryAfterSeconds),
+		crmfake.SetInt("limit_calls", u.LimitCalls, 0, maxLimitCalls, &f.LimitCalls),
+		crmfake.SetInt("limit_window_ms", u.LimitWindowMS, 0, maxLimitWindowMS, &f.LimitWindowMS),
+	); err != nil {
+		return Faults{}, err
 	}
 	if (f.LimitCalls == 0) != (f.LimitWindowMS == 0) {
-		return Faults{}, badRequest("limit_calls and limit_window_ms go together: set both (e.g. 3 and 1000), or both to 0 for the default limit")
+		return Faults{}, crmfake.BadRequest("limit_calls and limit_window_ms go together: set both (e.g. 3 and 1000), or both to 0 for the default limit")
 	}
-	rule := func(name string, prop, contains *string, dstProp, dstContains *string) error {
-		if prop != nil {
-			if *prop != "" && !propertyNamePattern.MatchString(*prop) {
-				return badRequest("%s_property must be a property name such as email, or \"\" to remove the rule", name)
-			}
-			*dstProp = *prop
-			if *prop == "" {
-				*dstContains = ""
-			}
-		}
-		if contains != nil {
-			*dstContains = *contains
-		}
-		switch {
-		case *dstProp != "" && *dstContains == "":
-			return badRequest("%s_contains is empty: a rule needs the text to look for", name)
-		case *dstProp == "" && *dstContains != "":
-			return badRequest("%s_contains needs %s_property: name the property to look in", name, name)
-		}
-		return nil
+	if err := rules.Set("reject", u.RejectProperty, u.RejectContains, &f.RejectProperty, &f.RejectContains); err != nil {
+		return Faults{}, err
 	}
-	if err := errors.Join(
-		rule("reject", u.RejectProperty, u.RejectContains, &f.RejectProperty, &f.RejectContains),
-		rule("refuse", u.RefuseProperty, u.RefuseContains, &f.RefuseProperty, &f.RefuseContains),
-	); err != nil {
-		var ce *controlError
-		errors.As(err, &ce)
-		return Faults{}, ce
+	if err := rules.Set("refuse", u.RefuseProperty, u.RefuseContains, &f.RefuseProperty, &f.RefuseContains); err != nil {
+		return Faults{}, err
 	}
 	for _, b := range []struct{ v, dst *bool }{
 		{u.IntrospectionUnavailable, &f.IntrospectionUnavailable}, {u.OmitTraceIDs, &f.OmitTraceIDs}, {u.DropResults, &f.DropResults},
@@ -147,6 +112,15 @@ func (f Faults) apply(u FaultsUpdate) (Faults, error) {
 		}
 	}
 	return f, nil
+}
+
+// rules are the reject and refuse rules of Faults, which name a contact
+// property.
+var rules = crmfake.Rules{
+	Key:     "property",
+	Valid:   propertyNamePattern.MatchString,
+	Want:    "a property name such as email",
+	Example: "email",
 }
 
 // CreateAccountRequest is the body of POST /control/accounts.
@@ -162,50 +136,19 @@ type CreateAccountRequest struct {
 	Properties []Property `json:"properties,omitempty"`
 }
 
-// maxControlBodyBytes bounds a control request body.
-const maxControlBodyBytes = 64 << 10
-
-// decodeBody decodes a control request body into dst, rejecting unknown
-// fields and trailing data; an empty body is accepted when optional.
-func decodeBody(r *http.Request, dst any, optional bool, example string) error {
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxControlBodyBytes+1))
-	if err != nil {
-		return badRequest("could not read the request body")
-	}
-	if len(data) > maxControlBodyBytes {
-		return &controlError{status: http.StatusRequestEntityTooLarge, code: "body_too_large",
-			message: fmt.Sprintf("request body is larger than %d bytes: send e.g. %s", maxControlBodyBytes, example)}
-	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		if optional {
-			return nil
-		}
-		return badRequest("request body is empty: send e.g. %s", example)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return badRequest("request body is not valid (%s): send e.g. %s", describeJSONError(err), example)
-	}
-	if len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
-		return badRequest("request body has data after the JSON object: send e.g. %s", example)
-	}
-	return nil
-}
-
 var scopePattern = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,99}$`)
 
 func checkScope(scope string) error {
 	if !scopePattern.MatchString(scope) {
-		return badRequest("scope is not a HubSpot scope name, e.g. %s", ScopeContactsWrite)
+		return crmfake.BadRequest("scope is not a HubSpot scope name, e.g. %s", ScopeContactsWrite)
 	}
 	return nil
 }
 
 func (s *Server) handleCreateAccount(w http.ResponseWriter, r *http.Request) {
 	var req CreateAccountRequest
-	if err := decodeBody(r, &req, true, `{"scopes":["crm.objects.contacts.write"],"oauth":true,"redirect_uri":"http://127.0.0.1:8080/oauth/callback"}`); err != nil {
-		writeControlError(w, err)
+	if err := crmfake.DecodeBody(r, &req, true, `{"scopes":["crm.objects.contacts.write"],"oauth":true,"redirect_uri":"http://127.0.0.1:8080/oauth/callback"}`); err != nil {
+		fake.WriteError(w, err)
 		return
 	}
 	scopes := DefaultScopes()
@@ -213,7 +156,7 @@ func (s *Server) handleCreateAccount(w http.ResponseWriter, r *http.Request) {
 		scopes = []string{}
 		for _, sc := range req.Scopes {
 			if err := checkScope(sc); err != nil {
-				writeControlError(w, err)
+				fake.WriteError(w, err)
 				return
 			}
 			if !slices.Contains(scopes, sc) {
@@ -224,11 +167,11 @@ func (s *Server) handleCreateAccount(w http.ResponseWriter, r *http.Request) {
 	if req.OAuth {
 		u, err := url.Parse(req.RedirectURI)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			writeControlError(w, badRequest("an OAuth account needs redirect_uri, the absolute http(s) callback its code is bound to"))
+			fake.WriteError(w, crmfake.BadRequest("an OAuth account needs redirect_uri, the absolute http(s) callback its code is bound to"))
 			return
 		}
 	} else if req.RedirectURI != "" {
-		writeControlError(w, badRequest("redirect_uri is for OAuth accounts only: set oauth to true, or drop it"))
+		fake.WriteError(w, crmfake.BadRequest("redirect_uri is for OAuth accounts only: set oauth to true, or drop it"))
 		return
 	}
 	now := s.now()
@@ -237,7 +180,7 @@ func (s *Server) handleCreateAccount(w http.ResponseWriter, r *http.Request) {
 		prop, why := newProperty(propertyInput{Name: in.Name, Label: in.Label, Type: in.Type, FieldType: in.FieldType,
 			GroupName: in.GroupName, Description: in.Description, HasUniqueValue: in.HasUniqueValue}, now)
 		if why != "" {
-			writeControlError(w, badRequest("property %q: %s", in.Name, why))
+			fake.WriteError(w, crmfake.BadRequest("property %q: %s", in.Name, why))
 			return
 		}
 		props = append(props, prop)
@@ -255,10 +198,10 @@ func (s *Server) handleCreateAccount(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
-		writeControlError(w, err)
+		fake.WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, out)
+	fake.WriteJSON(w, http.StatusCreated, out)
 }
 
 // control serves a control request on one account, under s.mu: fn returns
@@ -267,7 +210,7 @@ func (s *Server) control(fn func(r *http.Request, p *portal) (out any, changed b
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, err := parseHubID(r.PathValue("hub"))
 		if err != nil {
-			writeControlError(w, err)
+			fake.WriteError(w, err)
 			return
 		}
 		s.mu.Lock()
@@ -282,10 +225,10 @@ func (s *Server) control(fn func(r *http.Request, p *portal) (out any, changed b
 		}
 		s.mu.Unlock()
 		if err != nil {
-			writeControlError(w, err)
+			fake.WriteError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, out)
+		fake.WriteJSON(w, http.StatusOK, out)
 	}
 }
 
@@ -308,7 +251,7 @@ type scopeRequest struct {
 func (s *Server) controlScope(add bool) func(*http.Request, *portal) (any, bool, error) {
 	return func(r *http.Request, p *portal) (any, bool, error) {
 		var req scopeRequest
-		if err := decodeBody(r, &req, false, `{"scope":"`+ScopeContactsWrite+`"}`); err != nil {
+		if err := crmfake.DecodeBody(r, &req, false, `{"scope":"`+ScopeContactsWrite+`"}`); err != nil {
 			return nil, false, err
 		}
 		if err := checkScope(req.Scope); err != nil {
@@ -320,8 +263,8 @@ func (s *Server) controlScope(add bool) func(*http.Request, *portal) (any, bool,
 			p.Scopes = append(p.Scopes, req.Scope)
 		case !add && i < 0:
 			// Strict rather than idempotent: a typo should not look like success.
-			return nil, false, &controlError{status: http.StatusConflict, code: "scope_not_held",
-				message: fmt.Sprintf("account %d does not have scope %s (it has: %s)", p.HubID, req.Scope, strings.Join(p.Scopes, ", "))}
+			return nil, false, &crmfake.Error{Status: http.StatusConflict, Code: "scope_not_held",
+				Message: fmt.Sprintf("account %d does not have scope %s (it has: %s)", p.HubID, req.Scope, strings.Join(p.Scopes, ", "))}
 		case !add:
 			p.Scopes = slices.Delete(p.Scopes, i, i+1)
 		}
@@ -342,16 +285,16 @@ func (s *Server) controlExpireTokens(_ *http.Request, p *portal) (any, bool, err
 
 func (s *Server) controlCreateProperty(r *http.Request, p *portal) (any, bool, error) {
 	var in propertyInput
-	if err := decodeBody(r, &in, false, `{"name":"my_key","label":"My key","type":"string","fieldType":"text","groupName":"contactinformation","hasUniqueValue":true}`); err != nil {
+	if err := crmfake.DecodeBody(r, &in, false, `{"name":"my_key","label":"My key","type":"string","fieldType":"text","groupName":"contactinformation","hasUniqueValue":true}`); err != nil {
 		return nil, false, err
 	}
 	prop, why := newProperty(in, s.now())
 	if why != "" {
-		return nil, false, badRequest("invalid property: %s", why)
+		return nil, false, crmfake.BadRequest("invalid property: %s", why)
 	}
 	if _, exists := p.property(prop.Name); exists {
-		return nil, false, &controlError{status: http.StatusConflict, code: "property_exists",
-			message: fmt.Sprintf("account %d already has a contact property %s", p.HubID, prop.Name)}
+		return nil, false, &crmfake.Error{Status: http.StatusConflict, Code: "property_exists",
+			Message: fmt.Sprintf("account %d already has a contact property %s", p.HubID, prop.Name)}
 	}
 	p.Properties[prop.Name] = prop
 	return prop, true, nil
@@ -361,11 +304,11 @@ func (s *Server) controlDeleteProperty(r *http.Request, p *portal) (any, bool, e
 	name := r.PathValue("name")
 	if _, own := p.Properties[name]; !own {
 		if slices.Contains(standardProperties, name) {
-			return nil, false, &controlError{status: http.StatusConflict, code: "standard_property",
-				message: fmt.Sprintf("%s is one of HubSpot's own contact properties, which cannot be deleted", name)}
+			return nil, false, &crmfake.Error{Status: http.StatusConflict, Code: "standard_property",
+				Message: fmt.Sprintf("%s is one of HubSpot's own contact properties, which cannot be deleted", name)}
 		}
-		return nil, false, &controlError{status: http.StatusNotFound, code: "unknown_property",
-			message: fmt.Sprintf("account %d has no contact property %s", p.HubID, name)}
+		return nil, false, &crmfake.Error{Status: http.StatusNotFound, Code: "unknown_property",
+			Message: fmt.Sprintf("account %d has no contact property %s", p.HubID, name)}
 	}
 	delete(p.Properties, name)
 	return map[string]string{"deleted": name}, true, nil
@@ -377,7 +320,7 @@ func (s *Server) controlGetFaults(_ *http.Request, p *portal) (any, bool, error)
 
 func (s *Server) controlSetFaults(r *http.Request, p *portal) (any, bool, error) {
 	var u FaultsUpdate
-	if err := decodeBody(r, &u, false, `{"fail_next":3,"fail_status":503}`); err != nil {
+	if err := crmfake.DecodeBody(r, &u, false, `{"fail_next":3,"fail_status":503}`); err != nil {
 		return nil, false, err
 	}
 	b := s.bookLocked(p.HubID)
@@ -407,8 +350,8 @@ func (s *Server) controlContact(r *http.Request, p *portal) (any, bool, error) {
 	b := s.bookLocked(p.HubID)
 	c := b.contactByKey(key)
 	if c == nil {
-		return nil, false, &controlError{status: http.StatusNotFound, code: "unknown_contact",
-			message: fmt.Sprintf("account %d holds no contact upserted by that key", p.HubID)}
+		return nil, false, &crmfake.Error{Status: http.StatusNotFound, Code: "unknown_contact",
+			Message: fmt.Sprintf("account %d holds no contact upserted by that key", p.HubID)}
 	}
 	out := *c
 	out.Properties = make(map[string]string, len(c.Properties))

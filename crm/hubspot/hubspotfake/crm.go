@@ -12,14 +12,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/acme/integrations/crm/crmfake"
 )
 
 // maxCRMBodyBytes bounds a CRM API request body: MaxBatchInputs leads of up
 // to 64 KiB each plus the JSON around them.
 const maxCRMBodyBytes = 8 << 20
-
-// callLogSize is how many calls an account's call log keeps.
-const callLogSize = 1000
 
 // Call is one HubSpot API call (/crm/...) in an account's call log: when it
 // arrived by the fake's clock, what it was, the status it was answered
@@ -73,30 +72,16 @@ type book struct {
 	window    []time.Time
 	day       string
 	dailyUsed int
-	// calls is a ring buffer: callCount entries ending before callNext.
-	calls     [callLogSize]Call
-	callNext  int
-	callCount int
+	calls     crmfake.CallLog[Call]
 }
 
 func newBook() *book {
 	return &book{faults: DefaultFaults(), contacts: map[string]*Contact{}, byValue: map[string]map[string]string{}}
 }
 
-func (b *book) logCall(c Call) {
-	b.calls[b.callNext] = c
-	b.callNext = (b.callNext + 1) % callLogSize
-	b.callCount = min(b.callCount+1, callLogSize)
-}
+func (b *book) logCall(c Call) { b.calls.Add(c) }
 
-func (b *book) callLog() []Call {
-	out := make([]Call, 0, b.callCount)
-	start := (b.callNext - b.callCount + callLogSize) % callLogSize
-	for i := range b.callCount {
-		out = append(out, b.calls[(start+i)%callLogSize])
-	}
-	return out
-}
+func (b *book) callLog() []Call { return b.calls.List() }
 
 func (b *book) stats() RecordStats {
 	st := RecordStats{Records: len(b.contacts), Upserts: b.upserts, ByKey: make(map[string]int, len(b.contacts))}
@@ -177,7 +162,7 @@ func invalidAuthentication() *crmReply {
 
 func writeAuthFailure(w http.ResponseWriter, reply crmReply) {
 	w.Header().Set("X-HubSpot-Auth-Failure", "401 Unauthorized")
-	writeJSON(w, reply.status, reply.body)
+	fake.WriteJSON(w, reply.status, reply.body)
 }
 
 func bearer(header string) string {
@@ -224,7 +209,7 @@ func (s *Server) crmCall(handle func(*crmRequest) crmReply) http.HandlerFunc {
 			writeAuthFailure(w, reply)
 			return
 		}
-		writeJSON(w, reply.status, reply.body)
+		fake.WriteJSON(w, reply.status, reply.body)
 	}
 }
 

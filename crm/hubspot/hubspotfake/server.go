@@ -124,19 +124,14 @@ package hubspotfake
 
 import (
 	"cmp"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/acme/integrations/crm/crmfake"
 )
 
 // The scopes the fake knows, as HubSpot spells them.
@@ -266,7 +261,7 @@ type stateFile struct {
 
 // Server is the fake HubSpot. It is safe for concurrent use.
 type Server struct {
-	statePath string
+	state crmfake.StateFile
 	// now is the fake's clock; tests of this package move it.
 	now func() time.Time
 	// sleep waits out the latency fault.
@@ -291,28 +286,17 @@ type Server struct {
 // logs are never written to it.
 func NewServer(statePath string) (*Server, error) {
 	s := &Server{
-		statePath: statePath, now: time.Now, sleep: time.Sleep,
+		state: crmfake.StateFile{Path: statePath, Name: "HubSpot fake", Fresh: "no accounts"},
+		now:   time.Now, sleep: time.Sleep,
 		portals: map[int64]*portal{}, lastHubID: 20_000_000,
 		private: map[string]int64{}, refresh: map[string]int64{}, access: map[string]accessToken{},
 		codes: map[string]authCode{}, books: map[int64]*book{},
 	}
-	if statePath == "" {
-		return s, nil
-	}
-	data, err := os.ReadFile(statePath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return s, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read HubSpot fake state: %w", err)
-	}
-	corrupt := func(why string) error {
-		return fmt.Errorf("HubSpot fake state %s is corrupt (%s): fix it, or delete it to start with no accounts", statePath, why)
-	}
 	var state stateFile
-	if err := json.Unmarshal(data, &state); err != nil {
-		return nil, corrupt(err.Error())
+	if _, err := s.state.Load(&state); err != nil {
+		return nil, err
 	}
+	corrupt := s.state.Corrupt
 	s.lastHubID = max(s.lastHubID, state.LastHubID)
 	for i := range state.Accounts {
 		p := state.Accounts[i]
@@ -340,9 +324,10 @@ func NewServer(statePath string) (*Server, error) {
 	return s, nil
 }
 
-// save writes the state file atomically. Callers hold s.mu.
+// save writes the state file (see crmfake.StateFile.Save). Callers hold
+// s.mu.
 func (s *Server) save() error {
-	if s.statePath == "" {
+	if s.state.Path == "" {
 		return nil
 	}
 	state := stateFile{LastHubID: s.lastHubID, Accounts: make([]portal, 0, len(s.portals)), AccessTokens: make([]accessToken, 0, len(s.access))}
@@ -358,31 +343,7 @@ func (s *Server) save() error {
 		}
 	}
 	slices.SortFunc(state.AccessTokens, func(a, b accessToken) int { return cmp.Compare(a.Token, b.Token) })
-	data, err := json.MarshalIndent(state, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode HubSpot fake state: %w", err)
-	}
-	dir := filepath.Dir(s.statePath)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("save HubSpot fake state: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, ".hubspotfake-state-*")
-	if err != nil {
-		return fmt.Errorf("save HubSpot fake state: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save HubSpot fake state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save HubSpot fake state: %w", err)
-	}
-	// CreateTemp made the file 0600, which the tokens need.
-	if err := os.Rename(tmp.Name(), s.statePath); err != nil {
-		return fmt.Errorf("save HubSpot fake state: %w", err)
-	}
-	return nil
+	return s.state.Save(state)
 }
 
 // change runs fn on the state under the lock and saves it; when saving
@@ -405,7 +366,7 @@ func (s *Server) newPortalLocked(scopes []string, oauth bool) *portal {
 		CreatedAt: s.now().UTC().Truncate(time.Second),
 	}, Properties: map[string]Property{}}
 	if !oauth {
-		p.PrivateAppToken = "pat-na1-" + randomHex(18)
+		p.PrivateAppToken = "pat-na1-" + crmfake.RandomHex(18)
 		s.private[p.PrivateAppToken] = p.HubID
 	}
 	s.portals[p.HubID] = p
@@ -414,7 +375,7 @@ func (s *Server) newPortalLocked(scopes []string, oauth bool) *portal {
 
 // newCodeLocked issues an authorization code for hubID; callers hold s.mu.
 func (s *Server) newCodeLocked(hubID int64, redirectURI string) string {
-	code := "hfc-" + randomHex(16)
+	code := "hfc-" + crmfake.RandomHex(16)
 	s.codes[code] = authCode{hubID: hubID, redirectURI: redirectURI, expiresAt: s.now().Add(authCodeLifetime)}
 	return code
 }
@@ -459,16 +420,9 @@ func (p *portal) hasScope(scopes ...string) bool {
 	return false
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	// crypto/rand.Read never fails on supported platforms (Go 1.24+).
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // correlationID is a fresh UUID-shaped ID, as HubSpot puts in every error.
 func correlationID() string {
-	h := randomHex(16)
+	h := crmfake.RandomHex(16)
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
@@ -551,52 +505,20 @@ func writeHubSpotError(w http.ResponseWriter, status int, e hubspotError) {
 	if e.CorrelationID == "" {
 		e.CorrelationID = correlationID()
 	}
-	writeJSON(w, status, e)
+	fake.WriteJSON(w, status, e)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json;charset=utf-8")
-	w.WriteHeader(status)
-	// The client may be gone; there is nobody left to tell.
-	_ = json.NewEncoder(w).Encode(v)
-}
+// fake is how the shared plumbing names the fake. Its JSON answers carry
+// HubSpot's content type.
+var fake = crmfake.Fake{Name: "HubSpot fake", DevURL: "http://127.0.0.1:8091", ContentType: "application/json;charset=utf-8"}
 
-// controlError is a failed control request.
-type controlError struct {
-	status  int
-	code    string
-	message string
-}
-
-// Error implements error.
-func (e *controlError) Error() string { return e.message }
-
-func badRequest(format string, args ...any) *controlError {
-	return &controlError{status: http.StatusBadRequest, code: "bad_request", message: fmt.Sprintf(format, args...)}
-}
-
-var errUnknownAccount = &controlError{status: http.StatusNotFound, code: "unknown_account",
-	message: "no HubSpot fake account has that hub ID: create one with POST /control/accounts"}
-
-// controlErrorBody is the JSON shape of every control error.
-type controlErrorBody struct {
-	Error string `json:"error"`
-	Code  string `json:"code"`
-}
-
-func writeControlError(w http.ResponseWriter, err error) {
-	var ce *controlError
-	if !errors.As(err, &ce) {
-		ce = &controlError{status: http.StatusInternalServerError, code: "internal",
-			message: fmt.Sprintf("the HubSpot fake failed: %v; check the disk holding its state file and retry", err)}
-	}
-	writeJSON(w, ce.status, controlErrorBody{Error: ce.message, Code: ce.code})
-}
+var errUnknownAccount = &crmfake.Error{Status: http.StatusNotFound, Code: "unknown_account",
+	Message: "no HubSpot fake account has that hub ID: create one with POST /control/accounts"}
 
 func parseHubID(s string) (int64, error) {
 	id, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || id <= 0 {
-		return 0, badRequest("the hub ID must be a positive number, e.g. 20000001")
+		return 0, crmfake.BadRequest("the hub ID must be a positive number, e.g. 20000001")
 	}
 	return id, nil
 }

@@ -1,13 +1,14 @@
 package salesforcefake
 
 import (
+	"cmp"
+	"fmt"
 	"net/http"
 	"slices"
 	"time"
-)
 
-// callLogSize is how many API calls an org's call log keeps.
-const callLogSize = 1000
+	"github.com/acme/integrations/crm/crmfake"
+)
 
 // Bounds of the fault settings, generous for tests yet small enough that a
 // typo cannot hang a dev stack for hours.
@@ -76,61 +77,38 @@ type FaultsUpdate struct {
 // apply returns f changed by u, or an error naming the first invalid field.
 // The rules' texts are never echoed.
 func (f Faults) apply(u FaultsUpdate) (Faults, error) {
-	intField := func(name string, v *int, lo, hi int, dst *int) error {
-		if v == nil {
-			return nil
-		}
-		if *v < lo || *v > hi {
-			return badRequest("%s must be between %d and %d, not %d", name, lo, hi, *v)
-		}
-		*dst = *v
-		return nil
-	}
-	for _, err := range []error{
-		intField("fail_next", u.FailNext, 0, maxFaultCount, &f.FailNext),
-		intField("fail_status", u.FailStatus, 500, 599, &f.FailStatus),
-		intField("limit_exceeded_next", u.LimitExceededNext, 0, maxFaultCount, &f.LimitExceededNext),
-		intField("lock_next", u.LockNext, 0, maxFaultCount, &f.LockNext),
-		intField("latency_ms", u.LatencyMS, 0, maxLatencyMS, &f.LatencyMS),
-	} {
-		if err != nil {
-			return Faults{}, err
-		}
-	}
-	rule := func(name string, field, contains *string, dstField, dstContains *string) error {
-		if field != nil {
-			if *field != "" && !slices.Contains(writableFields(), *field) {
-				return badRequest("%s_field must be a Lead field the connector writes (%v), or \"\" to remove the rule", name, writableFields())
-			}
-			*dstField = *field
-			if *field == "" {
-				*dstContains = ""
-			}
-		}
-		if contains != nil {
-			*dstContains = *contains
-		}
-		switch {
-		case *dstField != "" && *dstContains == "":
-			return badRequest(`%s_contains is empty: a rule needs the text to look for, e.g. {"%s_field":"Email","%s_contains":"blocked"}`, name, name, name)
-		case *dstField == "" && *dstContains != "":
-			return badRequest(`%s_contains needs %s_field: name the Lead field to look in, e.g. {"%s_field":"Email","%s_contains":"blocked"}`, name, name, name, name)
-		}
-		return nil
-	}
-	if err := rule("reject", u.RejectField, u.RejectContains, &f.RejectField, &f.RejectContains); err != nil {
+	// Every value is checked; the first problem is reported.
+	if err := cmp.Or(
+		crmfake.SetInt("fail_next", u.FailNext, 0, maxFaultCount, &f.FailNext),
+		crmfake.SetInt("fail_status", u.FailStatus, 500, 599, &f.FailStatus),
+		crmfake.SetInt("limit_exceeded_next", u.LimitExceededNext, 0, maxFaultCount, &f.LimitExceededNext),
+		crmfake.SetInt("lock_next", u.LockNext, 0, maxFaultCount, &f.LockNext),
+		crmfake.SetInt("latency_ms", u.LatencyMS, 0, maxLatencyMS, &f.LatencyMS),
+	); err != nil {
 		return Faults{}, err
 	}
-	if err := rule("refuse", u.RefuseField, u.RefuseContains, &f.RefuseField, &f.RefuseContains); err != nil {
+	if err := rules.Set("reject", u.RejectField, u.RejectContains, &f.RejectField, &f.RejectContains); err != nil {
+		return Faults{}, err
+	}
+	if err := rules.Set("refuse", u.RefuseField, u.RefuseContains, &f.RefuseField, &f.RefuseContains); err != nil {
 		return Faults{}, err
 	}
 	if u.RejectCode != nil {
 		if !statusCodePattern.MatchString(*u.RejectCode) {
-			return Faults{}, badRequest("reject_code must be a Salesforce status code such as INVALID_EMAIL_ADDRESS or FIELD_CUSTOM_VALIDATION_EXCEPTION")
+			return Faults{}, crmfake.BadRequest("reject_code must be a Salesforce status code such as INVALID_EMAIL_ADDRESS or FIELD_CUSTOM_VALIDATION_EXCEPTION")
 		}
 		f.RejectCode = *u.RejectCode
 	}
 	return f, nil
+}
+
+// rules are the reject and refuse rules of Faults, which name a Lead field
+// the connector writes.
+var rules = crmfake.Rules{
+	Key:     "field",
+	Valid:   func(field string) bool { return slices.Contains(writableFields(), field) },
+	Want:    fmt.Sprintf("a Lead field the connector writes (%v)", writableFields()),
+	Example: "Email",
 }
 
 // Call is one API call in an org's call log: when it arrived (by the fake's
@@ -171,28 +149,14 @@ type book struct {
 	// usage holds when each counted API call of the current window
 	// arrived, oldest first.
 	usage []time.Time
-	// calls is a ring buffer: callCount entries ending before callNext.
-	calls     [callLogSize]Call
-	callNext  int
-	callCount int
+	calls crmfake.CallLog[Call]
 }
 
 func newBook() *book { return &book{leads: map[string]*Lead{}, faults: DefaultFaults()} }
 
-func (b *book) logCall(c Call) {
-	b.calls[b.callNext] = c
-	b.callNext = (b.callNext + 1) % callLogSize
-	b.callCount = min(b.callCount+1, callLogSize)
-}
+func (b *book) logCall(c Call) { b.calls.Add(c) }
 
-func (b *book) callLog() []Call {
-	out := make([]Call, 0, b.callCount)
-	start := (b.callNext - b.callCount + callLogSize) % callLogSize
-	for i := range b.callCount {
-		out = append(out, b.calls[(start+i)%callLogSize])
-	}
-	return out
-}
+func (b *book) callLog() []Call { return b.calls.List() }
 
 // used returns how many calls the window ending at now holds.
 func (b *book) used(now time.Time, window time.Duration) int {
@@ -247,25 +211,26 @@ func (s *Server) orgBook(orgID string, f func(*Org, *book) error) error {
 	return f(o, s.bookLocked(orgID))
 }
 
-func (s *Server) handleGetFaults(w http.ResponseWriter, r *http.Request) {
-	var f Faults
-	err := s.orgBook(r.PathValue("id"), func(_ *Org, b *book) error {
-		f = b.faults
-		return nil
-	})
-	if err != nil {
-		writeControlError(w, err)
-		return
+// onBook serves a bodyless control request about an org's book: do runs
+// on it under the server's lock, and its result is the answer.
+func (s *Server) onBook(do func(*book) any) http.HandlerFunc {
+	find := func(id string) (any, error) {
+		var out any
+		err := s.orgBook(id, func(_ *Org, b *book) error {
+			out = do(b)
+			return nil
+		})
+		return out, err
 	}
-	writeJSON(w, http.StatusOK, f)
+	return crmfake.Handle(fake, "id", find, func(out any) any { return out })
 }
 
 // handleSetFaults serves POST /control/orgs/{id}/faults: the body is
 // checked before the org is looked at, so bad input changes nothing.
 func (s *Server) handleSetFaults(w http.ResponseWriter, r *http.Request) {
 	var u FaultsUpdate
-	if err := decodeBody(r, &u, false, `{"fail_next":3,"fail_status":503}`); err != nil {
-		writeControlError(w, err)
+	if err := crmfake.DecodeBody(r, &u, false, `{"fail_next":3,"fail_status":503}`); err != nil {
+		fake.WriteError(w, err)
 		return
 	}
 	var f Faults
@@ -278,46 +243,8 @@ func (s *Server) handleSetFaults(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
-		writeControlError(w, err)
+		fake.WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, f)
-}
-
-func (s *Server) handleClearFaults(w http.ResponseWriter, r *http.Request) {
-	err := s.orgBook(r.PathValue("id"), func(_ *Org, b *book) error {
-		b.faults = DefaultFaults()
-		return nil
-	})
-	if err != nil {
-		writeControlError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, DefaultFaults())
-}
-
-func (s *Server) handleLeads(w http.ResponseWriter, r *http.Request) {
-	var st Leads
-	err := s.orgBook(r.PathValue("id"), func(_ *Org, b *book) error {
-		st = b.leadStats()
-		return nil
-	})
-	if err != nil {
-		writeControlError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, st)
-}
-
-func (s *Server) handleCalls(w http.ResponseWriter, r *http.Request) {
-	var calls []Call
-	err := s.orgBook(r.PathValue("id"), func(_ *Org, b *book) error {
-		calls = b.callLog()
-		return nil
-	})
-	if err != nil {
-		writeControlError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, calls)
+	fake.WriteJSON(w, http.StatusOK, f)
 }

@@ -1,9 +1,7 @@
 package salesforcefake
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,60 +10,38 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/acme/integrations/crm/crmfake"
 )
-
-// defaultTimeout bounds every request when the caller passes no
-// *http.Client of its own.
-const defaultTimeout = 10 * time.Second
-
-// maxControlResponseBytes bounds a control API response; the leads of a
-// busy org run to megabytes.
-const maxControlResponseBytes = 256 << 20
 
 // APIError is an error answer of the fake's control API. Message is the
 // fake's explanation, which never contains a token.
-type APIError struct {
-	StatusCode int
-	Code       string
-	Message    string
-}
-
-// Error implements error.
-func (e *APIError) Error() string {
-	if e.Message == "" {
-		return fmt.Sprintf("fake Salesforce answered HTTP %d", e.StatusCode)
-	}
-	return fmt.Sprintf("fake Salesforce answered HTTP %d: %s", e.StatusCode, e.Message)
-}
+type APIError = crmfake.APIError
 
 // Client calls the fake's control API (and plays the customer on its
 // consent page), for tests, the dev stack and the CLI. Its errors never
 // contain a token or a code.
 type Client struct {
-	baseURL    string
-	httpClient *http.Client
+	control *crmfake.Client
 }
 
 // NewClient returns a control client for the fake at baseURL (e.g.
-// http://127.0.0.1:8091). A nil httpClient means one with a 10s timeout.
+// http://127.0.0.1:8092). A nil httpClient means one with a 10s timeout.
 func NewClient(baseURL string, httpClient *http.Client) *Client {
-	if httpClient == nil {
-		httpClient = &http.Client{Timeout: defaultTimeout}
-	}
-	return &Client{baseURL: strings.TrimRight(baseURL, "/"), httpClient: httpClient}
+	return &Client{control: crmfake.NewClient(fake, baseURL, httpClient)}
 }
 
 // LoginURL is the fake's production login, a connector's login URL.
-func (c *Client) LoginURL() string { return c.baseURL }
+func (c *Client) LoginURL() string { return c.control.BaseURL() }
 
 // TestLoginURL is the fake's sandbox login, a connector's test login URL.
-func (c *Client) TestLoginURL() string { return c.baseURL + TestLoginPath }
+func (c *Client) TestLoginURL() string { return c.control.BaseURL() + TestLoginPath }
 
 // RegisterApp registers a connected app: from then on the fake accepts
 // registered clients only.
 func (c *Client) RegisterApp(ctx context.Context, app App) (App, error) {
 	var out App
-	if err := c.do(ctx, http.MethodPost, "/control/apps", app, &out, "an app"); err != nil {
+	if err := c.control.Do(ctx, http.MethodPost, "/control/apps", app, &out, "an app"); err != nil {
 		return App{}, fmt.Errorf("register fake Salesforce app: %w", err)
 	}
 	return out, nil
@@ -75,7 +51,7 @@ func (c *Client) RegisterApp(ctx context.Context, app App) (App, error) {
 // OrgUpdate: a production org with every permission).
 func (c *Client) CreateOrg(ctx context.Context, u OrgUpdate) (Org, error) {
 	var o Org
-	if err := c.do(ctx, http.MethodPost, "/control/orgs", u, &o, "an org"); err != nil {
+	if err := c.control.Do(ctx, http.MethodPost, "/control/orgs", u, &o, "an org"); err != nil {
 		return Org{}, fmt.Errorf("create fake Salesforce org: %w", err)
 	}
 	return o, nil
@@ -205,7 +181,7 @@ func (c *Client) Consent(ctx context.Context, consentURL, orgID string) (*url.UR
 	if err != nil || page.Scheme == "" || page.Host == "" {
 		return nil, errors.New("consent on fake Salesforce: the consent URL is not an absolute URL")
 	}
-	noRedirect := *c.httpClient
+	noRedirect := *c.control.HTTPClient()
 	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 	get, err := http.NewRequestWithContext(ctx, http.MethodGet, page.String(), nil)
@@ -214,7 +190,7 @@ func (c *Client) Consent(ctx context.Context, consentURL, orgID string) (*url.UR
 	}
 	resp, err := noRedirect.Do(get)
 	if err != nil {
-		return nil, fmt.Errorf("consent on fake Salesforce: open the consent page: %w", withoutURL(err))
+		return nil, fmt.Errorf("consent on fake Salesforce: open the consent page: %w", crmfake.WithoutURL(err))
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
@@ -232,7 +208,7 @@ func (c *Client) Consent(ctx context.Context, consentURL, orgID string) (*url.UR
 	post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err = noRedirect.Do(post)
 	if err != nil {
-		return nil, fmt.Errorf("consent on fake Salesforce: press Allow: %w", withoutURL(err))
+		return nil, fmt.Errorf("consent on fake Salesforce: press Allow: %w", crmfake.WithoutURL(err))
 	}
 	body, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
@@ -262,62 +238,7 @@ func ptr[T any](v T) *T { return &v }
 // orgDo calls /control/orgs/{id}+suffix and decodes the answer into out,
 // which what names in errors.
 func (c *Client) orgDo(ctx context.Context, op, method, id, suffix string, body, out any, what string) error {
-	if strings.TrimSpace(id) == "" {
-		return fmt.Errorf("%s: the org ID is empty: pass the org_id of a fake org", op)
-	}
-	if err := c.do(ctx, method, "/control/orgs/"+url.PathEscape(id)+suffix, body, out, what); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	return nil
+	return c.control.DoOn(ctx, op, method, "/control/orgs/", id, suffix, errNoOrgID, body, out, what)
 }
 
-// do sends one control request and decodes its answer into out; what names
-// the expected answer in errors.
-func (c *Client) do(ctx context.Context, method, path string, body, out any, what string) error {
-	var reader io.Reader
-	if body != nil {
-		data, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("encode request: %w", err)
-		}
-		reader = bytes.NewReader(data)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, reader)
-	if err != nil {
-		return fmt.Errorf("invalid fake Salesforce URL %q: use e.g. http://127.0.0.1:8091", c.baseURL)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := c.httpClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("reach fake Salesforce at %s: %w", c.baseURL, withoutURL(err))
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxControlResponseBytes))
-	if err != nil {
-		return fmt.Errorf("read fake Salesforce response: %w", err)
-	}
-	if resp.StatusCode >= 300 {
-		var e controlError
-		if json.Unmarshal(data, &e) != nil || e.Error == "" {
-			return &APIError{StatusCode: resp.StatusCode, Message: http.StatusText(resp.StatusCode) + " (not a control API error: is the URL the fake Salesforce?)"}
-		}
-		return &APIError{StatusCode: resp.StatusCode, Code: e.Code, Message: e.Error}
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("fake Salesforce response is not %s (HTTP %d): is %s the fake Salesforce?", what, resp.StatusCode, c.baseURL)
-	}
-	return nil
-}
-
-// withoutURL strips the request URL (which may hold a code or state) from
-// a transport error, keeping the cause.
-func withoutURL(err error) error {
-	var urlErr *url.Error
-	if errors.As(err, &urlErr) {
-		return urlErr.Err
-	}
-	return err
-}
+var errNoOrgID = errors.New("the org ID is empty: pass the org_id of a fake org")

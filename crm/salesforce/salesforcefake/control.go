@@ -1,9 +1,6 @@
 package salesforcefake
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
 	"maps"
 	"net/http"
 	"regexp"
@@ -11,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/acme/integrations/crm/crmfake"
 )
 
 // OrgUpdate is a change to an org, the body of POST /control/orgs (the
@@ -42,7 +41,7 @@ func (u OrgUpdate) apply(o *Org, creating bool, now time.Time) error {
 	changed := o.clone()
 	if u.Sandbox != nil {
 		if !creating && *u.Sandbox != o.Sandbox {
-			return badRequest("an org cannot change between production and sandbox: create another org")
+			return crmfake.BadRequest("an org cannot change between production and sandbox: create another org")
 		}
 		changed.Sandbox = *u.Sandbox
 	}
@@ -64,7 +63,7 @@ func (u OrgUpdate) apply(o *Org, creating bool, now time.Time) error {
 		perms := []string{}
 		for _, p := range *u.LeadPermissions {
 			if !slices.Contains(LeadPermissions(), p) {
-				return badRequest("lead_permissions: %q is not a Lead object permission: use Read, Create or Edit", p)
+				return crmfake.BadRequest("lead_permissions: %q is not a Lead object permission: use Read, Create or Edit", p)
 			}
 			if !slices.Contains(perms, p) {
 				perms = append(perms, p)
@@ -78,7 +77,7 @@ func (u OrgUpdate) apply(o *Org, creating bool, now time.Time) error {
 			f.Name = o.LeadKeyField.Name
 		}
 		if !customFieldPattern.MatchString(f.Name) {
-			return badRequest("lead_key_field.name must be a custom field's API name, e.g. %s", DefaultLeadKeyField)
+			return crmfake.BadRequest("lead_key_field.name must be a custom field's API name, e.g. %s", DefaultLeadKeyField)
 		}
 		changed.LeadKeyField = f
 	}
@@ -86,7 +85,7 @@ func (u OrgUpdate) apply(o *Org, creating bool, now time.Time) error {
 		hidden := []string{}
 		for _, name := range *u.HiddenFields {
 			if !slices.Contains(writableFields(), name) && name != changed.LeadKeyField.Name {
-				return badRequest("hidden_fields: %q is not a Lead field of the fake: use one of %v or the lead key field", name, writableFields())
+				return crmfake.BadRequest("hidden_fields: %q is not a Lead field of the fake: use one of %v or the lead key field", name, writableFields())
 			}
 			if !slices.Contains(hidden, name) {
 				hidden = append(hidden, name)
@@ -96,19 +95,19 @@ func (u OrgUpdate) apply(o *Org, creating bool, now time.Time) error {
 	}
 	if u.APILimit != nil {
 		if *u.APILimit < 1 || *u.APILimit > 1_000_000_000 {
-			return badRequest("api_limit must be between 1 and 1000000000, not %d", *u.APILimit)
+			return crmfake.BadRequest("api_limit must be between 1 and 1000000000, not %d", *u.APILimit)
 		}
 		changed.APILimit = *u.APILimit
 	}
 	if u.APIWindowMS != nil {
 		if *u.APIWindowMS < 1 || *u.APIWindowMS > int64(7*24*time.Hour/time.Millisecond) {
-			return badRequest("api_window_ms must be between 1 and 604800000 (7 days), not %d", *u.APIWindowMS)
+			return crmfake.BadRequest("api_window_ms must be between 1 and 604800000 (7 days), not %d", *u.APIWindowMS)
 		}
 		changed.APIWindowMS = *u.APIWindowMS
 	}
 	if u.SessionTimeoutSeconds != nil {
 		if *u.SessionTimeoutSeconds < 1 || *u.SessionTimeoutSeconds > 86_400 {
-			return badRequest("session_timeout_seconds must be between 1 and 86400, not %d", *u.SessionTimeoutSeconds)
+			return crmfake.BadRequest("session_timeout_seconds must be between 1 and 86400, not %d", *u.SessionTimeoutSeconds)
 		}
 		changed.SessionTimeoutSeconds = *u.SessionTimeoutSeconds
 	}
@@ -159,8 +158,8 @@ func (s *Server) createOrgLocked(u OrgUpdate) (*Org, error) {
 
 func (s *Server) handleCreateOrg(w http.ResponseWriter, r *http.Request) {
 	var u OrgUpdate
-	if err := decodeBody(r, &u, true, `{"sandbox":false}`); err != nil {
-		writeControlError(w, err)
+	if err := crmfake.DecodeBody(r, &u, true, `{"sandbox":false}`); err != nil {
+		fake.WriteError(w, err)
 		return
 	}
 	s.mu.Lock()
@@ -171,10 +170,10 @@ func (s *Server) handleCreateOrg(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if err != nil {
-		writeControlError(w, err)
+		fake.WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, out)
+	fake.WriteJSON(w, http.StatusCreated, out)
 }
 
 func (s *Server) handleGetOrg(w http.ResponseWriter, r *http.Request) {
@@ -184,18 +183,18 @@ func (s *Server) handleGetOrg(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
-		writeControlError(w, err)
+		fake.WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	fake.WriteJSON(w, http.StatusOK, out)
 }
 
 // handleUpdateOrg serves POST /control/orgs/{id}: the change is kept only
 // if it is valid and the state is saved.
 func (s *Server) handleUpdateOrg(w http.ResponseWriter, r *http.Request) {
 	var u OrgUpdate
-	if err := decodeBody(r, &u, false, `{"revoked":true}`); err != nil {
-		writeControlError(w, err)
+	if err := crmfake.DecodeBody(r, &u, false, `{"revoked":true}`); err != nil {
+		fake.WriteError(w, err)
 		return
 	}
 	var out Org
@@ -212,10 +211,10 @@ func (s *Server) handleUpdateOrg(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
-		writeControlError(w, err)
+		fake.WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	fake.WriteJSON(w, http.StatusOK, out)
 }
 
 // controlClientID is the client a grant issued through the control API
@@ -237,10 +236,10 @@ func (s *Server) handleIssueTokens(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
-		writeControlError(w, err)
+		fake.WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, resp)
+	fake.WriteJSON(w, http.StatusCreated, resp)
 }
 
 // expiredTokens is the answer of POST /control/orgs/{id}/expire-tokens.
@@ -260,25 +259,25 @@ func (s *Server) handleExpireTokens(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
-		writeControlError(w, err)
+		fake.WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, expiredTokens{Expired: n})
+	fake.WriteJSON(w, http.StatusOK, expiredTokens{Expired: n})
 }
 
 func (s *Server) handleCreateApp(w http.ResponseWriter, r *http.Request) {
 	var a App
-	if err := decodeBody(r, &a, false, `{"client_id":"...","client_secret":"...","callback_urls":["http://127.0.0.1:8080/oauth/callback"]}`); err != nil {
-		writeControlError(w, err)
+	if err := crmfake.DecodeBody(r, &a, false, `{"client_id":"...","client_secret":"...","callback_urls":["http://127.0.0.1:8080/oauth/callback"]}`); err != nil {
+		fake.WriteError(w, err)
 		return
 	}
 	if a.ClientID == "" || a.ClientSecret == "" {
-		writeControlError(w, badRequest("client_id and client_secret are required: register the connected app's consumer key and secret"))
+		fake.WriteError(w, crmfake.BadRequest("client_id and client_secret are required: register the connected app's consumer key and secret"))
 		return
 	}
 	for _, cb := range a.CallbackURLs {
 		if !isAbsoluteURL(cb) {
-			writeControlError(w, badRequest("callback_urls must be absolute http(s) URLs"))
+			fake.WriteError(w, crmfake.BadRequest("callback_urls must be absolute http(s) URLs"))
 			return
 		}
 	}
@@ -295,41 +294,8 @@ func (s *Server) handleCreateApp(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if err != nil {
-		writeControlError(w, err)
+		fake.WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, a)
-}
-
-// maxControlBodyBytes bounds control request bodies, which are tiny.
-const maxControlBodyBytes = 64 << 10
-
-// decodeBody decodes a JSON control body into dst, refusing unknown fields
-// (a misspelt one would be silently ignored) and trailing data. An empty
-// body is accepted only when optional is true; example is a valid body to
-// show in the error.
-func decodeBody(r *http.Request, dst any, optional bool, example string) error {
-	data, err := readAll(r, maxControlBodyBytes)
-	if err == errTooLarge {
-		return &requestError{status: http.StatusRequestEntityTooLarge, code: "body_too_large",
-			message: fmt.Sprintf("request body is larger than %d bytes: send e.g. %s", maxControlBodyBytes, example)}
-	}
-	if err != nil {
-		return badRequest("could not read the request body: %v", err)
-	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		if optional {
-			return nil
-		}
-		return badRequest("request body is empty: send e.g. %s", example)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return badRequest("request body is not valid: %v; send e.g. %s", err, example)
-	}
-	if len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
-		return badRequest("request body has data after the JSON object: send exactly one object, e.g. %s", example)
-	}
-	return nil
+	fake.WriteJSON(w, http.StatusCreated, a)
 }

@@ -135,7 +135,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, records int, s
 	if usage != "" {
 		w.Header().Set("Sforce-Limit-Info", usage)
 	}
-	writeJSON(w, reply.status, reply.body)
+	fake.WriteJSON(w, reply.status, reply.body)
 }
 
 // apiLocked works out a REST call's reply and its Sforce-Limit-Info value

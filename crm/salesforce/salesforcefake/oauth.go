@@ -354,7 +354,7 @@ func (s *Server) exchangeLocked(w http.ResponseWriter, r *http.Request, form url
 		writeOAuthError(w, http.StatusInternalServerError, "server_error", "the fake could not save its state")
 		return
 	}
-	writeJSON(w, http.StatusOK, s.issueLocked(baseURL(r), o, g, true, form.Get("client_secret")))
+	fake.WriteJSON(w, http.StatusOK, s.issueLocked(baseURL(r), o, g, true, form.Get("client_secret")))
 }
 
 func (s *Server) refreshLocked(w http.ResponseWriter, r *http.Request, form url.Values, sandbox bool) {
@@ -386,7 +386,7 @@ func (s *Server) refreshLocked(w http.ResponseWriter, r *http.Request, form url.
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, s.issueLocked(baseURL(r), o, g, rotated, form.Get("client_secret")))
+	fake.WriteJSON(w, http.StatusOK, s.issueLocked(baseURL(r), o, g, rotated, form.Get("client_secret")))
 }
 
 // introspection is the introspection endpoint's answer.
@@ -416,20 +416,20 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	}
 	token := r.PostForm.Get("token")
 	if sess, o, ok := s.sessionLocked(token); ok {
-		writeJSON(w, http.StatusOK, introspection{Active: true, Scope: sess.grant.Scope, ClientID: sess.grant.ClientID,
+		fake.WriteJSON(w, http.StatusOK, introspection{Active: true, Scope: sess.grant.Scope, ClientID: sess.grant.ClientID,
 			Username: o.Username, Sub: baseURL(r) + "/id/" + o.ID + "/" + o.UserID, TokenType: "access_token",
 			Exp: sess.issuedAt.Add(o.sessionTimeout()).Unix(), Iat: sess.issuedAt.Unix(), Nbf: sess.issuedAt.Unix()})
 		return
 	}
 	if g, ok := s.grants[token]; ok {
 		if o, usable := s.usableGrantLocked(g); usable {
-			writeJSON(w, http.StatusOK, introspection{Active: true, Scope: g.Scope, ClientID: g.ClientID,
+			fake.WriteJSON(w, http.StatusOK, introspection{Active: true, Scope: g.Scope, ClientID: g.ClientID,
 				Username: o.Username, Sub: baseURL(r) + "/id/" + o.ID + "/" + o.UserID, TokenType: "refresh_token",
 				Iat: g.CreatedAt.Unix(), Nbf: g.CreatedAt.Unix()})
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, introspection{Active: false})
+	fake.WriteJSON(w, http.StatusOK, introspection{Active: false})
 }
 
 // handleRevoke serves the revocation endpoint: revoking either token of a
@@ -518,6 +518,6 @@ func (s *Server) handleUserinfo(instance string) http.HandlerFunc {
 			_, _ = w.Write([]byte(http.StatusText(status)))
 			return
 		}
-		writeJSON(w, http.StatusOK, info)
+		fake.WriteJSON(w, http.StatusOK, info)
 	}
 }

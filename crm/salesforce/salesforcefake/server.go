@@ -133,18 +133,16 @@ package salesforcefake
 import (
 	"cmp"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math/big"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/acme/integrations/crm/crmfake"
 )
 
 // TestLoginPath is where the fake's sandbox login (test.salesforce.com)
@@ -290,7 +288,7 @@ type stateFile struct {
 
 // Server is the fake Salesforce. It is safe for concurrent use.
 type Server struct {
-	statePath string
+	state crmfake.StateFile
 	// now is the fake's clock (call log, token expiry, API windows);
 	// sleep waits out the latency fault. Tests replace them.
 	now   func() time.Time
@@ -312,27 +310,16 @@ type Server struct {
 // file holds refresh tokens and client secrets and is written 0600.
 func NewServer(statePath string) (*Server, error) {
 	s := &Server{
-		statePath: statePath, now: time.Now, sleep: time.Sleep,
+		state: crmfake.StateFile{Path: statePath, Name: "fake Salesforce", Fresh: "no orgs"},
+		now:   time.Now, sleep: time.Sleep,
 		orgs: map[string]*Org{}, apps: map[string]App{}, grants: map[string]*grant{},
 		sessions: map[string]*session{}, codes: map[string]*authCode{}, books: map[string]*book{},
 	}
-	if statePath == "" {
-		return s, nil
-	}
-	data, err := os.ReadFile(statePath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return s, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read fake Salesforce state: %w", err)
-	}
-	corrupt := func(why string) error {
-		return fmt.Errorf("fake Salesforce state %s is corrupt (%s): fix it, or delete it to start with no orgs", statePath, why)
-	}
 	var state stateFile
-	if err := json.Unmarshal(data, &state); err != nil {
-		return nil, corrupt(err.Error())
+	if _, err := s.state.Load(&state); err != nil {
+		return nil, err
 	}
+	corrupt := s.state.Corrupt
 	for i := range state.Orgs {
 		o := state.Orgs[i]
 		if o.ID == "" || o.Instance == "" {
@@ -359,10 +346,10 @@ func NewServer(statePath string) (*Server, error) {
 	return s, nil
 }
 
-// save writes the state file atomically (temporary file, then rename).
-// Callers hold s.mu.
+// save writes the state file (see crmfake.StateFile.Save). Callers hold
+// s.mu.
 func (s *Server) save() error {
-	if s.statePath == "" {
+	if s.state.Path == "" {
 		return nil
 	}
 	state := stateFile{Orgs: []Org{}, Apps: []App{}, Grants: []grant{}}
@@ -383,31 +370,7 @@ func (s *Server) save() error {
 	slices.SortFunc(state.Grants, func(a, b grant) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.RefreshToken, b.RefreshToken))
 	})
-	data, err := json.MarshalIndent(state, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode fake Salesforce state: %w", err)
-	}
-	dir := filepath.Dir(s.statePath)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("save fake Salesforce state: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, ".salesforce-state-*")
-	if err != nil {
-		return fmt.Errorf("save fake Salesforce state: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save fake Salesforce state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save fake Salesforce state: %w", err)
-	}
-	// CreateTemp made the file 0600, which its tokens and secrets need.
-	if err := os.Rename(tmp.Name(), s.statePath); err != nil {
-		return fmt.Errorf("save fake Salesforce state: %w", err)
-	}
-	return nil
+	return s.state.Save(state)
 }
 
 // Handler returns the HTTP handler serving the OAuth service, the REST API
@@ -437,96 +400,25 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /control/orgs/{id}", s.handleUpdateOrg)
 	mux.HandleFunc("POST /control/orgs/{id}/tokens", s.handleIssueTokens)
 	mux.HandleFunc("POST /control/orgs/{id}/expire-tokens", s.handleExpireTokens)
-	mux.HandleFunc("GET /control/orgs/{id}/faults", s.handleGetFaults)
+	mux.HandleFunc("GET /control/orgs/{id}/faults", s.onBook(func(b *book) any { return b.faults }))
 	mux.HandleFunc("POST /control/orgs/{id}/faults", s.handleSetFaults)
-	mux.HandleFunc("DELETE /control/orgs/{id}/faults", s.handleClearFaults)
-	mux.HandleFunc("GET /control/orgs/{id}/leads", s.handleLeads)
-	mux.HandleFunc("GET /control/orgs/{id}/calls", s.handleCalls)
+	mux.HandleFunc("DELETE /control/orgs/{id}/faults", s.onBook(func(b *book) any {
+		b.faults = DefaultFaults()
+		return b.faults
+	}))
+	mux.HandleFunc("GET /control/orgs/{id}/leads", s.onBook(func(b *book) any { return b.leadStats() }))
+	mux.HandleFunc("GET /control/orgs/{id}/calls", s.onBook(func(b *book) any { return b.callLog() }))
 
-	return jsonFallback(mux)
+	// The path is never echoed: an OAuth query may hold a code.
+	return fake.Fallback(mux, "no such endpoint: the fake serves /services/oauth2/..., /instance/{name}/services/..., "+TestLoginPath+"/services/oauth2/... and /control/...; see the documentation of package salesforcefake")
 }
 
-// jsonFallback answers requests no route matches with a JSON error, never
-// echoing the path (an OAuth query may hold a code).
-func jsonFallback(mux *http.ServeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := mux.Handler(r); pattern != "" {
-			mux.ServeHTTP(w, r)
-			return
-		}
-		probe := &statusProbe{header: http.Header{}}
-		mux.ServeHTTP(probe, r)
-		switch probe.status {
-		case http.StatusNotFound:
-			writeControlError(w, &requestError{status: http.StatusNotFound, code: "not_found",
-				message: "no such endpoint: the fake serves /services/oauth2/..., /instance/{name}/services/..., " + TestLoginPath + "/services/oauth2/... and /control/...; see the documentation of package salesforcefake"})
-		case http.StatusMethodNotAllowed:
-			allow := probe.header.Get("Allow")
-			w.Header().Set("Allow", allow)
-			writeControlError(w, &requestError{status: http.StatusMethodNotAllowed, code: "method_not_allowed",
-				message: fmt.Sprintf("%s is not allowed here: use %s", r.Method, allow)})
-		default:
-			mux.ServeHTTP(w, r)
-		}
-	})
-}
+// fake is how the shared plumbing names the fake. Its JSON answers carry
+// Salesforce's content type.
+var fake = crmfake.Fake{Name: "fake Salesforce", DevURL: "http://127.0.0.1:8092", ContentType: "application/json;charset=UTF-8"}
 
-// statusProbe is a ResponseWriter that records the status and headers only.
-type statusProbe struct {
-	header http.Header
-	status int
-}
-
-func (p *statusProbe) Header() http.Header { return p.header }
-func (p *statusProbe) Write(b []byte) (int, error) {
-	if p.status == 0 {
-		p.status = http.StatusOK
-	}
-	return len(b), nil
-}
-func (p *statusProbe) WriteHeader(status int) {
-	if p.status == 0 {
-		p.status = status
-	}
-}
-
-// requestError is a failed control request.
-type requestError struct {
-	status  int
-	code    string
-	message string
-}
-
-func (e *requestError) Error() string { return e.message }
-
-func badRequest(format string, args ...any) *requestError {
-	return &requestError{status: http.StatusBadRequest, code: "bad_request", message: fmt.Sprintf(format, args...)}
-}
-
-var errUnknownOrg = &requestError{status: http.StatusNotFound, code: "unknown_org",
-	message: "no fake Salesforce org has that ID: check it, or create an org with POST /control/orgs"}
-
-// controlError is the JSON shape of every control API error.
-type controlError struct {
-	Error string `json:"error"`
-	Code  string `json:"code,omitempty"`
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
-	w.WriteHeader(status)
-	// The client may be gone; there is nobody left to tell.
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeControlError(w http.ResponseWriter, err error) {
-	var reqErr *requestError
-	if !errors.As(err, &reqErr) {
-		reqErr = &requestError{status: http.StatusInternalServerError, code: "internal",
-			message: fmt.Sprintf("the fake Salesforce failed: %v; check the disk holding its state file and retry", err)}
-	}
-	writeJSON(w, reqErr.status, controlError{Error: reqErr.message, Code: reqErr.code})
-}
+var errUnknownOrg = &crmfake.Error{Status: http.StatusNotFound, Code: "unknown_org",
+	Message: "no fake Salesforce org has that ID: check it, or create an org with POST /control/orgs"}
 
 // apiError is one error of Salesforce's REST API, as whole-call errors list
 // them.
@@ -538,7 +430,7 @@ type apiError struct {
 
 // writeAPIError answers a REST call with Salesforce's error array.
 func writeAPIError(w http.ResponseWriter, status int, code, message string) {
-	writeJSON(w, status, []apiError{{Message: message, ErrorCode: code}})
+	fake.WriteJSON(w, status, []apiError{{Message: message, ErrorCode: code}})
 }
 
 // oauthError is the OAuth service's error body.
@@ -548,7 +440,7 @@ type oauthError struct {
 }
 
 func writeOAuthError(w http.ResponseWriter, status int, code, description string) {
-	writeJSON(w, status, oauthError{Error: code, Description: description})
+	fake.WriteJSON(w, status, oauthError{Error: code, Description: description})
 }
 
 // The alphabet of Salesforce IDs and of the fake's tokens.

@@ -1,57 +1,29 @@
 package sandboxfake
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
-	"strings"
-	"time"
+
+	"github.com/acme/integrations/crm/crmfake"
 )
 
-// defaultTimeout bounds every request when the caller passes no
-// *http.Client of its own.
-const defaultTimeout = 10 * time.Second
-
-// maxControlResponseBytes bounds a control API response; the per-key record
-// counts of a benchmarked account run to megabytes.
-const maxControlResponseBytes = 256 << 20
-
-// APIError is an error response from the sandbox. Message is the sandbox's
-// explanation, which never contains an API key.
-type APIError struct {
-	StatusCode int
-	Code       string
-	Message    string
-}
-
-// Error implements error.
-func (e *APIError) Error() string {
-	if e.Message == "" {
-		return fmt.Sprintf("sandbox CRM answered HTTP %d", e.StatusCode)
-	}
-	return fmt.Sprintf("sandbox CRM answered HTTP %d: %s", e.StatusCode, e.Message)
-}
+// APIError is an error answer of the sandbox's control API. Message is
+// the sandbox's explanation, which never contains an API key.
+type APIError = crmfake.APIError
 
 // Client calls the sandbox's control API, for tests and the
 // `integrations sandbox` commands. Errors never contain an API key,
 // even though the control API carries keys in its paths.
 type Client struct {
-	baseURL    string
-	httpClient *http.Client
+	control *crmfake.Client
 }
 
 // NewClient returns a control API client for the sandbox at baseURL (e.g.
 // http://127.0.0.1:8090). A nil httpClient means one with a 10s timeout.
 func NewClient(baseURL string, httpClient *http.Client) *Client {
-	if httpClient == nil {
-		httpClient = &http.Client{Timeout: defaultTimeout}
-	}
-	return &Client{baseURL: strings.TrimRight(baseURL, "/"), httpClient: httpClient}
+	return &Client{control: crmfake.NewClient(fake, baseURL, httpClient)}
 }
 
 // CreateAccount creates an account. Nil scopes means DefaultScopes; an
@@ -175,12 +147,9 @@ func (c *Client) Calls(ctx context.Context, key string) ([]Call, error) {
 // keyCall calls prefix+key+suffix and decodes the account it answers with;
 // op describes the operation in errors.
 func (c *Client) keyCall(ctx context.Context, op, method, prefix, key, suffix string, body any) (Account, error) {
-	if strings.TrimSpace(key) == "" {
-		return Account{}, fmt.Errorf("%s: %w", op, errEmptyKey)
-	}
-	a, err := c.call(ctx, method, prefix+url.PathEscape(key)+suffix, body)
-	if err != nil {
-		return Account{}, fmt.Errorf("%s: %w", op, err)
+	var a Account
+	if err := c.control.DoOn(ctx, op, method, prefix, key, suffix, errEmptyKey, body, &a, "an account"); err != nil {
+		return Account{}, err
 	}
 	return a, nil
 }
@@ -188,13 +157,7 @@ func (c *Client) keyCall(ctx context.Context, op, method, prefix, key, suffix st
 // keyDo calls /control/keys/{key}+suffix and decodes the answer into out,
 // which what names in errors.
 func (c *Client) keyDo(ctx context.Context, op, method, key, suffix string, body, out any, what string) error {
-	if strings.TrimSpace(key) == "" {
-		return fmt.Errorf("%s: %w", op, errEmptyKey)
-	}
-	if err := c.do(ctx, method, "/control/keys/"+url.PathEscape(key)+suffix, body, out, what); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	return nil
+	return c.control.DoOn(ctx, op, method, "/control/keys/", key, suffix, errEmptyKey, body, out, what)
 }
 
 var errEmptyKey = errors.New("API key is empty: pass the api_key printed by `integrations sandbox account create`")
@@ -202,65 +165,6 @@ var errEmptyKey = errors.New("API key is empty: pass the api_key printed by `int
 // call sends one control request and decodes the account it answers with.
 func (c *Client) call(ctx context.Context, method, path string, body any) (Account, error) {
 	var a Account
-	err := c.do(ctx, method, path, body, &a, "an account")
+	err := c.control.Do(ctx, method, path, body, &a, "an account")
 	return a, err
-}
-
-// do sends one control request and decodes its answer into out; what names
-// the expected answer in errors.
-func (c *Client) do(ctx context.Context, method, path string, body, out any, what string) error {
-	var reader io.Reader
-	if body != nil {
-		data, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("encode request: %w", err)
-		}
-		reader = bytes.NewReader(data)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, reader)
-	if err != nil {
-		// The URL holds the key; say only what is wrong with the base URL.
-		return fmt.Errorf("invalid sandbox URL %q: use e.g. http://127.0.0.1:8090", c.baseURL)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := c.httpClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("reach sandbox CRM at %s: %w", c.baseURL, withoutURL(err))
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxControlResponseBytes))
-	if err != nil {
-		return fmt.Errorf("read sandbox response: %w", err)
-	}
-	if resp.StatusCode >= 300 {
-		return decodeAPIError(resp.StatusCode, data)
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("sandbox response is not %s (HTTP %d): is %s the sandbox CRM?", what, resp.StatusCode, c.baseURL)
-	}
-	return nil
-}
-
-// withoutURL strips the request URL (which may hold an API key) from a
-// transport error, keeping the cause.
-func withoutURL(err error) error {
-	var urlErr *url.Error
-	if errors.As(err, &urlErr) {
-		return urlErr.Err
-	}
-	return err
-}
-
-// decodeAPIError turns an error response into an *APIError. A body that is
-// not the sandbox's JSON error shape is not echoed: it is unknown text that
-// might reflect the request.
-func decodeAPIError(status int, data []byte) *APIError {
-	var body errorBody
-	if err := json.Unmarshal(data, &body); err != nil || body.Error == "" {
-		return &APIError{StatusCode: status, Message: http.StatusText(status) + " (not a sandbox error response: is the URL the sandbox CRM?)"}
-	}
-	return &APIError{StatusCode: status, Code: body.Code, Message: body.Error}
 }

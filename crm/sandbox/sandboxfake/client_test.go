@@ -170,7 +170,7 @@ func TestClient(t *testing.T) {
 		err = check(func() error { _, err := NewClient(echo.URL, nil).Revoke(ctx, a.APIKey); return err }())
 		require.ErrorAs(t, err, &apiErr)
 		require.Equal(t, http.StatusBadGateway, apiErr.StatusCode)
-		require.ErrorContains(t, err, "not a sandbox error response")
+		require.ErrorContains(t, err, "not a control API error: is the URL the sandbox CRM?")
 
 		// A cancelled context is reported as such.
 		cancelled, cancel := context.WithCancel(ctx)

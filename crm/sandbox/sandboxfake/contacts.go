@@ -2,8 +2,8 @@ package sandboxfake
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/acme/integrations/crm/crmfake"
 )
 
 // MaxBatchSize is the most contacts one POST /api/v1/contacts/batch
@@ -24,9 +26,6 @@ const maxContactsBodyBytes = 8 << 20
 
 // maxContactKeyBytes bounds a contact key; our lead IDs are far shorter.
 const maxContactKeyBytes = 256
-
-// callLogSize is how many contacts calls an account's call log keeps.
-const callLogSize = 1000
 
 // Bounds of the fault settings, generous for tests yet small enough that a
 // typo cannot hang a dev stack for hours.
@@ -111,65 +110,36 @@ type FaultsUpdate struct {
 // Values are checked before anything changes, and the rule's text is never
 // echoed.
 func (f Faults) apply(u FaultsUpdate) (Faults, error) {
-	intField := func(name string, v *int, lo, hi int, dst *int) error {
-		if v == nil {
-			return nil
-		}
-		if *v < lo || *v > hi {
-			return badRequest("%s must be between %d and %d, not %d", name, lo, hi, *v)
-		}
-		*dst = *v
-		return nil
-	}
-	if err := errors.Join(
-		intField("fail_next", u.FailNext, 0, maxFaultCount, &f.FailNext),
-		intField("fail_status", u.FailStatus, 400, 599, &f.FailStatus),
-		intField("latency_ms", u.LatencyMS, 0, maxLatencyMS, &f.LatencyMS),
-		intField("rate_limit_next", u.RateLimitNext, 0, maxFaultCount, &f.RateLimitNext),
-		intField("retry_after_seconds", u.RetryAfterSeconds, 0, maxRetryAfterSeconds, &f.RetryAfterSeconds),
-		intField("refuse_status", u.RefuseStatus, 400, 599, &f.RefuseStatus),
+	// Every value is checked; the first problem is reported.
+	if err := cmp.Or(
+		crmfake.SetInt("fail_next", u.FailNext, 0, maxFaultCount, &f.FailNext),
+		crmfake.SetInt("fail_status", u.FailStatus, 400, 599, &f.FailStatus),
+		crmfake.SetInt("latency_ms", u.LatencyMS, 0, maxLatencyMS, &f.LatencyMS),
+		crmfake.SetInt("rate_limit_next", u.RateLimitNext, 0, maxFaultCount, &f.RateLimitNext),
+		crmfake.SetInt("retry_after_seconds", u.RetryAfterSeconds, 0, maxRetryAfterSeconds, &f.RetryAfterSeconds),
+		crmfake.SetInt("refuse_status", u.RefuseStatus, 400, 599, &f.RefuseStatus),
 	); err != nil {
-		// Report the first problem only, keeping the status and code of a
-		// single requestError.
-		var reqErr *requestError
-		errors.As(err, &reqErr)
-		return Faults{}, reqErr
+		return Faults{}, err
 	}
 	if u.FailMe != nil {
 		f.FailMe = *u.FailMe
 	}
-	if err := applyRule("reject", u.RejectField, u.RejectContains, &f.RejectField, &f.RejectContains); err != nil {
+	if err := rules.Set("reject", u.RejectField, u.RejectContains, &f.RejectField, &f.RejectContains); err != nil {
 		return Faults{}, err
 	}
-	if err := applyRule("refuse", u.RefuseField, u.RefuseContains, &f.RefuseField, &f.RefuseContains); err != nil {
+	if err := rules.Set("refuse", u.RefuseField, u.RefuseContains, &f.RefuseField, &f.RefuseContains); err != nil {
 		return Faults{}, err
 	}
 	return f, nil
 }
 
-// applyRule merges a change of a rule's field and text (the reject rule or
-// the refuse rule, named by rule) into field and contains, and checks that
-// the result is a rule or none. The text is never echoed.
-func applyRule(rule string, newField, newContains *string, field, contains *string) error {
-	if newField != nil {
-		if *newField != "" && !slices.Contains(RejectFields(), *newField) {
-			return badRequest("%s_field must be one of %s, or \"\" to remove the rule", rule, strings.Join(RejectFields(), ", "))
-		}
-		*field = *newField
-		if *field == "" {
-			*contains = ""
-		}
-	}
-	if newContains != nil {
-		*contains = *newContains
-	}
-	switch {
-	case *field != "" && *contains == "":
-		return badRequest(`%s_contains is empty: a %s rule needs the text to look for, e.g. {"%s_field":"email","%s_contains":"blocked"}`, rule, rule, rule, rule)
-	case *field == "" && *contains != "":
-		return badRequest(`%s_contains needs %s_field: name the field to look in, e.g. {"%s_field":"email","%s_contains":"blocked"}`, rule, rule, rule, rule)
-	}
-	return nil
+// rules are the reject and refuse rules of Faults, which name one of
+// RejectFields.
+var rules = crmfake.Rules{
+	Key:     "field",
+	Valid:   func(field string) bool { return slices.Contains(RejectFields(), field) },
+	Want:    "one of " + strings.Join(RejectFields(), ", "),
+	Example: "email",
 }
 
 // RecordStats is what GET /control/keys/{key}/records reports about an
@@ -202,10 +172,7 @@ type contactBook struct {
 	upserts  int
 	lastID   int
 	faults   Faults
-	// calls is a ring buffer: callCount entries ending before callNext.
-	calls     [callLogSize]Call
-	callNext  int
-	callCount int
+	calls    crmfake.CallLog[Call]
 }
 
 // storedContact is what the sandbox keeps of a contact. The contents are
@@ -222,20 +189,13 @@ func newContactBook() *contactBook {
 func (b *contactBook) logCall(c Call) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.calls[b.callNext] = c
-	b.callNext = (b.callNext + 1) % callLogSize
-	b.callCount = min(b.callCount+1, callLogSize)
+	b.calls.Add(c)
 }
 
 func (b *contactBook) callLog() []Call {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := make([]Call, 0, b.callCount)
-	start := (b.callNext - b.callCount + callLogSize) % callLogSize
-	for i := range b.callCount {
-		out = append(out, b.calls[(start+i)%callLogSize])
-	}
-	return out
+	return b.calls.List()
 }
 
 func (b *contactBook) stats() RecordStats {
@@ -459,7 +419,7 @@ func (s *Server) bookLocked(key string) *contactBook {
 type contactsReply struct {
 	status     int
 	retryAfter int
-	err        *requestError
+	err        *crmfake.Error
 	body       any
 }
 
@@ -487,9 +447,9 @@ func (s *Server) handleContactsBatch(w http.ResponseWriter, r *http.Request) {
 		if reply.retryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(reply.retryAfter))
 		}
-		writeError(w, reply.err)
+		fake.WriteError(w, reply.err)
 	default:
-		writeJSON(w, reply.status, reply.body)
+		fake.WriteJSON(w, reply.status, reply.body)
 	}
 }
 
@@ -506,11 +466,11 @@ func (s *Server) serveContacts(r *http.Request, caller contactsCaller) (contacts
 	case caller.revoked:
 		return contactsReply{status: http.StatusUnauthorized}, 0
 	case !caller.apiEnabled:
-		return errorReply(&requestError{status: http.StatusForbidden, code: "api_disabled",
-			message: "API access is disabled for this account: enable it in the account settings"}), 0
+		return errorReply(&crmfake.Error{Status: http.StatusForbidden, Code: "api_disabled",
+			Message: "API access is disabled for this account: enable it in the account settings"}), 0
 	case !caller.canWrite:
-		return errorReply(&requestError{status: http.StatusForbidden, code: "insufficient_scope",
-			message: "the API key lacks scope " + ScopeContactsWrite + ": grant it, or use a key that has it"}), 0
+		return errorReply(&crmfake.Error{Status: http.StatusForbidden, Code: "insufficient_scope",
+			Message: "the API key lacks scope " + ScopeContactsWrite + ": grant it, or use a key that has it"}), 0
 	}
 	req, err := decodeContacts(r)
 	if err != nil {
@@ -523,142 +483,59 @@ func (s *Server) serveContacts(r *http.Request, caller contactsCaller) (contacts
 	case refused && status < 500:
 		// Which field, never its value or which contact: the caller
 		// finds the contact by splitting the batch.
-		return errorReply(&requestError{status: status, code: "batch_refused",
-			message: fmt.Sprintf("the batch was refused: a contact's %s matches the account's refuse rule (simulated); send that contact on its own to find it", caller.book.currentFaults().RefuseField)}), len(req.Contacts)
+		return errorReply(&crmfake.Error{Status: status, Code: "batch_refused",
+			Message: fmt.Sprintf("the batch was refused: a contact's %s matches the account's refuse rule (simulated); send that contact on its own to find it", caller.book.currentFaults().RefuseField)}), len(req.Contacts)
 	case status == http.StatusTooManyRequests:
-		reply := errorReply(&requestError{status: status, code: "rate_limited",
-			message: "rate limit exceeded (simulated): retry after the Retry-After delay"})
+		reply := errorReply(&crmfake.Error{Status: status, Code: "rate_limited",
+			Message: "rate limit exceeded (simulated): retry after the Retry-After delay"})
 		reply.retryAfter = retryAfter
 		return reply, len(req.Contacts)
 	default:
-		return errorReply(&requestError{status: status, code: "simulated_failure",
-			message: fmt.Sprintf("simulated failure (HTTP %d), set with the sandbox's fail_next fault", status)}), len(req.Contacts)
+		return errorReply(&crmfake.Error{Status: status, Code: "simulated_failure",
+			Message: fmt.Sprintf("simulated failure (HTTP %d), set with the sandbox's fail_next fault", status)}), len(req.Contacts)
 	}
 }
 
-func errorReply(err *requestError) contactsReply {
-	return contactsReply{status: err.status, err: err}
+func errorReply(err *crmfake.Error) contactsReply {
+	return contactsReply{status: err.Status, err: err}
 }
 
 // decodeContacts reads and checks a batch. Its errors name fields and
 // positions, never values: a value may be lead PII. On error, the request
 // still holds whatever contacts were decoded, for the call log.
-func decodeContacts(r *http.Request) (contactsRequest, *requestError) {
+func decodeContacts(r *http.Request) (contactsRequest, *crmfake.Error) {
 	const example = `{"contacts":[{"key":"lead_1","source":"partner","email":"a@example.com"}]}`
 	var req contactsRequest
 	data, err := io.ReadAll(io.LimitReader(r.Body, maxContactsBodyBytes+1))
 	if err != nil {
-		return req, badRequest("could not read the request body: %v", err)
+		return req, crmfake.BadRequest("could not read the request body: %v", err)
 	}
 	if len(data) > maxContactsBodyBytes {
-		return req, &requestError{status: http.StatusRequestEntityTooLarge, code: "body_too_large",
-			message: fmt.Sprintf("request body is larger than %d bytes: send at most %d contacts per batch", maxContactsBodyBytes, MaxBatchSize)}
+		return req, &crmfake.Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
+			Message: fmt.Sprintf("request body is larger than %d bytes: send at most %d contacts per batch", maxContactsBodyBytes, MaxBatchSize)}
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return contactsRequest{}, badRequest("request body is not valid: %s; send e.g. %s", describeBodyError(err), example)
+		return contactsRequest{}, crmfake.BadRequest("request body is not valid: %s; send e.g. %s", crmfake.DescribeJSONError(err), example)
 	}
 	if len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
-		return contactsRequest{}, badRequest("request body has data after the JSON object: send exactly one object, e.g. %s", example)
+		return contactsRequest{}, crmfake.BadRequest("request body has data after the JSON object: send exactly one object, e.g. %s", example)
 	}
 	if n := len(req.Contacts); n == 0 || n > MaxBatchSize {
-		return req, badRequest("contacts must hold 1 to %d contacts, not %d: split larger batches", MaxBatchSize, n)
+		return req, crmfake.BadRequest("contacts must hold 1 to %d contacts, not %d: split larger batches", MaxBatchSize, n)
 	}
 	for i := range req.Contacts {
 		c := &req.Contacts[i]
 		switch {
 		case c.Key == "":
-			return req, badRequest("contacts[%d].key is empty: every contact needs its lead ID as key", i)
+			return req, crmfake.BadRequest("contacts[%d].key is empty: every contact needs its lead ID as key", i)
 		case len(c.Key) > maxContactKeyBytes:
-			return req, badRequest("contacts[%d].key is longer than %d bytes", i, maxContactKeyBytes)
+			return req, crmfake.BadRequest("contacts[%d].key is longer than %d bytes", i, maxContactKeyBytes)
 		}
 		if attrs := bytes.TrimSpace(c.Attributes); len(attrs) > 0 && attrs[0] != '{' && !bytes.Equal(attrs, []byte("null")) {
-			return req, badRequest("contacts[%d].attributes must be a JSON object", i)
+			return req, crmfake.BadRequest("contacts[%d].attributes must be a JSON object", i)
 		}
 	}
 	return req, nil
-}
-
-// describeBodyError explains a JSON decoding failure without quoting the
-// body. Go's syntax errors can quote a character of a value, and type errors
-// of numbers quote the number.
-func describeBodyError(err error) string {
-	var syntaxErr *json.SyntaxError
-	var typeErr *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syntaxErr):
-		return fmt.Sprintf("not valid JSON (syntax error at byte %d)", syntaxErr.Offset)
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return "not valid JSON (unexpected end)"
-	case errors.As(err, &typeErr) && typeErr.Field != "":
-		kind, _, _ := strings.Cut(typeErr.Value, " ")
-		return fmt.Sprintf("field %s must be a %s, not a %s", typeErr.Field, typeErr.Type, kind)
-	case errors.As(err, &typeErr):
-		return "it must be a JSON object"
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
-	}
-	return "not valid JSON"
-}
-
-// handleGetFaults serves GET /control/keys/{key}/faults.
-func (s *Server) handleGetFaults(w http.ResponseWriter, r *http.Request) {
-	b, err := s.book(r.PathValue("key"))
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, b.currentFaults())
-}
-
-// handleSetFaults serves POST /control/keys/{key}/faults. The body is
-// checked before the account is looked at, so bad input changes nothing.
-func (s *Server) handleSetFaults(w http.ResponseWriter, r *http.Request) {
-	var u FaultsUpdate
-	if err := decodeBody(r, &u, false, `{"fail_next":3,"fail_status":503}`); err != nil {
-		writeError(w, err)
-		return
-	}
-	b, err := s.book(r.PathValue("key"))
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	f, err := b.updateFaults(u)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, f)
-}
-
-// handleClearFaults serves DELETE /control/keys/{key}/faults.
-func (s *Server) handleClearFaults(w http.ResponseWriter, r *http.Request) {
-	b, err := s.book(r.PathValue("key"))
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, b.clearFaults())
-}
-
-// handleRecords serves GET /control/keys/{key}/records.
-func (s *Server) handleRecords(w http.ResponseWriter, r *http.Request) {
-	b, err := s.book(r.PathValue("key"))
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, b.stats())
-}
-
-// handleCalls serves GET /control/keys/{key}/calls.
-func (s *Server) handleCalls(w http.ResponseWriter, r *http.Request) {
-	b, err := s.book(r.PathValue("key"))
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, b.callLog())
 }

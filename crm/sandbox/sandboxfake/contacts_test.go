@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/acme/integrations/crm/crmfake"
 )
 
 // Lead PII used in test contacts; no error or reason may contain it.
@@ -908,13 +910,13 @@ func TestCallLogKeepsTheLastThousand(t *testing.T) {
 	t.Parallel()
 	book := newContactBook()
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for i := range callLogSize + 5 {
+	for i := range crmfake.CallLogSize + 5 {
 		book.logCall(Call{At: start.Add(time.Duration(i) * time.Second), Status: 200, Contacts: i})
 	}
 	log := book.callLog()
-	require.Len(t, log, callLogSize)
+	require.Len(t, log, crmfake.CallLogSize)
 	require.Equal(t, 5, log[0].Contacts, "the oldest five were dropped")
-	require.Equal(t, callLogSize+4, log[len(log)-1].Contacts)
+	require.Equal(t, crmfake.CallLogSize+4, log[len(log)-1].Contacts)
 	for i := 1; i < len(log); i++ {
 		require.Equal(t, log[i-1].Contacts+1, log[i].Contacts)
 	}

@@ -74,23 +74,16 @@
 package sandboxfake
 
 import (
-	"bytes"
 	"cmp"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/acme/integrations/crm/crmfake"
 )
 
 // The scopes an account can hold that the service needs.
@@ -125,31 +118,14 @@ type Me struct {
 	APIEnabled bool     `json:"api_enabled"`
 }
 
-// errorBody is the JSON shape of every error response.
-type errorBody struct {
-	Error string `json:"error"`
-	Code  string `json:"code,omitempty"`
-}
-
-// requestError is a failed request: the status, code and message of the
-// JSON error response.
-type requestError struct {
-	status  int
-	code    string
-	message string
-}
-
-func (e *requestError) Error() string { return e.message }
-
-func badRequest(format string, args ...any) *requestError {
-	return &requestError{status: http.StatusBadRequest, code: "bad_request", message: fmt.Sprintf(format, args...)}
-}
+// fake is how the shared plumbing names the sandbox.
+var fake = crmfake.Fake{Name: "sandbox CRM", DevURL: "http://127.0.0.1:8090"}
 
 // errUnknownKey never names the key: error messages end up in logs.
-var errUnknownKey = &requestError{
-	status:  http.StatusNotFound,
-	code:    "unknown_api_key",
-	message: "no sandbox account has that API key: check the key, or create an account with POST /control/accounts",
+var errUnknownKey = &crmfake.Error{
+	Status:  http.StatusNotFound,
+	Code:    "unknown_api_key",
+	Message: "no sandbox account has that API key: check the key, or create an account with POST /control/accounts",
 }
 
 // stateFile is the JSON document a persistent Server keeps its accounts in.
@@ -159,7 +135,7 @@ type stateFile struct {
 
 // Server is the simulated CRM. It is safe for concurrent use.
 type Server struct {
-	statePath string
+	state crmfake.StateFile
 	// sleep waits out the latency fault; tests replace it to observe the
 	// delays asked for without measuring time.
 	sleep func(time.Duration)
@@ -180,38 +156,33 @@ type Server struct {
 // 0600. Contacts, faults and call logs are never written to it: see the
 // package documentation.
 func NewServer(statePath string) (*Server, error) {
-	s := &Server{statePath: statePath, sleep: time.Sleep, accounts: map[string]*Account{}, books: map[string]*contactBook{}}
-	if statePath == "" {
-		return s, nil
-	}
-	data, err := os.ReadFile(statePath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return s, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read sandbox state: %w", err)
+	s := &Server{
+		state:    crmfake.StateFile{Path: statePath, Name: "sandbox", Fresh: "no sandbox accounts"},
+		sleep:    time.Sleep,
+		accounts: map[string]*Account{},
+		books:    map[string]*contactBook{},
 	}
 	var state stateFile
-	if err := json.Unmarshal(data, &state); err != nil {
-		return nil, fmt.Errorf("sandbox state %s is corrupt (%v): fix it, or delete it to start with no sandbox accounts", statePath, err)
+	if _, err := s.state.Load(&state); err != nil {
+		return nil, err
 	}
 	for i := range state.Accounts {
 		a := state.Accounts[i]
 		if a.ID == "" || a.APIKey == "" {
-			return nil, fmt.Errorf("sandbox state %s is corrupt (account %d has no ID or API key): fix it, or delete it to start with no sandbox accounts", statePath, i)
+			return nil, s.state.Corrupt(fmt.Sprintf("account %d has no ID or API key", i))
 		}
 		if _, dup := s.accounts[a.APIKey]; dup {
-			return nil, fmt.Errorf("sandbox state %s is corrupt (account %s repeats another account's API key): fix it, or delete it to start with no sandbox accounts", statePath, a.ID)
+			return nil, s.state.Corrupt(fmt.Sprintf("account %s repeats another account's API key", a.ID))
 		}
 		s.accounts[a.APIKey] = &a
 	}
 	return s, nil
 }
 
-// save writes the state file atomically (temporary file, then rename) so a
-// crash never leaves a half-written file. Callers hold s.mu.
+// save writes the state file (see crmfake.StateFile.Save). Callers hold
+// s.mu.
 func (s *Server) save() error {
-	if s.statePath == "" {
+	if s.state.Path == "" {
 		return nil
 	}
 	state := stateFile{Accounts: make([]Account, 0, len(s.accounts))}
@@ -222,31 +193,7 @@ func (s *Server) save() error {
 	slices.SortFunc(state.Accounts, func(a, b Account) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
 	})
-	data, err := json.MarshalIndent(state, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode sandbox state: %w", err)
-	}
-	dir := filepath.Dir(s.statePath)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("save sandbox state: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, ".sandbox-state-*")
-	if err != nil {
-		return fmt.Errorf("save sandbox state: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save sandbox state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save sandbox state: %w", err)
-	}
-	// CreateTemp already made the file 0600, which the API keys need.
-	if err := os.Rename(tmp.Name(), s.statePath); err != nil {
-		return fmt.Errorf("save sandbox state: %w", err)
-	}
-	return nil
+	return s.state.Save(state)
 }
 
 // createAccount adds an account with the given scopes (nil means
@@ -256,8 +203,8 @@ func (s *Server) createAccount(scopes []string) (Account, error) {
 		scopes = DefaultScopes()
 	}
 	a := Account{
-		ID:         "acct_" + randomHex(6),
-		APIKey:     "sbx_" + randomHex(16),
+		ID:         "acct_" + crmfake.RandomHex(6),
+		APIKey:     "sbx_" + crmfake.RandomHex(16),
 		Scopes:     scopes,
 		APIEnabled: true,
 		CreatedAt:  time.Now().UTC().Truncate(time.Second),
@@ -305,13 +252,6 @@ func (s *Server) update(key string, change func(*Account) error) (Account, error
 	return updated.clone(), nil
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	// crypto/rand.Read never fails on supported platforms (Go 1.24+).
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // Handler returns the HTTP handler serving both APIs.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -322,7 +262,7 @@ func (s *Server) Handler() http.Handler {
 
 	// Control API.
 	mux.HandleFunc("POST /control/accounts", s.handleCreateAccount)
-	mux.HandleFunc("GET /control/accounts/{key}", s.handleGetAccount)
+	mux.HandleFunc("GET /control/accounts/{key}", crmfake.Handle(fake, "key", s.account, Account.clone))
 	mux.HandleFunc("POST /control/keys/{key}/revoke", s.handleUpdate(func(a *Account) error {
 		a.Revoked = true
 		return nil
@@ -341,61 +281,13 @@ func (s *Server) Handler() http.Handler {
 	}))
 	mux.HandleFunc("POST /control/keys/{key}/drop-scope", s.handleScopeChange(dropScope))
 	mux.HandleFunc("POST /control/keys/{key}/add-scope", s.handleScopeChange(addScope))
-	mux.HandleFunc("GET /control/keys/{key}/faults", s.handleGetFaults)
-	mux.HandleFunc("POST /control/keys/{key}/faults", s.handleSetFaults)
-	mux.HandleFunc("DELETE /control/keys/{key}/faults", s.handleClearFaults)
-	mux.HandleFunc("GET /control/keys/{key}/records", s.handleRecords)
-	mux.HandleFunc("GET /control/keys/{key}/calls", s.handleCalls)
+	mux.HandleFunc("GET /control/keys/{key}/faults", crmfake.Handle(fake, "key", s.book, (*contactBook).currentFaults))
+	mux.HandleFunc("POST /control/keys/{key}/faults", crmfake.HandleChange(fake, "key", `{"fail_next":3,"fail_status":503}`, s.book, (*contactBook).updateFaults))
+	mux.HandleFunc("DELETE /control/keys/{key}/faults", crmfake.Handle(fake, "key", s.book, (*contactBook).clearFaults))
+	mux.HandleFunc("GET /control/keys/{key}/records", crmfake.Handle(fake, "key", s.book, (*contactBook).stats))
+	mux.HandleFunc("GET /control/keys/{key}/calls", crmfake.Handle(fake, "key", s.book, (*contactBook).callLog))
 
-	return jsonFallback(mux)
-}
-
-// jsonFallback answers requests no route matches (404, or 405 for a known
-// path with the wrong method) in the same JSON error shape as every other
-// error, instead of the mux's plain text.
-func jsonFallback(mux *http.ServeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := mux.Handler(r); pattern != "" {
-			mux.ServeHTTP(w, r)
-			return
-		}
-		// Let the mux decide between 404, 405 and a path-cleaning redirect,
-		// without writing its plain-text body.
-		probe := &statusProbe{header: http.Header{}}
-		mux.ServeHTTP(probe, r)
-		switch probe.status {
-		case http.StatusNotFound:
-			// The path is not echoed: it may hold an API key.
-			writeError(w, &requestError{status: http.StatusNotFound, code: "not_found",
-				message: "no such endpoint: the sandbox serves /api/v1/me, /api/v1/contacts/batch and /control/...; see the documentation of package sandboxfake"})
-		case http.StatusMethodNotAllowed:
-			allow := probe.header.Get("Allow")
-			w.Header().Set("Allow", allow)
-			writeError(w, &requestError{status: http.StatusMethodNotAllowed, code: "method_not_allowed",
-				message: fmt.Sprintf("%s is not allowed here: use %s", r.Method, allow)})
-		default:
-			mux.ServeHTTP(w, r)
-		}
-	})
-}
-
-// statusProbe is a ResponseWriter that records the status and headers only.
-type statusProbe struct {
-	header http.Header
-	status int
-}
-
-func (p *statusProbe) Header() http.Header { return p.header }
-func (p *statusProbe) Write(b []byte) (int, error) {
-	if p.status == 0 {
-		p.status = http.StatusOK
-	}
-	return len(b), nil
-}
-func (p *statusProbe) WriteHeader(status int) {
-	if p.status == 0 {
-		p.status = status
-	}
+	return fake.Fallback(mux, "no such endpoint: the sandbox serves /api/v1/me, /api/v1/contacts/batch and /control/...; see the documentation of package sandboxfake")
 }
 
 // authenticated resolves the bearer API key of a CRM API request to its
@@ -418,14 +310,14 @@ func (s *Server) authenticated(next func(http.ResponseWriter, *http.Request, Acc
 
 func writeMissingKey(w http.ResponseWriter) {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="sandbox"`)
-	writeError(w, &requestError{status: http.StatusUnauthorized, code: "missing_api_key",
-		message: "missing API key: send the header Authorization: Bearer <api key>"})
+	fake.WriteError(w, &crmfake.Error{Status: http.StatusUnauthorized, Code: "missing_api_key",
+		Message: "missing API key: send the header Authorization: Bearer <api key>"})
 }
 
 func writeInvalidKey(w http.ResponseWriter) {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="sandbox", error="invalid_token"`)
-	writeError(w, &requestError{status: http.StatusUnauthorized, code: "invalid_api_key",
-		message: "the API key is invalid or has been revoked: authorize again with a valid key"})
+	fake.WriteError(w, &crmfake.Error{Status: http.StatusUnauthorized, Code: "invalid_api_key",
+		Message: "the API key is invalid or has been revoked: authorize again with a valid key"})
 }
 
 func bearerKey(header string) (string, bool) {
@@ -440,15 +332,15 @@ func bearerKey(header string) (string, bool) {
 func (s *Server) handleMe(w http.ResponseWriter, _ *http.Request, a Account) {
 	b, err := s.book(a.APIKey)
 	if err != nil {
-		writeError(w, err)
+		fake.WriteError(w, err)
 		return
 	}
 	if status := b.meFailure(); status != 0 {
-		writeError(w, &requestError{status: status, code: "simulated_failure",
-			message: fmt.Sprintf("simulated failure (HTTP %d), set with the sandbox's fail_next and fail_me faults", status)})
+		fake.WriteError(w, &crmfake.Error{Status: status, Code: "simulated_failure",
+			Message: fmt.Sprintf("simulated failure (HTTP %d), set with the sandbox's fail_next and fail_me faults", status)})
 		return
 	}
-	writeJSON(w, http.StatusOK, Me{AccountID: a.ID, Scopes: nonNil(a.Scopes), APIEnabled: a.APIEnabled})
+	fake.WriteJSON(w, http.StatusOK, Me{AccountID: a.ID, Scopes: nonNil(a.Scopes), APIEnabled: a.APIEnabled})
 }
 
 // createAccountRequest is the optional body of POST /control/accounts.
@@ -459,8 +351,8 @@ type createAccountRequest struct {
 
 func (s *Server) handleCreateAccount(w http.ResponseWriter, r *http.Request) {
 	var req createAccountRequest
-	if err := decodeBody(r, &req, true, `{"scopes":["contacts.read","contacts.write"]}`); err != nil {
-		writeError(w, err)
+	if err := crmfake.DecodeBody(r, &req, true, `{"scopes":["contacts.read","contacts.write"]}`); err != nil {
+		fake.WriteError(w, err)
 		return
 	}
 	var scopes []string
@@ -468,7 +360,7 @@ func (s *Server) handleCreateAccount(w http.ResponseWriter, r *http.Request) {
 		scopes = make([]string, 0, len(req.Scopes))
 		for _, scope := range req.Scopes {
 			if err := checkScope(scope); err != nil {
-				writeError(w, err)
+				fake.WriteError(w, err)
 				return
 			}
 			if !slices.Contains(scopes, scope) {
@@ -478,19 +370,10 @@ func (s *Server) handleCreateAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	a, err := s.createAccount(scopes)
 	if err != nil {
-		writeError(w, err)
+		fake.WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, a)
-}
-
-func (s *Server) handleGetAccount(w http.ResponseWriter, r *http.Request) {
-	a, err := s.account(r.PathValue("key"))
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, a)
+	fake.WriteJSON(w, http.StatusCreated, a)
 }
 
 // handleUpdate serves a bodyless control operation on one account.
@@ -498,10 +381,10 @@ func (s *Server) handleUpdate(change func(*Account) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		a, err := s.update(r.PathValue("key"), change)
 		if err != nil {
-			writeError(w, err)
+			fake.WriteError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, a)
+		fake.WriteJSON(w, http.StatusOK, a)
 	}
 }
 
@@ -515,12 +398,12 @@ type scopeRequest struct {
 func (s *Server) handleScopeChange(change func(a *Account, scope string) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req scopeRequest
-		if err := decodeBody(r, &req, false, `{"scope":"contacts.write"}`); err != nil {
-			writeError(w, err)
+		if err := crmfake.DecodeBody(r, &req, false, `{"scope":"contacts.write"}`); err != nil {
+			fake.WriteError(w, err)
 			return
 		}
 		if err := checkScope(req.Scope); err != nil {
-			writeError(w, err)
+			fake.WriteError(w, err)
 			return
 		}
 		s.handleUpdate(func(a *Account) error { return change(a, req.Scope) })(w, r)
@@ -531,8 +414,8 @@ func dropScope(a *Account, scope string) error {
 	i := slices.Index(a.Scopes, scope)
 	if i < 0 {
 		// Strict rather than idempotent: a typo should not look like success.
-		return &requestError{status: http.StatusConflict, code: "scope_not_held",
-			message: fmt.Sprintf("account %s does not have scope %q (it has: %s); check the spelling", a.ID, scope, describeScopes(a.Scopes))}
+		return &crmfake.Error{Status: http.StatusConflict, Code: "scope_not_held",
+			Message: fmt.Sprintf("account %s does not have scope %q (it has: %s); check the spelling", a.ID, scope, describeScopes(a.Scopes))}
 	}
 	a.Scopes = slices.Delete(a.Scopes, i, i+1)
 	return nil
@@ -556,61 +439,12 @@ var scopePattern = regexp.MustCompile(`^[A-Za-z0-9_.:/-]{1,100}$`)
 
 func checkScope(scope string) error {
 	if scope == "" {
-		return badRequest(`scope is empty: name one, e.g. {"scope":"contacts.write"}`)
+		return crmfake.BadRequest(`scope is empty: name one, e.g. {"scope":"contacts.write"}`)
 	}
 	if !scopePattern.MatchString(scope) {
-		return badRequest("scope %q is invalid: use up to 100 letters, digits, '.', '_', ':', '/' or '-', e.g. contacts.write", scope)
+		return crmfake.BadRequest("scope %q is invalid: use up to 100 letters, digits, '.', '_', ':', '/' or '-', e.g. contacts.write", scope)
 	}
 	return nil
-}
-
-// maxBodyBytes bounds request bodies; control requests are tiny.
-const maxBodyBytes = 64 << 10
-
-// decodeBody decodes a JSON request body into dst, rejecting unknown fields
-// (a misspelt field would otherwise be silently ignored) and trailing data.
-// An empty body is accepted only when optional is true. example is a valid
-// body to show in the error.
-func decodeBody(r *http.Request, dst any, optional bool, example string) error {
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
-	if err != nil {
-		return badRequest("could not read the request body: %v", err)
-	}
-	if len(data) > maxBodyBytes {
-		return &requestError{status: http.StatusRequestEntityTooLarge, code: "body_too_large",
-			message: fmt.Sprintf("request body is larger than %d bytes: send e.g. %s", maxBodyBytes, example)}
-	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		if optional {
-			return nil
-		}
-		return badRequest("request body is empty: send e.g. %s", example)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return badRequest("request body is not valid: %v; send e.g. %s", err, example)
-	}
-	if len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
-		return badRequest("request body has data after the JSON object: send exactly one object, e.g. %s", example)
-	}
-	return nil
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	// The client may be gone; there is nobody left to tell.
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, err error) {
-	var reqErr *requestError
-	if !errors.As(err, &reqErr) {
-		reqErr = &requestError{status: http.StatusInternalServerError, code: "internal",
-			message: fmt.Sprintf("the sandbox failed: %v; check the disk holding its state file and retry", err)}
-	}
-	writeJSON(w, reqErr.status, errorBody{Error: reqErr.message, Code: reqErr.code})
 }
 
 func nonNil(s []string) []string {

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/acme/integrations/crm/crmfake"
 )
 
 // response is a decoded HTTP response from the sandbox.
@@ -23,9 +25,9 @@ type response struct {
 
 // errorMessage decodes the JSON error body, failing the test if the body is
 // not the sandbox's error shape.
-func (r response) errorMessage(t *testing.T) errorBody {
+func (r response) errorMessage(t *testing.T) crmfake.ErrorBody {
 	t.Helper()
-	var body errorBody
+	var body crmfake.ErrorBody
 	require.NoError(t, json.Unmarshal([]byte(r.body), &body), "error bodies are JSON: %s", r.body)
 	require.NotEmpty(t, body.Error)
 	require.NotEmpty(t, body.Code)
@@ -152,7 +154,7 @@ func TestServer(t *testing.T) {
 			require.Contains(t, body.Error, "e.g.", "%s: the error shows what to send", name)
 		}
 
-		huge := `{"scopes":["` + strings.Repeat("a", maxBodyBytes) + `"]}`
+		huge := `{"scopes":["` + strings.Repeat("a", crmfake.MaxBodyBytes) + `"]}`
 		resp := do(t, bundle.url, http.MethodPost, "/control/accounts", huge, nil)
 		require.Equal(t, http.StatusRequestEntityTooLarge, resp.status)
 
@@ -279,7 +281,7 @@ func TestServer(t *testing.T) {
 		a, err := server.createAccount(nil)
 		require.NoError(t, err)
 		require.Equal(t, DefaultScopes(), a.Scopes)
-		require.Equal(t, "", server.statePath)
+		require.Equal(t, "", server.state.Path)
 	})
 
 	t.Run("CorruptStateFile", func(t *testing.T) {
