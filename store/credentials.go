@@ -90,7 +90,9 @@ func (s *Store) AddCandidateCredential(ctx context.Context, integrationID string
 
 // AddCurrentCredential stores the next version of the integration's
 // credentials, current at once, as the renewal of version renews (a
-// refreshed OAuth token of the same grant), and returns it. renews must
+// refreshed OAuth token of the same grant), and returns it; the grant's
+// earlier versions are wiped (CredentialVersion no longer finds them).
+// renews must
 // still be the current version: otherwise (re-authorized or refreshed
 // meanwhile) nothing is stored and the error wraps ErrSuperseded; for a
 // version that is not stored (deleted integration) it wraps ErrNotFound.
@@ -150,6 +152,18 @@ func (s *Store) addCredential(ctx context.Context, op, integrationID string, ren
 		if _, err := sqlx.NamedExecContext(ctx, tx, `INSERT INTO crm_credentials (`+credentialColumns+`)
 VALUES (:integration_id, :version, :grant_version, :key_id, :ciphertext, :created_at, :promoted_at)`, row); err != nil {
 			return fmt.Errorf("insert version %d: %w", next, err)
+		}
+		if renews > 0 {
+			// The grant's earlier tokens are spent: wipe them as a
+			// discarded candidate is wiped (the rows stay, so their
+			// numbers are never reused), rather than keep a sealed copy
+			// of the grant for every refresh (HubSpot's: ~50 a day).
+			if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE crm_credentials
+SET ciphertext = substr(ciphertext, 1, 0), key_id = '', discarded_at = ?
+WHERE integration_id = ? AND grant_version = ? AND version < ? AND discarded_at IS NULL`),
+				dbTime(at), integrationID, row.GrantVersion, next); err != nil {
+				return fmt.Errorf("wipe the renewed tokens of grant %d: %w", row.GrantVersion, err)
+			}
 		}
 		cred = row.toCredential()
 		return nil

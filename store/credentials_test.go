@@ -206,6 +206,9 @@ func TestCredentials(t *testing.T) {
 			got, err := b.store.CurrentCredential(b.ctx, id)
 			require.NoError(t, err)
 			require.Equal(t, v2, got)
+			_, err = b.store.CredentialVersion(b.ctx, id, 1)
+			require.ErrorIs(t, err, store.ErrNotFound, "the renewed token is wiped")
+			require.Equal(t, 2, countCredentials(t, b, id), "its row stays, so its number is never reused")
 
 			// A second refresh of version 1 lost the race: refused, nothing stored.
 			_, err = b.store.AddCurrentCredential(b.ctx, id, 1, sealVersion(id), t0)
@@ -220,6 +223,10 @@ func TestCredentials(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, 4, v4.Version)
 			require.Equal(t, 1, v4.GrantVersion)
+			_, err = b.store.CredentialVersion(b.ctx, id, 2)
+			require.ErrorIs(t, err, store.ErrNotFound, "the grant's earlier token is wiped")
+			_, err = b.store.CredentialVersion(b.ctx, id, 3)
+			require.NoError(t, err, "another grant's candidate is not")
 			current, err := b.store.PromoteCredential(b.ctx, id, 3, t0)
 			require.NoError(t, err)
 			require.True(t, current)
