@@ -120,6 +120,16 @@ func TestOAuthConnect(t *testing.T) {
 		require.Equal(t, []int{1}, b.stack.StoredVersions(t, b.one))
 		b.untouched(t, b.two, "connecting the other")
 
+		// An ID with dots connects too: the state names it before its
+		// last dot, and the random part after it has none.
+		dotted := "acme." + testenv.ID("hubspot")
+		_, err := b.stack.Starter.Create(b.ctx, integration.Spec{ID: dotted, OrgID: b.org, Kind: integration.KindCRM, Provider: "hubspot"}, "test")
+		require.NoError(t, err)
+		code, page = b.callback(t, b.consent(t, b.consentURL(t, dotted, b.admin)))
+		require.Equal(t, http.StatusOK, code, page)
+		require.Contains(t, page, "is connected: it is now setup_incomplete (awaiting_finish)")
+		require.Equal(t, []int{1}, b.stack.StoredVersions(t, dotted))
+
 		// Replayed: the state is spent; nothing new is stored.
 		code, page = b.callback(t, good)
 		require.Equal(t, http.StatusBadRequest, code, page)
@@ -130,7 +140,7 @@ func TestOAuthConnect(t *testing.T) {
 		stale := b.consent(t, b.consentURL(t, b.two, b.admin))
 		sqlDB := testenv.OpenSQL(t, b.stack.DB.URL)
 		defer sqlDB.Close()
-		_, err := sqlDB.ExecContext(b.ctx, sqlDB.Rebind(`UPDATE oauth_states SET expires_at = created_at WHERE integration_id = ?`), b.two)
+		_, err = sqlDB.ExecContext(b.ctx, sqlDB.Rebind(`UPDATE oauth_states SET expires_at = created_at WHERE integration_id = ?`), b.two)
 		require.NoError(t, err)
 		code, page = b.callback(t, stale)
 		require.Equal(t, http.StatusBadRequest, code, page)

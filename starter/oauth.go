@@ -80,10 +80,11 @@ func (s *Starter) StartOAuth(ctx context.Context, id, by string, sandbox bool) (
 }
 
 // newOAuthState returns a state value for integration id and its hash.
-// The value names the integration before a dot, so a callback can say
-// which one it is about; the 256 random bits after it are what makes it
-// unguessable, and the stored hash covers both, so a state moved to
-// another integration is unknown.
+// The value names the integration before its last dot, so a callback can
+// say which one it is about (an ID may hold dots, base64url never does);
+// the 256 random bits after it are what makes it unguessable, and the
+// stored hash covers both, so a state moved to another integration is
+// unknown.
 func newOAuthState(id string) (state string, hash []byte, err error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
@@ -102,8 +103,14 @@ func newOAuthState(id string) (state string, hash []byte, err error) {
 // it passes). denied is the CRM's error parameter when the customer did
 // not consent: the state is spent, nothing else happens.
 func (s *Starter) FinishOAuth(ctx context.Context, state, code, denied string) (integration.State, error) {
-	id, _, ok := strings.Cut(state, ".")
-	if !ok || integration.ValidateID("integration id", id) != nil {
+	// The random part is base64url, which has no dot: the ID, which may
+	// have dots (acme.hubspot), is everything before the last one.
+	dot := strings.LastIndexByte(state, '.')
+	id := ""
+	if dot >= 0 {
+		id = state[:dot]
+	}
+	if dot < 0 || integration.ValidateID("integration id", id) != nil {
 		return integration.State{}, invalid(fmt.Errorf("%w: start again with `integrations authorize ID --oauth`", ErrOAuthState))
 	}
 	sum := sha256.Sum256([]byte(state))
