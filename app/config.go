@@ -607,13 +607,30 @@ func FlagNames() []string {
 	return out
 }
 
-// RedactURL hides a URL's password before it is shown.
+// RedactURL hides a URL's password before it is shown. A URL that does
+// not parse (a '#' or a '/' in the password, say) has everything between
+// "://" and its last '@' masked, user and password alike: what it holds
+// cannot be told apart, and shown verbatim it would show the password.
 func RedactURL(u string) string {
 	parsed, err := url.Parse(u)
-	if err != nil || parsed.User == nil {
+	switch {
+	case err == nil && parsed.User != nil:
+		return parsed.Redacted()
+	case err == nil && !strings.Contains(parsed.Fragment, "@"):
 		return u
 	}
-	return parsed.Redacted()
+	// Unparsable, or parsed with the user info cut off into a fragment
+	// ("postgres://u:1234#ss@h/db": host u, port 1234).
+	start := 0
+	if i := strings.Index(u, "://"); i >= 0 {
+		start = i + len("://")
+	}
+	at := strings.LastIndex(u, "@")
+	if at < start {
+		// No user info to hide.
+		return u
+	}
+	return u[:start] + "xxxxx" + u[at:]
 }
 
 // envLookup adapts a lookup function to the Temporal SDK's EnvLookup.

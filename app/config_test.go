@@ -184,6 +184,33 @@ func TestSettingsRedactSecrets(t *testing.T) {
 	}
 }
 
+// TestRedactURL: a password is hidden whether the URL parses or not; a
+// URL that does not parse has its whole user info masked.
+func TestRedactURL(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"postgres://app:secret@db.internal:5432/integrations": "postgres://app:xxxxx@db.internal:5432/integrations",
+		"postgres://app@db/x":               "postgres://app@db/x",
+		"sqlite:///var/lib/integrations.db": "sqlite:///var/lib/integrations.db",
+		"/var/lib/integrations.db":          "/var/lib/integrations.db",
+		// Unparsable: '#' starts a fragment, so "u:p" would be the host.
+		"postgres://u:p#ss@h/db":           "postgres://xxxxx@h/db",
+		"postgres://u:p#ss@w@rd@h:5432/db": "postgres://xxxxx@h:5432/db",
+		"postgres://u:p%zz@h/db":           "postgres://xxxxx@h/db",
+		"u:p#ss@h/db":                      "xxxxx@h/db",
+		// Parses, with the password cut into host, port and fragment.
+		"postgres://u:1234#ss@h/db": "postgres://xxxxx@h/db",
+		// Unparsable, and no user info to hide.
+		"postgres://h:port/db": "postgres://h:port/db",
+	} {
+		got := app.RedactURL(in)
+		require.Equal(t, want, got, in)
+		for _, secret := range []string{"secret", "p#ss", "ss@w", "1234"} {
+			require.NotContains(t, got, secret, in)
+		}
+	}
+}
+
 func mapValues(m map[string]string) []string {
 	var out []string
 	for _, v := range m {
