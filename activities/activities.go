@@ -116,7 +116,7 @@ func (a *Activities) Validate(ctx context.Context, in ValidateInput) ([]integrat
 	if err != nil {
 		return nil, fmt.Errorf("validate %s: load credentials: %w", in.IntegrationID, err)
 	}
-	raw, err := a.Keyring.Open(cred.Ciphertext, in.IntegrationID, cred.Version)
+	raw, err := a.Keyring.OpenStored(cred.Ciphertext, cred.KeyID, in.IntegrationID, cred.Version)
 	if err != nil {
 		return nil, decryptError("validate", cred, err)
 	}

@@ -90,7 +90,7 @@ func (a *Activities) credentials(ctx context.Context, id string) (*openCredentia
 	if err != nil {
 		return nil, nil, &storeError{stage: "load credentials", err: err}
 	}
-	raw, err := a.Keyring.Open(cred.Ciphertext, id, cred.Version)
+	raw, err := a.Keyring.OpenStored(cred.Ciphertext, cred.KeyID, id, cred.Version)
 	if err != nil {
 		return nil, nil, decryptError("deliver", cred, err)
 	}

@@ -192,6 +192,20 @@ func TestValidateOpensLegacyCiphertexts(t *testing.T) {
 	_, err = b.validate(t, 0)
 	require.NoError(t, err)
 	require.Equal(t, [][]byte{[]byte(`{"token":"legacy"}`)}, b.fake.validated)
+
+	// The same ciphertext on a row that names a key (stored since key
+	// IDs; copied onto a newer version, say) does not open: the legacy
+	// form binds no version, so it is tried for rows without a key ID only.
+	moved, err := b.store.AddCandidateCredential(b.ctx, b.crmID, func(int) ([]byte, string, error) { return legacy, b.kr.ActiveKeyID().String(), nil }, t0())
+	require.NoError(t, err)
+	_, err = b.store.PromoteCredential(b.ctx, b.crmID, moved.Version, t0())
+	require.NoError(t, err)
+	_, err = b.validate(t, 0)
+	var app *temporal.ApplicationError
+	require.ErrorAs(t, err, &app)
+	require.Equal(t, "CredentialDecrypt", app.Type())
+	require.True(t, app.NonRetryable())
+	require.Len(t, b.fake.validated, 1, "the CRM is not asked with what did not open")
 }
 
 // TestValidateRefreshesAnExpiredGrant: the CRM rejects the current access
