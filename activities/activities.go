@@ -48,6 +48,13 @@ type Activities struct {
 		now            func() time.Time
 		recorderFailed func()
 	}
+	// refreshStore overrides how refreshed credentials are stored (add:
+	// the store's AddCurrentCredential) and the first wait between
+	// attempts, in tests (zero values: the defaults).
+	refreshStore struct {
+		add   func(ctx context.Context, integrationID string, renews int, seal store.SealFunc, at time.Time) (store.Credential, error)
+		delay time.Duration
+	}
 }
 
 // ProjectInput is a snapshot and the change that produced it.

@@ -1,6 +1,11 @@
 package activities
 
-import "time"
+import (
+	"context"
+	"time"
+
+	"github.com/acme/integrations/store"
+)
 
 // SetPaging makes Deliver read pages of at most maxPage leads and stop
 // reading after budget, so tests can page through small backlogs.
@@ -18,4 +23,11 @@ func (a *Activities) SetBudgetClock(now func() time.Time) {
 // write outcomes and signalled the pusher to stop.
 func (a *Activities) OnRecorderFailure(fn func()) {
 	a.paging.recorderFailed = fn
+}
+
+// SetRefreshStore makes a refresh store its credentials through add
+// instead of the store's AddCurrentCredential, waiting delay (doubling)
+// between attempts.
+func (a *Activities) SetRefreshStore(add func(ctx context.Context, integrationID string, renews int, seal store.SealFunc, at time.Time) (store.Credential, error), delay time.Duration) {
+	a.refreshStore.add, a.refreshStore.delay = add, delay
 }
