@@ -95,3 +95,20 @@ func (s *Store) CountOAuthStates(ctx context.Context, integrationID string) (int
 	}
 	return n, nil
 }
+
+// PurgeOAuthStates deletes the consents that were used, or expired, before
+// before, and counts them: nothing needs them (a state opens nothing once
+// used or expired), and without it they would stay until their integration
+// is deleted. The retention job runs it with a margin (a day), so a
+// callback just refused still finds why in the table for a while.
+func (s *Store) PurgeOAuthStates(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM oauth_states WHERE used_at < ? OR expires_at < ?`), dbTime(before), dbTime(before))
+	if err != nil {
+		return 0, fmt.Errorf("purge OAuth states used or expired before %s: %w", before.UTC().Format(time.RFC3339), err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("purge OAuth states: %w", err)
+	}
+	return n, nil
+}
