@@ -38,8 +38,13 @@ func (h *handler) startOAuth(w http.ResponseWriter, r *http.Request, key store.A
 		return
 	}
 	// The authorize the callback finishes is recorded as the key's
-	// holder's, as every command is.
-	consent, err := h.starter.StartOAuth(r.Context(), st.ID, key.Name, body.Sandbox)
+	// holder's, with the body's "by" as their claim, as every command is.
+	ctx, cancel, ok := h.commandContext(w, r, body.By)
+	if !ok {
+		return
+	}
+	defer cancel()
+	consent, err := h.starter.StartOAuth(ctx, st.ID, key.Name, body.Sandbox)
 	if err != nil {
 		h.fail(w, "authorize", err)
 		return

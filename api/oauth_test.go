@@ -119,6 +119,12 @@ func TestOAuthConnect(t *testing.T) {
 		require.Contains(t, page, "is connected: it is now setup_incomplete (awaiting_finish)")
 		require.Equal(t, []int{1}, b.stack.StoredVersions(t, b.one))
 		b.untouched(t, b.two, "connecting the other")
+		// The authorize is recorded as the consent URL's requester's: the
+		// key's name the actor, the request's by its claim beside it.
+		authorized := b.lastEvent(t, b.one)
+		require.Equal(t, integration.EventAuthorize, authorized.Event)
+		require.Equal(t, b.adminName, authorized.Actor)
+		require.Equal(t, "alice", authorized.ClaimedBy, "the body's by is the claim")
 
 		// An ID with dots connects too: the state names it before its
 		// last dot, and the random part after it has none.
@@ -170,6 +176,8 @@ func TestOAuthConnect(t *testing.T) {
 		require.Equal(t, http.StatusNotFound, r.code, r.body)
 		r = b.raw(t, http.MethodPost, integrationPath(b.two, "authorize", "oauth"), `{}`, "text/plain", nil)
 		require.Equal(t, http.StatusUnsupportedMediaType, r.code, r.body)
+		r = b.do(t, http.MethodPost, integrationPath(b.two, "authorize", "oauth"), `{"by": "`+strings.Repeat("x", 101)+`"}`)
+		require.Equal(t, http.StatusBadRequest, r.code, "a claim too long to record: %s", r.body)
 		after, err := b.stack.Store.CountOAuthStates(b.ctx, b.two)
 		require.NoError(t, err)
 		require.Equal(t, n, after, "refused requests store no consent")

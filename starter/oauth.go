@@ -34,7 +34,9 @@ type Consent struct {
 // random, single-use state bound to the integration (only its hash) and
 // returns the CRM's consent URL for it. sandbox asks for the CRM's test
 // environment (Salesforce sandbox orgs). The customer consents there; the
-// CRM redirects to the callback, which FinishOAuth completes.
+// CRM redirects to the callback, which FinishOAuth completes, recording
+// the authorize as by's, with the claim WithClaimedBy put in ctx (an HTTP
+// request's "by") beside it.
 func (s *Starter) StartOAuth(ctx context.Context, id, by string, sandbox bool) (Consent, error) {
 	current, err := s.current(ctx, id)
 	if err != nil {
@@ -72,7 +74,7 @@ func (s *Starter) StartOAuth(ctx context.Context, id, by string, sandbox bool) (
 	now := s.now()
 	if err := s.Store.AddOAuthState(ctx, store.OAuthState{
 		StateHash: hash, IntegrationID: id, Provider: current.Provider, Sandbox: sandbox,
-		RedirectURL: s.OAuthRedirectURL, RequestedBy: by, CreatedAt: now, ExpiresAt: now.Add(OAuthStateTTL),
+		RedirectURL: s.OAuthRedirectURL, RequestedBy: by, ClaimedBy: claimedBy(ctx), CreatedAt: now, ExpiresAt: now.Add(OAuthStateTTL),
 	}); err != nil {
 		return Consent{}, fmt.Errorf("connect %s: %w", id, err)
 	}
@@ -146,6 +148,12 @@ func (s *Starter) FinishOAuth(ctx context.Context, state, code, denied string) (
 	by := pending.RequestedBy
 	if by == "" {
 		by = "oauth"
+	}
+	// The claim of whoever asked for the consent URL, not of the browser
+	// that brings the callback: the authorize is theirs.
+	ctx, err = WithClaimedBy(ctx, pending.ClaimedBy)
+	if err != nil {
+		return integration.State{}, fmt.Errorf("finish OAuth connect of %s: %w", id, err)
 	}
 	return s.Authorize(ctx, id, raw, by)
 }

@@ -21,7 +21,11 @@ type OAuthState struct {
 	// Sandbox: the CRM's test environment was asked for.
 	Sandbox     bool
 	RedirectURL string
+	// RequestedBy is who asked for the consent URL (an API key's name):
+	// the authorize's actor. ClaimedBy is who the request said acts (its
+	// "by"), kept beside it as a claim.
 	RequestedBy string
+	ClaimedBy   string
 	CreatedAt   time.Time
 	ExpiresAt   time.Time
 }
@@ -34,6 +38,7 @@ type oauthStateRow struct {
 	Sandbox       bool         `db:"sandbox"`
 	RedirectURL   string       `db:"redirect_url"`
 	RequestedBy   string       `db:"requested_by"`
+	ClaimedBy     string       `db:"claimed_by"`
 	CreatedAt     time.Time    `db:"created_at"`
 	ExpiresAt     time.Time    `db:"expires_at"`
 	UsedAt        sql.NullTime `db:"used_at"`
@@ -42,11 +47,11 @@ type oauthStateRow struct {
 func (r oauthStateRow) toOAuthState() OAuthState {
 	return OAuthState{
 		StateHash: r.StateHash, IntegrationID: r.IntegrationID, Provider: r.Provider, Sandbox: r.Sandbox,
-		RedirectURL: r.RedirectURL, RequestedBy: r.RequestedBy, CreatedAt: r.CreatedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(),
+		RedirectURL: r.RedirectURL, RequestedBy: r.RequestedBy, ClaimedBy: r.ClaimedBy, CreatedAt: r.CreatedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(),
 	}
 }
 
-const oauthStateColumns = `state_hash, integration_id, provider, sandbox, redirect_url, requested_by, created_at, expires_at, used_at`
+const oauthStateColumns = `state_hash, integration_id, provider, sandbox, redirect_url, requested_by, claimed_by, created_at, expires_at, used_at`
 
 // AddOAuthState stores a pending consent.
 func (s *Store) AddOAuthState(ctx context.Context, st OAuthState) error {
@@ -58,9 +63,9 @@ func (s *Store) AddOAuthState(ctx context.Context, st OAuthState) error {
 	case !st.ExpiresAt.After(st.CreatedAt):
 		return fmt.Errorf("add OAuth state for %s: it must expire after it is created", st.IntegrationID)
 	}
-	q := s.db.Rebind(`INSERT INTO oauth_states (` + oauthStateColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)`)
+	q := s.db.Rebind(`INSERT INTO oauth_states (` + oauthStateColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`)
 	if _, err := s.db.ExecContext(ctx, q, st.StateHash, st.IntegrationID, st.Provider, st.Sandbox, st.RedirectURL,
-		st.RequestedBy, dbTime(st.CreatedAt), dbTime(st.ExpiresAt)); err != nil {
+		st.RequestedBy, st.ClaimedBy, dbTime(st.CreatedAt), dbTime(st.ExpiresAt)); err != nil {
 		return fmt.Errorf("add OAuth state for %s: %w", st.IntegrationID, err)
 	}
 	return nil

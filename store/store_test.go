@@ -799,7 +799,7 @@ func TestOAuthStates(t *testing.T) {
 		hash := func(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
 		st := store.OAuthState{
 			StateHash: hash("state-1"), IntegrationID: "crm-1", Provider: "hubspot", Sandbox: true,
-			RedirectURL: "http://127.0.0.1:8080/oauth/callback", RequestedBy: "alice",
+			RedirectURL: "http://127.0.0.1:8080/oauth/callback", RequestedBy: "ops-key", ClaimedBy: "alice",
 			CreatedAt: t0, ExpiresAt: t0.Add(10 * time.Minute),
 		}
 		require.NoError(t, b.store.AddOAuthState(b.ctx, st))
