@@ -23,6 +23,18 @@ const OAuthStateTTL = 10 * time.Minute
 // integration: nothing is stored for it.
 var ErrOAuthState = errors.New("this authorization link is invalid, already used or expired")
 
+// ErrOAuthDenied is wrapped by FinishOAuth's error (a rejection) for a
+// callback that says the customer did not grant access on the CRM's
+// consent page: the state is spent, nothing else happens.
+var ErrOAuthDenied = errors.New("the CRM did not grant access")
+
+// deniedError is the rejection of a denied consent, which errors.Is also
+// finds as ErrOAuthDenied.
+type deniedError struct{ rejection *integration.Rejection }
+
+func (e *deniedError) Error() string   { return e.rejection.Error() }
+func (e *deniedError) Unwrap() []error { return []error{e.rejection, ErrOAuthDenied} }
+
 // Consent is a consent URL handed out for an integration.
 type Consent struct {
 	IntegrationID string    `json:"id"`
@@ -103,7 +115,9 @@ func newOAuthState(id string) (state string, hash []byte, err error) {
 // authorizes the integration with them exactly as Authorize does with a
 // credentials file (sealed, stored as a candidate, validated, promoted if
 // it passes). denied is the CRM's error parameter when the customer did
-// not consent: the state is spent, nothing else happens.
+// not consent: the state is spent, nothing else happens (a rejection that
+// wraps ErrOAuthDenied). The errors say what an operator does next; a
+// customer's browser is shown words of its own (package api).
 func (s *Starter) FinishOAuth(ctx context.Context, state, code, denied string) (integration.State, error) {
 	// The random part is base64url, which has no dot: the ID, which may
 	// have dots (acme.hubspot), is everything before the last one.
@@ -124,8 +138,8 @@ func (s *Starter) FinishOAuth(ctx context.Context, state, code, denied string) (
 		return integration.State{}, fmt.Errorf("finish OAuth connect of %s: %w", id, err)
 	}
 	if denied != "" {
-		return integration.State{}, &integration.Rejection{Command: integration.EventAuthorize,
-			Message: fmt.Sprintf("the CRM did not grant access to %s (%s): nothing changed; start again with `integrations authorize %s --oauth` and allow access", id, cleanParam(denied), id)}
+		return integration.State{}, &deniedError{&integration.Rejection{Command: integration.EventAuthorize,
+			Message: fmt.Sprintf("the CRM did not grant access to %s (%s): nothing changed; start again with `integrations authorize %s --oauth` and allow access", id, cleanParam(denied), id)}}
 	}
 	if code == "" {
 		return integration.State{}, invalid(fmt.Errorf("the callback for %s carries no code: start again with `integrations authorize %s --oauth`", id, id))
