@@ -10,8 +10,8 @@
 // first and a last name (a Salesforce Lead needs LastName). When the
 // partner sends first_name or last_name, they are stored as sent and the
 // name is not split; the name, when the partner sent none, is the parts
-// joined. When it sends only name, SplitName splits it the way a CRM user
-// reads a name:
+// joined. When it sends only name, integration.SplitName splits it the way
+// a CRM user reads a name:
 //   - spaces (any Unicode space, however many) separate words;
 //   - "Lovelace, Ada" (one comma) is last name, then first name;
 //   - otherwise the last word is the last name, with the lower-case
