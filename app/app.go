@@ -185,8 +185,11 @@ func New(ctx context.Context, cfg Config, opts ...Option) (svc *Service, err err
 	}
 	s.Purger = &retention.Purger{Store: st, Retention: cfg.Retention.Leads, Interval: cfg.Retention.PurgeInterval, Logger: o.logger}
 	s.Connectors = connectors(cfg)
-	s.Starter = &starter.Starter{Store: st, Keyring: s.Keyring, Connectors: s.Connectors, TaskQueue: cfg.TaskQueue,
-		OAuthRedirectURL: strings.TrimRight(cfg.PublicURL, "/") + api.OAuthCallbackPath}
+	s.Starter = &starter.Starter{Store: st, Keyring: s.Keyring, Connectors: s.Connectors, TaskQueue: cfg.TaskQueue}
+	if cfg.PublicURL != "" {
+		// Without one the starter refuses OAuth connect, saying to set it.
+		s.Starter.OAuthRedirectURL = strings.TrimRight(cfg.PublicURL, "/") + api.OAuthCallbackPath
+	}
 	if !o.temporal {
 		return s, nil
 	}

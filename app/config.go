@@ -70,7 +70,8 @@ type Config struct {
 	// HTTP is the HTTP API's listeners and limits.
 	HTTP HTTPConfig
 	// PublicURL is the base URL of the HTTP API as the world reaches it,
-	// where OAuth redirects come back to.
+	// where OAuth redirects come back to; empty (OAuth connect refused)
+	// unless given, or set by the dev stack.
 	PublicURL string
 	// SandboxURL is the base URL of the sandbox CRM.
 	SandboxURL string
@@ -291,9 +292,12 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.HTTP.TLSCert }},
 	{name: "tls_key", flag: "tls-key", env: "INTEGRATIONS_TLS_KEY",
 		field: func(c *Config) any { return &c.HTTP.TLSKey }},
+	// No default: a listen address is no address the world reaches, and a
+	// consent URL redirecting to 127.0.0.1 or 0.0.0.0 would strand every
+	// customer. The dev stack sets its own (RunDev), which dev.json hands
+	// on; elsewhere OAuth connect refuses until it is set.
 	{name: "public_url", env: "INTEGRATIONS_PUBLIC_URL", devJSON: "http_url",
-		defFunc: func(c *Config) string { return c.HTTP.scheme() + "://" + c.HTTPAddr },
-		field:   func(c *Config) any { return &c.PublicURL }},
+		field: func(c *Config) any { return &c.PublicURL }},
 	{name: "sandbox_url", flag: "sandbox-url", env: "INTEGRATIONS_SANDBOX_URL", devJSON: "sandbox_url", def: "http://" + DefaultSandboxAddr,
 		field: func(c *Config) any { return &c.SandboxURL }},
 
