@@ -98,7 +98,7 @@ func RunDev(ctx context.Context, cfg Config, o DevOptions) error {
 		return err
 	}
 
-	info := DevInfoOf(cfg, svc.HTTP.URL(), fmt.Sprintf("http://127.0.0.1:%d", o.UIPort))
+	info := svc.DevInfo(fmt.Sprintf("http://127.0.0.1:%d", o.UIPort))
 	if err := WriteDevInfo(cfg.DataDir, info); err != nil {
 		return err
 	}
