@@ -60,7 +60,7 @@ func (h *handler) intake(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.commandTimeout)
 	defer cancel()
 	out, err := h.starter.Intake(ctx, id, lead)
-	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if timedOut(ctx, err) {
 		h.logger.Warn("intake timed out", "op", "intake", "integration", id, "timeout", h.commandTimeout.String(), "error", err.Error())
 		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("the lead for %s was not confirmed within %s: it may have been accepted; send it again with the same external_id, which is stored once", id, h.commandTimeout))
 		return

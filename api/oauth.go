@@ -88,7 +88,7 @@ func (h *handler) oauthCallback(w http.ResponseWriter, r *http.Request) {
 	case err == nil:
 		page.Title = "Connected"
 		page.Message = fmt.Sprintf("Integration %s is connected: it is now %s%s. You can close this page.", st.ID, st.Status, reasonSuffix(st.Reason))
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+	case timedOut(ctx, err):
 		status, page.Title, page.Message = http.StatusGatewayTimeout, "Still connecting", pageTimedOut
 	case errors.Is(err, starter.ErrOAuthState):
 		status, page.Message = http.StatusBadRequest, pageInvalidLink

@@ -338,8 +338,25 @@ func commandError(id string, event integration.EventType, err error) error {
 	if errors.As(err, &notFound) {
 		return &integration.Rejection{Command: event, Message: fmt.Sprintf("integration %s is no longer running (deleted?): see `integrations status %s`", id, id)}
 	}
+	var noAnswer *client.WorkflowUpdateServiceTimeoutOrCanceledError
+	if errors.As(err, &noAnswer) {
+		return fmt.Errorf("%s %s: %w", event, id, &noAnswerError{err: err})
+	}
 	return fmt.Errorf("%s %s: %w", event, id, err)
 }
+
+// ErrNoAnswer is wrapped by the error of a command whose workflow did not
+// answer before the caller's deadline, or before the Temporal server gave
+// up waiting for it, which it does a little ahead of that deadline (or
+// the caller went away). The command may still take effect.
+var ErrNoAnswer = errors.New("the workflow did not answer in time")
+
+// noAnswerError is an update's error that errors.Is also finds as
+// ErrNoAnswer; its message is the update's.
+type noAnswerError struct{ err error }
+
+func (e *noAnswerError) Error() string   { return e.err.Error() }
+func (e *noAnswerError) Unwrap() []error { return []error{e.err, ErrNoAnswer} }
 
 // View reads an integration from the projection as the API and the CLI
 // show it: for a CRM integration, with its delivery counts.
