@@ -48,6 +48,13 @@ type Activities struct {
 		now            func() time.Time
 		recorderFailed func()
 	}
+	// refreshStore overrides how refreshed credentials are stored (add:
+	// the store's AddCurrentCredential) and the first wait between
+	// attempts, in tests (zero values: the defaults).
+	refreshStore struct {
+		add   func(ctx context.Context, integrationID string, renews int, seal store.SealFunc, at time.Time) (store.Credential, error)
+		delay time.Duration
+	}
 }
 
 // ProjectInput is a snapshot and the change that produced it.
@@ -116,7 +123,7 @@ func (a *Activities) Validate(ctx context.Context, in ValidateInput) ([]integrat
 	if err != nil {
 		return nil, fmt.Errorf("validate %s: load credentials: %w", in.IntegrationID, err)
 	}
-	raw, err := a.Keyring.Open(cred.Ciphertext, in.IntegrationID, cred.Version)
+	raw, err := a.Keyring.OpenStored(cred.Ciphertext, cred.KeyID, in.IntegrationID, cred.Version)
 	if err != nil {
 		return nil, decryptError("validate", cred, err)
 	}

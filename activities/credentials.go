@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -51,7 +52,10 @@ type openCredentials struct {
 // refresh renews credentials through a Refresher connector, stores the
 // result as the new current version (the same grant, renewed), and reports
 // whether there is one to retry with. If the credentials were replaced
-// meanwhile (re-authorized), those are what it retries with.
+// meanwhile (re-authorized), those are what it retries with. Credentials
+// the store keeps refusing are still what this call goes on with: the CRM
+// issued them, and one that rotates refresh tokens revoked the old ones
+// with it.
 func (a *Activities) refresh(ctx context.Context, id string, connector crm.Connector, creds openCredentials) (openCredentials, bool) {
 	refresher, ok := connector.(crm.Refresher)
 	if !ok {
@@ -62,7 +66,7 @@ func (a *Activities) refresh(ctx context.Context, id string, connector crm.Conne
 		a.logger().Warn("credential refresh failed", "integration", id, "class", crm.ClassOf(err), "error", err.Error())
 		return openCredentials{}, false
 	}
-	stored, err := a.Store.AddCurrentCredential(ctx, id, creds.version, a.Keyring.Sealer(fresh, id), time.Now().UTC())
+	stored, attempts, err := a.storeRefreshed(ctx, id, creds.version, fresh)
 	if errors.Is(err, store.ErrSuperseded) {
 		// Another grant became current while this one was refreshed:
 		// use that one, and let this refresh go.
@@ -73,10 +77,52 @@ func (a *Activities) refresh(ctx context.Context, id string, connector crm.Conne
 		return *current, true
 	}
 	if err != nil {
-		a.logger().Error("refreshed credentials not stored", "integration", id, "error", err.Error())
-		return openCredentials{}, false
+		// Dropping them would lose the grant of a CRM that rotates
+		// refresh tokens; kept as the renewal of creds.version, a later
+		// refresh in this call may still store its own.
+		a.logger().Error("refreshed credentials not stored; this call uses them, later ones refresh again from the stored version",
+			"integration", id, "renews", creds.version, "attempts", attempts, "error", err.Error())
+		return openCredentials{raw: fresh, version: creds.version}, true
 	}
 	return openCredentials{raw: fresh, version: stored.Version}, true
+}
+
+// Storing refreshed credentials is tried refreshStoreAttempts times, the
+// waits between attempts starting at refreshStoreDelay and doubling: a
+// database that blips for a moment does not cost a grant, one that is
+// down does not hold the activity for long.
+const (
+	refreshStoreAttempts = 3
+	refreshStoreDelay    = 200 * time.Millisecond
+)
+
+// storeRefreshed stores refreshed credentials as the renewal of version
+// renews, trying again while the store fails for a reason that may pass
+// and ctx allows; it returns the stored version, how many attempts it
+// made and the last error. A superseded version, or an integration gone
+// (not found, deleted), is not tried again: no attempt would change it.
+func (a *Activities) storeRefreshed(ctx context.Context, id string, renews int, fresh []byte) (store.Credential, int, error) {
+	add := a.Store.AddCurrentCredential
+	if a.refreshStore.add != nil {
+		add = a.refreshStore.add
+	}
+	delay := cmp.Or(a.refreshStore.delay, refreshStoreDelay)
+	seal := a.Keyring.Sealer(fresh, id)
+	for attempt := 1; ; attempt++ {
+		cred, err := add(ctx, id, renews, seal, time.Now().UTC())
+		if err == nil || attempt == refreshStoreAttempts ||
+			errors.Is(err, store.ErrSuperseded) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrDeleted) {
+			return cred, attempt, err
+		}
+		timer := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return store.Credential{}, attempt, err
+		case <-timer.C:
+		}
+		delay *= 2
+	}
 }
 
 // credentials opens the integration's current credentials; missing ones
@@ -90,7 +136,7 @@ func (a *Activities) credentials(ctx context.Context, id string) (*openCredentia
 	if err != nil {
 		return nil, nil, &storeError{stage: "load credentials", err: err}
 	}
-	raw, err := a.Keyring.Open(cred.Ciphertext, id, cred.Version)
+	raw, err := a.Keyring.OpenStored(cred.Ciphertext, cred.KeyID, id, cred.Version)
 	if err != nil {
 		return nil, nil, decryptError("deliver", cred, err)
 	}

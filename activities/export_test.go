@@ -1,6 +1,11 @@
 package activities
 
-import "time"
+import (
+	"context"
+	"time"
+
+	"github.com/acme/integrations/store"
+)
 
 // CleanReason is cleanReason, for its table test.
 var CleanReason = cleanReason
@@ -21,4 +26,11 @@ func (a *Activities) SetBudgetClock(now func() time.Time) {
 // write outcomes and signalled the pusher to stop.
 func (a *Activities) OnRecorderFailure(fn func()) {
 	a.paging.recorderFailed = fn
+}
+
+// SetRefreshStore makes a refresh store its credentials through add
+// instead of the store's AddCurrentCredential, waiting delay (doubling)
+// between attempts.
+func (a *Activities) SetRefreshStore(add func(ctx context.Context, integrationID string, renews int, seal store.SealFunc, at time.Time) (store.Credential, error), delay time.Duration) {
+	a.refreshStore.add, a.refreshStore.delay = add, delay
 }

@@ -2,10 +2,13 @@ package activities_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"errors"
+	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
@@ -192,6 +195,20 @@ func TestValidateOpensLegacyCiphertexts(t *testing.T) {
 	_, err = b.validate(t, 0)
 	require.NoError(t, err)
 	require.Equal(t, [][]byte{[]byte(`{"token":"legacy"}`)}, b.fake.validated)
+
+	// The same ciphertext on a row that names a key (stored since key
+	// IDs; copied onto a newer version, say) does not open: the legacy
+	// form binds no version, so it is tried for rows without a key ID only.
+	moved, err := b.store.AddCandidateCredential(b.ctx, b.crmID, func(int) ([]byte, string, error) { return legacy, b.kr.ActiveKeyID().String(), nil }, t0())
+	require.NoError(t, err)
+	_, err = b.store.PromoteCredential(b.ctx, b.crmID, moved.Version, t0())
+	require.NoError(t, err)
+	_, err = b.validate(t, 0)
+	var app *temporal.ApplicationError
+	require.ErrorAs(t, err, &app)
+	require.Equal(t, "CredentialDecrypt", app.Type())
+	require.True(t, app.NonRetryable())
+	require.Len(t, b.fake.validated, 1, "the CRM is not asked with what did not open")
 }
 
 // TestValidateRefreshesAnExpiredGrant: the CRM rejects the current access
@@ -226,4 +243,91 @@ func TestValidateRefreshesAnExpiredGrant(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, expired, checks)
 	b.requireCurrent(t, 2, `{"token":"new"}`)
+}
+
+// TestRefreshedCredentialsTheStoreRefuses: refreshed credentials the
+// store fails to take are offered again a few times; stored at the last
+// attempt, they are the current version; never stored, they are still
+// what the call goes on with (a CRM that rotates refresh tokens revoked
+// the old ones), and the failure is logged without them.
+func TestRefreshedCredentialsTheStoreRefuses(t *testing.T) {
+	t.Parallel()
+	expired := []integration.Check{
+		{Name: crm.CheckCredentials, Code: integration.ReasonExpiredCredentials, Message: "session expired"},
+		crm.NotChecked(crm.CheckScopes, "the credentials were rejected"),
+	}
+	for name, tc := range map[string]struct {
+		failures int
+		// wantCalls are the store's attempts; wantCurrent the version in
+		// use afterwards, and what it holds.
+		wantCalls   int
+		wantCurrent int
+		wantRaw     string
+	}{
+		"stored at the last attempt": {failures: 2, wantCalls: 3, wantCurrent: 2, wantRaw: `{"token":"new"}`},
+		"never stored":               {failures: 100, wantCalls: 3, wantCurrent: 1, wantRaw: `{"token":"old"}`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			var logs bytes.Buffer
+			b.acts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			calls := 0
+			b.acts.SetRefreshStore(func(ctx context.Context, id string, renews int, seal store.SealFunc, at time.Time) (store.Credential, error) {
+				calls++
+				if calls <= tc.failures {
+					return store.Credential{}, errors.New("database is locked")
+				}
+				return b.store.AddCurrentCredential(ctx, id, renews, seal, at)
+			}, time.Millisecond)
+			b.fake.checksFor = func(raw []byte) []integration.Check {
+				if string(raw) == `{"token":"old"}` {
+					return expired
+				}
+				return passing
+			}
+			b.fake.refreshTo = []byte(`{"token":"new"}`)
+
+			checks, err := b.validate(t, 0)
+			require.NoError(t, err)
+			require.Equal(t, passing, checks, "the refreshed credentials are what the call went on with")
+			require.Equal(t, [][]byte{[]byte(`{"token":"old"}`), []byte(`{"token":"new"}`)}, b.fake.validated)
+			require.Equal(t, tc.wantCalls, calls)
+			b.requireCurrent(t, tc.wantCurrent, tc.wantRaw)
+			if tc.wantCurrent == 1 {
+				require.Contains(t, logs.String(), "refreshed credentials not stored")
+				require.Contains(t, logs.String(), "attempts=3")
+				require.NotContains(t, logs.String(), "token", "no credentials in the log")
+				_, err := b.store.CredentialVersion(b.ctx, b.crmID, 2)
+				require.ErrorIs(t, err, store.ErrNotFound, "nothing stored")
+			}
+		})
+	}
+
+	// An activity whose context ends while it waits to try again stops
+	// trying at once.
+	t.Run("context ends", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ctx, cancel := context.WithCancel(b.ctx)
+		defer cancel()
+		calls := 0
+		b.acts.SetRefreshStore(func(context.Context, string, int, store.SealFunc, time.Time) (store.Credential, error) {
+			calls++
+			cancel()
+			return store.Credential{}, errors.New("database is locked")
+		}, time.Hour)
+		b.fake.checksFor = func(raw []byte) []integration.Check {
+			if string(raw) == `{"token":"old"}` {
+				return expired
+			}
+			return passing
+		}
+		b.fake.refreshTo = []byte(`{"token":"new"}`)
+		checks, err := b.acts.Validate(ctx, activities.ValidateInput{IntegrationID: b.crmID, Provider: "fake"})
+		require.NoError(t, err)
+		require.Equal(t, passing, checks)
+		require.Equal(t, 1, calls, "no attempt after the context ended")
+		b.requireCurrent(t, 1, `{"token":"old"}`)
+	})
 }

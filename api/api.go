@@ -41,13 +41,18 @@ const (
 type Routes int
 
 // The route sets: a listener of partner intake of its own keeps partners
-// away from the operator routes.
+// away from the operator routes. The OAuth callback is in every set: the
+// customers' browsers must reach it on the public listener, and a single
+// listener (or one reached through a proxy) still serves it.
 const (
-	// RoutesAll serves the operator routes and partner intake.
+	// RoutesAll serves the operator routes, partner intake and the OAuth
+	// callback.
 	RoutesAll Routes = iota
-	// RoutesOperator serves the operator routes only (API keys).
+	// RoutesOperator serves the operator routes (API keys) and the OAuth
+	// callback.
 	RoutesOperator
-	// RoutesIntake serves partner intake only (intake tokens).
+	// RoutesIntake serves the public routes: partner intake (intake
+	// tokens) and the OAuth callback (its single-use state).
 	RoutesIntake
 )
 
@@ -99,7 +104,7 @@ func withClock(now func() time.Time) Option { return func(h *handler) { h.now = 
 // iak_...; see package apikey), and an org's key sees its org only; every
 // POST body is application/json. The OAuth callback needs no key: a
 // browser comes there from the CRM, and the single-use state it carries is
-// what authenticates it.
+// what authenticates it; every route set serves it (see Routes).
 func New(s *starter.Starter, logger *slog.Logger, opts ...Option) http.Handler {
 	mux := http.NewServeMux()
 	h := &handler{
@@ -118,11 +123,13 @@ func New(s *starter.Starter, logger *slog.Logger, opts ...Option) http.Handler {
 		mux.HandleFunc("POST /v1/integrations/{id}/authorize", h.authenticated(h.authorize))
 		mux.HandleFunc("POST /v1/integrations/{id}/authorize/oauth", h.authenticated(h.startOAuth))
 		mux.HandleFunc("POST /v1/integrations/{id}/{command}", h.authenticated(h.command))
-		mux.HandleFunc("GET "+OAuthCallbackPath, h.oauthCallback)
 	}
 	if h.routes != RoutesOperator {
 		mux.HandleFunc("POST /v1/lead-integrations/{id}/leads", h.intake)
 	}
+	// Where the CRMs send customers' browsers, which reach the public
+	// listener only; it needs no key, so it is no operator route.
+	mux.HandleFunc("GET "+OAuthCallbackPath, h.oauthCallback)
 	// Everything else lands here, so that it too is answered in JSON (the
 	// mux's own 404 and 405 answers are plain text).
 	mux.HandleFunc("/", h.noRoute)

@@ -111,10 +111,24 @@ func (h *handler) commandContext(w http.ResponseWriter, r *http.Request, claimed
 // commandFailed answers a failed command: 504 when it ran out of time,
 // else as fail does.
 func (h *handler) commandFailed(ctx context.Context, w http.ResponseWriter, op, id string, err error) {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if timedOut(ctx, err) {
 		h.logger.Warn("command timed out", "op", op, "integration", id, "timeout", h.commandTimeout.String(), "error", err)
 		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("%s of %s did not finish within %s: it may still take effect; see GET /v1/integrations/%s before sending it again", op, id, h.commandTimeout, id))
 		return
 	}
 	h.fail(w, op, err)
+}
+
+// timedOut reports whether an operation run in ctx failed for want of
+// time: its deadline passed, or the Temporal server stopped waiting for
+// the workflow's answer first (a little ahead of that deadline). A caller
+// that went away (ctx cancelled) did not time out.
+func timedOut(ctx context.Context, err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return true
+	}
+	return ctx.Err() == nil && errors.Is(err, starter.ErrNoAnswer)
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,7 +18,8 @@ const leadExample = `{"external_id": "partner-lead-1", "source": "...", "name": 
 // The happy path costs two queries (token, then the lead in one statement);
 // telling an unknown integration (404) from a wrong token (401) is done on
 // the error path only. Each token is paced (429 over its rate), after it is
-// checked: nobody without it can spend its partner's budget.
+// checked: nobody without it can spend its partner's budget. Storing and
+// routing the lead is bounded by the command timeout (504).
 func (h *handler) intake(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if err := integration.ValidateID("integration id", id); err != nil {
@@ -53,7 +55,16 @@ func (h *handler) intake(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &lead, leadExample) {
 		return
 	}
-	out, err := h.starter.Intake(r.Context(), id, lead)
+	// Bounded as a command is: during setup a lead is told to the
+	// workflow, which answers once the change is projected.
+	ctx, cancel := context.WithTimeout(r.Context(), h.commandTimeout)
+	defer cancel()
+	out, err := h.starter.Intake(ctx, id, lead)
+	if timedOut(ctx, err) {
+		h.logger.Warn("intake timed out", "op", "intake", "integration", id, "timeout", h.commandTimeout.String(), "error", err.Error())
+		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("the lead for %s was not confirmed within %s: it may have been accepted; send it again with the same external_id, which is stored once", id, h.commandTimeout))
+		return
+	}
 	if integration.IsRejection(err) {
 		// A deleted integration (its token still matched).
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no lead integration has id %s (or it was deleted)", id))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/acme/integrations/api"
 	"github.com/acme/integrations/integration"
 	"github.com/acme/integrations/internal/testenv"
 	"github.com/acme/integrations/store"
@@ -431,6 +432,31 @@ func TestIntakeBadInputStoresNothing(t *testing.T) {
 		b.requireNoPII(t)
 		for _, token := range []string{b.token, oldToken, inSetupToken, deletedToken} {
 			b.requireNoSecret(t, token)
+		}
+	})
+}
+
+// TestIntakeTimeout: a lead whose workflow does not answer within the
+// command timeout (here: no worker runs, and a lead during setup is told
+// to the workflow) is answered 504 in JSON, saying it may have been
+// accepted and how to send it again safely.
+func TestIntakeTimeout(t *testing.T) {
+	t.Parallel()
+	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
+		b := &intakeBundle{testBundle: setup(t, db), ctx: context.Background(), org: testenv.ID("org")}
+		b.lead, b.token = b.createLeadWithToken(t)
+		slow := &intakeBundle{testBundle: b.withHandlerOptions(t, api.WithCommandTimeout(time.Second)), ctx: b.ctx, org: b.org, lead: b.lead, token: b.token}
+		b.stack.Service.Worker.Stop()
+
+		r := slow.doWithHeader(t, http.MethodPost, leadPath(b.lead), leadJSON(t, "slow-1", "Z"), bearer(b.token))
+		require.Equal(t, http.StatusGatewayTimeout, r.code, r.body)
+		msg := errorMessage(t, r)
+		require.Contains(t, msg, "not confirmed within 1s")
+		require.Contains(t, msg, "send it again with the same external_id")
+		require.Contains(t, b.stack.Logs.String(), "intake timed out")
+		for _, pii := range piiValues {
+			require.NotContains(t, r.body, pii)
+			require.NotContains(t, b.stack.Logs.String(), pii)
 		}
 	})
 }

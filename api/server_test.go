@@ -23,6 +23,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/acme/integrations/api"
 	"github.com/acme/integrations/apikey"
 	"github.com/acme/integrations/app"
 	"github.com/acme/integrations/integration"
@@ -182,7 +183,8 @@ func TestHeaderLimit(t *testing.T) {
 }
 
 // TestIntakeListener: with an intake address, partners reach intake there
-// and nothing else; the main listener has the operator routes only.
+// and no operator route; the main listener has the operator routes and no
+// intake; both serve the OAuth callback.
 func TestIntakeListener(t *testing.T) {
 	t.Parallel()
 	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
@@ -224,6 +226,13 @@ func TestIntakeListener(t *testing.T) {
 		require.Equal(t, http.StatusOK, code)
 		code, body = b.request(t, nil, http.MethodGet, b.svc.HTTP.URL()+"/v1/integrations/"+lead, "", true)
 		require.Equal(t, http.StatusOK, code, body)
+		// The OAuth callback, where customers' browsers come back, is
+		// served on both listeners.
+		for _, base := range []string{intakeURL, b.svc.HTTP.URL()} {
+			code, page := getPage(t, base+api.OAuthCallbackPath+"?state=crm-x.unknown&code=c")
+			require.Equal(t, http.StatusBadRequest, code, page)
+			require.Contains(t, page, "invalid, already used or expired")
+		}
 	})
 }
 

@@ -60,9 +60,10 @@ type Service struct {
 	// Start listens on Config.HTTPAddr.
 	Handler http.Handler
 	HTTP    *HTTPServer
-	// IntakeHandler is partner intake alone, and IntakeHTTP its server on
-	// Config.HTTP.IntakeAddr, when that is set (Handler then has no
-	// intake); both nil otherwise.
+	// IntakeHandler is the public routes, partner intake and the OAuth
+	// callback, and IntakeHTTP its server on Config.HTTP.IntakeAddr, when
+	// that is set (Handler then has no intake, and keeps the callback);
+	// both nil otherwise.
 	IntakeHandler http.Handler
 	IntakeHTTP    *HTTPServer
 
@@ -184,8 +185,11 @@ func New(ctx context.Context, cfg Config, opts ...Option) (svc *Service, err err
 	}
 	s.Purger = &retention.Purger{Store: st, Retention: cfg.Retention.Leads, Interval: cfg.Retention.PurgeInterval, Logger: o.logger}
 	s.Connectors = connectors(cfg)
-	s.Starter = &starter.Starter{Store: st, Keyring: s.Keyring, Connectors: s.Connectors, TaskQueue: cfg.TaskQueue,
-		OAuthRedirectURL: strings.TrimRight(cfg.PublicURL, "/") + api.OAuthCallbackPath}
+	s.Starter = &starter.Starter{Store: st, Keyring: s.Keyring, Connectors: s.Connectors, TaskQueue: cfg.TaskQueue}
+	if cfg.PublicURL != "" {
+		// Without one the starter refuses OAuth connect, saying to set it.
+		s.Starter.OAuthRedirectURL = strings.TrimRight(cfg.PublicURL, "/") + api.OAuthCallbackPath
+	}
 	if !o.temporal {
 		return s, nil
 	}
@@ -237,8 +241,9 @@ func New(ctx context.Context, cfg Config, opts ...Option) (svc *Service, err err
 		if cfg.HTTP.IntakeAddr == "" {
 			s.Handler = api.New(s.Starter, o.logger, opts...)
 		} else {
-			// Partners reach the intake listener only; the operator routes
-			// can sit behind a network boundary of their own.
+			// Partners and customers' browsers (the OAuth callback) reach
+			// the intake listener only; the operator routes can sit behind
+			// a network boundary of their own.
 			s.Handler = api.New(s.Starter, o.logger, append(opts, api.WithRoutes(api.RoutesOperator))...)
 			s.IntakeHandler = api.New(s.Starter, o.logger, append(opts, api.WithRoutes(api.RoutesIntake))...)
 		}

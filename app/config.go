@@ -70,7 +70,8 @@ type Config struct {
 	// HTTP is the HTTP API's listeners and limits.
 	HTTP HTTPConfig
 	// PublicURL is the base URL of the HTTP API as the world reaches it,
-	// where OAuth redirects come back to.
+	// where OAuth redirects come back to; empty (OAuth connect refused)
+	// unless given, or set by the dev stack.
 	PublicURL string
 	// SandboxURL is the base URL of the sandbox CRM.
 	SandboxURL string
@@ -291,9 +292,12 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.HTTP.TLSCert }},
 	{name: "tls_key", flag: "tls-key", env: "INTEGRATIONS_TLS_KEY",
 		field: func(c *Config) any { return &c.HTTP.TLSKey }},
+	// No default: a listen address is no address the world reaches, and a
+	// consent URL redirecting to 127.0.0.1 or 0.0.0.0 would strand every
+	// customer. The dev stack sets its own (RunDev), which dev.json hands
+	// on; elsewhere OAuth connect refuses until it is set.
 	{name: "public_url", env: "INTEGRATIONS_PUBLIC_URL", devJSON: "http_url",
-		defFunc: func(c *Config) string { return c.HTTP.scheme() + "://" + c.HTTPAddr },
-		field:   func(c *Config) any { return &c.PublicURL }},
+		field: func(c *Config) any { return &c.PublicURL }},
 	{name: "sandbox_url", flag: "sandbox-url", env: "INTEGRATIONS_SANDBOX_URL", devJSON: "sandbox_url", def: "http://" + DefaultSandboxAddr,
 		field: func(c *Config) any { return &c.SandboxURL }},
 
@@ -607,13 +611,30 @@ func FlagNames() []string {
 	return out
 }
 
-// RedactURL hides a URL's password before it is shown.
+// RedactURL hides a URL's password before it is shown. A URL that does
+// not parse (a '#' or a '/' in the password, say) has everything between
+// "://" and its last '@' masked, user and password alike: what it holds
+// cannot be told apart, and shown verbatim it would show the password.
 func RedactURL(u string) string {
 	parsed, err := url.Parse(u)
-	if err != nil || parsed.User == nil {
+	switch {
+	case err == nil && parsed.User != nil:
+		return parsed.Redacted()
+	case err == nil && !strings.Contains(parsed.Fragment, "@"):
 		return u
 	}
-	return parsed.Redacted()
+	// Unparsable, or parsed with the user info cut off into a fragment
+	// ("postgres://u:1234#ss@h/db": host u, port 1234).
+	start := 0
+	if i := strings.Index(u, "://"); i >= 0 {
+		start = i + len("://")
+	}
+	at := strings.LastIndex(u, "@")
+	if at < start {
+		// No user info to hide.
+		return u
+	}
+	return u[:start] + "xxxxx" + u[at:]
 }
 
 // envLookup adapts a lookup function to the Temporal SDK's EnvLookup.

@@ -68,7 +68,7 @@ func TestLoadDefaults(t *testing.T) {
 	require.Equal(t, "default", cfg.Temporal.Namespace)
 	require.Equal(t, "integrations", cfg.TaskQueue)
 	require.Equal(t, "127.0.0.1:8080", cfg.HTTPAddr)
-	require.Equal(t, "http://127.0.0.1:8080", cfg.PublicURL)
+	require.Empty(t, cfg.PublicURL, "no public URL but the dev stack's")
 	require.Equal(t, "http://127.0.0.1:8090", cfg.SandboxURL)
 	require.Equal(t, integration.DefaultPolicy(), cfg.Policy, "the worker policy defaults to design §2")
 	require.Equal(t, app.RetentionConfig{Leads: 30 * 24 * time.Hour, PurgeInterval: time.Hour}, cfg.Retention, "lead payloads are kept 30 days")
@@ -181,6 +181,101 @@ func TestSettingsRedactSecrets(t *testing.T) {
 	require.NoError(t, err)
 	for _, v := range append([]string{"db-password-value"}, mapValues(secrets)...) {
 		require.NotContains(t, string(shown), v)
+	}
+}
+
+// TestRedactURL: a password is hidden whether the URL parses or not; a
+// URL that does not parse has its whole user info masked.
+func TestRedactURL(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"postgres://app:secret@db.internal:5432/integrations": "postgres://app:xxxxx@db.internal:5432/integrations",
+		"postgres://app@db/x":               "postgres://app@db/x",
+		"sqlite:///var/lib/integrations.db": "sqlite:///var/lib/integrations.db",
+		"/var/lib/integrations.db":          "/var/lib/integrations.db",
+		// Unparsable: '#' starts a fragment, so "u:p" would be the host.
+		"postgres://u:p#ss@h/db":           "postgres://xxxxx@h/db",
+		"postgres://u:p#ss@w@rd@h:5432/db": "postgres://xxxxx@h:5432/db",
+		"postgres://u:p%zz@h/db":           "postgres://xxxxx@h/db",
+		"u:p#ss@h/db":                      "xxxxx@h/db",
+		// Parses, with the password cut into host, port and fragment.
+		"postgres://u:1234#ss@h/db": "postgres://xxxxx@h/db",
+		// Unparsable, and no user info to hide.
+		"postgres://h:port/db": "postgres://h:port/db",
+	} {
+		got := app.RedactURL(in)
+		require.Equal(t, want, got, in)
+		for _, secret := range []string{"secret", "p#ss", "ss@w", "1234"} {
+			require.NotContains(t, got, secret, in)
+		}
+	}
+}
+
+// TestPublicURL: the public URL, where OAuth redirects come back to, has
+// no default but the dev stack's (its own HTTP API, handed on by
+// dev.json); a process without one refuses OAuth connect, saying to set
+// it, and stores nothing.
+func TestPublicURL(t *testing.T) {
+	t.Parallel()
+	b := setupConfig(t)
+	cfg, err := b.load(t, map[string]string{"http-addr": "0.0.0.0:8080"})
+	require.NoError(t, err)
+	require.Empty(t, cfg.PublicURL, "a listen address is no public URL")
+	require.Equal(t, app.Setting{Name: "public_url", Value: "not set", Source: app.SourceDefault, Env: "INTEGRATIONS_PUBLIC_URL", DevJSON: "http_url"},
+		settings(cfg)["public_url"], "as `integrations config` shows it")
+
+	svc, err := app.New(t.Context(), cfg, app.WithMigrate())
+	require.NoError(t, err)
+	t.Cleanup(svc.Close)
+	require.Empty(t, svc.Starter.OAuthRedirectURL)
+	id := "hubspot-acme"
+	st, err := integration.New(integration.Spec{ID: id, OrgID: "acme", Kind: integration.KindCRM, Provider: "hubspot"}, time.Now())
+	require.NoError(t, err)
+	_, err = svc.Store.Project(t.Context(), st, integration.Created(st, "test"))
+	require.NoError(t, err)
+	_, err = svc.Starter.StartOAuth(t.Context(), id, "ops", false)
+	require.ErrorContains(t, err, "OAuth connect is not configured here: set INTEGRATIONS_PUBLIC_URL")
+	n, err := svc.Store.CountOAuthStates(t.Context(), id)
+	require.NoError(t, err)
+	require.Zero(t, n, "a refused connect stores no state")
+
+	// Given: the callback is under it.
+	b.env["INTEGRATIONS_PUBLIC_URL"] = "https://api.example.com/"
+	cfg, err = b.load(t, nil)
+	require.NoError(t, err)
+	require.Equal(t, app.SourceEnv, cfg.Source("public_url"))
+	given, err := app.New(t.Context(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(given.Close)
+	require.Equal(t, "https://api.example.com/oauth/callback", given.Starter.OAuthRedirectURL)
+
+	// The dev stack's own HTTP API, unless one is given (https with TLS).
+	for _, tc := range []struct {
+		env   map[string]string
+		flags map[string]string
+		want  string
+		src   app.Source
+	}{
+		{want: "http://127.0.0.1:8080", src: app.SourceDev},
+		{flags: map[string]string{"http-addr": "127.0.0.1:9090", "tls-cert": "c.pem", "tls-key": "k.pem"}, want: "https://127.0.0.1:9090", src: app.SourceDev},
+		{env: map[string]string{"INTEGRATIONS_PUBLIC_URL": "https://dev.example.com"}, want: "https://dev.example.com", src: app.SourceEnv},
+	} {
+		b := setupConfig(t)
+		for k, v := range tc.env {
+			b.env[k] = v
+		}
+		flags := map[string]string{"data-dir": b.dataDir}
+		for k, v := range tc.flags {
+			flags[k] = v
+		}
+		cfg, err := app.Load(app.Inputs{Flags: flags, NoDevJSON: true, LookupEnv: func(name string) (string, bool) {
+			v, ok := b.env[name]
+			return v, ok
+		}})
+		require.NoError(t, err)
+		require.NoError(t, app.DevConfig(&cfg, app.DevOptions{TemporalPort: 7233}))
+		require.Equal(t, tc.want, cfg.PublicURL)
+		require.Equal(t, tc.src, cfg.Source("public_url"))
 	}
 }
 

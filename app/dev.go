@@ -41,13 +41,8 @@ func RunDev(ctx context.Context, cfg Config, o DevOptions) error {
 	if err != nil {
 		return err
 	}
-	for name, value := range map[string]string{
-		"temporal_address":   fmt.Sprintf("127.0.0.1:%d", o.TemporalPort),
-		"temporal_namespace": DefaultNamespace,
-	} {
-		if err := cfg.Override(name, value, SourceFlag); err != nil {
-			return err
-		}
+	if err := devConfig(&cfg, o); err != nil {
+		return err
 	}
 
 	// The database and the key first: a wrong URL should fail before
@@ -103,7 +98,7 @@ func RunDev(ctx context.Context, cfg Config, o DevOptions) error {
 		return err
 	}
 
-	info := DevInfoOf(cfg, svc.HTTP.URL(), fmt.Sprintf("http://127.0.0.1:%d", o.UIPort))
+	info := svc.DevInfo(fmt.Sprintf("http://127.0.0.1:%d", o.UIPort))
 	if err := WriteDevInfo(cfg.DataDir, info); err != nil {
 		return err
 	}
@@ -133,6 +128,25 @@ From a second terminal in this directory: integrations list
 	err = svc.Wait(ctx)
 	fmt.Fprintln(o.Out, "\nshutting down...")
 	return err
+}
+
+// devConfig sets what the dev stack decides itself: its Temporal dev
+// server's address and namespace, and, unless one was given, its public
+// URL: its own HTTP API, where the fakes' consent pages send browsers back
+// (dev.json hands it on to the commands of a second terminal).
+func devConfig(cfg *Config, o DevOptions) error {
+	for name, value := range map[string]string{
+		"temporal_address":   fmt.Sprintf("127.0.0.1:%d", o.TemporalPort),
+		"temporal_namespace": DefaultNamespace,
+	} {
+		if err := cfg.Override(name, value, SourceFlag); err != nil {
+			return err
+		}
+	}
+	if cfg.PublicURL == "" {
+		return cfg.Override("public_url", cfg.HTTP.scheme()+"://"+cfg.HTTPAddr, SourceDev)
+	}
+	return nil
 }
 
 // crmShown says where the dev stack's connector for a CRM goes: its fake,

@@ -33,6 +33,11 @@ type DevInfo struct {
 	SalesforceClientID     string `json:"salesforce_client_id,omitempty"`
 	FollowUpBossAPIURL     string `json:"followupboss_api_url,omitempty"`
 	FollowUpBossSystem     string `json:"followupboss_system,omitempty"`
+	// KeyID names the key the stack's worker seals and opens credentials
+	// with (credential.KeyIDOf; never the key): a process of the data dir
+	// with another active key refuses to start instead of sealing what
+	// the worker cannot open. Empty in a file of an older dev.
+	KeyID string `json:"key_id,omitempty"`
 }
 
 // DevInfoPath is where the dev stack of dataDir describes itself.
@@ -85,7 +90,7 @@ func (d *DevInfo) values() map[string]string {
 }
 
 // DevInfoOf is what the dev stack of cfg writes to dev.json (the test
-// stacks write the same).
+// stacks write the same), but its key ID, which Service.DevInfo adds.
 func DevInfoOf(cfg Config, httpURL, uiURL string) DevInfo {
 	return DevInfo{
 		TemporalAddress: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace, DatabaseURL: cfg.DatabaseURL,
@@ -95,4 +100,18 @@ func DevInfoOf(cfg Config, httpURL, uiURL string) DevInfo {
 		SalesforceClientID: cfg.Salesforce.ClientID,
 		FollowUpBossAPIURL: cfg.FollowUpBoss.APIURL, FollowUpBossSystem: cfg.FollowUpBoss.System,
 	}
+}
+
+// DevInfo is what the dev stack of s writes to dev.json: DevInfoOf its
+// configuration and HTTP API, with its key ID. uiURL is the Temporal UI's.
+func (s *Service) DevInfo(uiURL string) DevInfo {
+	httpURL := ""
+	if s.HTTP != nil {
+		httpURL = s.HTTP.URL()
+	}
+	info := DevInfoOf(s.Config, httpURL, uiURL)
+	if s.Keyring != nil {
+		info.KeyID = s.Keyring.ActiveKeyID().String()
+	}
+	return info
 }

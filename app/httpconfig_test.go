@@ -35,7 +35,7 @@ func TestLoadHTTPSettings(t *testing.T) {
 		ReadHeaderTimeout: 2 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 2 * time.Minute, IdleTimeout: time.Minute,
 		MaxHeaderBytes: 8192, CommandTimeout: 45 * time.Second, IntakeRate: 5, IntakeBurst: 10,
 	}, cfg.HTTP)
-	require.Equal(t, "https://10.0.0.1:8443", cfg.PublicURL, "with TLS the public URL is https")
+	require.Empty(t, cfg.PublicURL, "a listen address is no public URL")
 	require.Equal(t, app.SourceFlag, cfg.Source("tls_cert"))
 	require.Equal(t, app.SourceEnv, cfg.Source("intake_rate"))
 

@@ -40,9 +40,10 @@ func (c Config) KeySource() string {
 // dev stack's DATA-DIR/encryption.key when this process runs against that
 // stack. Only dev (create) makes the file when it is missing; any other
 // process without a key it may use gets ErrNoKey, saying what to set,
-// before it seals anything with a key nobody else has. The keys in
-// INTEGRATIONS_ENCRYPTION_OLD_KEYS join it for opening only (a rotation
-// under way).
+// before it seals anything with a key nobody else has; so does one on the
+// dev stack whose key is not the one dev.json names (checkDevKey). The
+// keys in INTEGRATIONS_ENCRYPTION_OLD_KEYS join it for opening only (a
+// rotation under way).
 func (c Config) keyring(create bool) (*credential.Keyring, error) {
 	var key []byte
 	var err error
@@ -75,5 +76,33 @@ func (c Config) keyring(create bool) (*credential.Keyring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load old encryption keys (%s): %w", credential.OldKeysEnv, err)
 	}
-	return credential.NewKeyring(key, old...)
+	ring, err := credential.NewKeyring(key, old...)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.checkDevKey(ring); err != nil {
+		return nil, err
+	}
+	return ring, nil
+}
+
+// checkDevKey refuses a keyring whose active key is not the one the dev
+// stack of the data dir runs with, when this process runs against that
+// stack: what it sealed, its worker could not open (an environment's key
+// in a second terminal, or a key file that is not the one dev started
+// with). dev.json of an older dev names no key: nothing to compare.
+func (c Config) checkDevKey(ring *credential.Keyring) error {
+	if !c.OnDevStack() || c.Dev.KeyID == "" {
+		return nil
+	}
+	active := ring.ActiveKeyID().String()
+	if active == c.Dev.KeyID {
+		return nil
+	}
+	if c.EncryptionKey != "" {
+		return fmt.Errorf("%w: %s (key ID %s) is not the key of the dev stack in %s, which seals with key ID %s: unset %s to use the dev stack's key, or set it to the key `integrations dev` was started with",
+			ErrNoKey, credential.KeyEnv, active, c.DataDir, c.Dev.KeyID, credential.KeyEnv)
+	}
+	return fmt.Errorf("%w: %s (key ID %s) is not the key the dev stack in %s runs with (key ID %s: dev was started with %s set, or the file changed since): set %s to the key dev runs with, or restart `integrations dev`",
+		ErrNoKey, c.KeyFile(), active, c.DataDir, c.Dev.KeyID, credential.KeyEnv, credential.KeyEnv)
 }

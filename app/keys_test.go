@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -166,4 +167,82 @@ func TestOldKeysOpenOnly(t *testing.T) {
 	require.ErrorContains(t, err, "key 2 of the list")
 	require.NotContains(t, err.Error(), "c2hvcnQ=")
 	require.NotContains(t, err.Error(), base64.StdEncoding.EncodeToString(oldKey))
+}
+
+// TestTheDevStacksKeyID: dev.json names the key the dev stack runs with;
+// a process on that stack whose active key is another refuses to start,
+// saying what to unset or set, whether the other key comes from the
+// environment or from a key file that is not the one dev started with.
+func TestTheDevStacksKeyID(t *testing.T) {
+	t.Parallel()
+	b := setupKeys(t)
+	b.writeDevJSON(t, b.dev)
+	devCfg, err := b.load(t, nil)
+	require.NoError(t, err)
+	dev, err := service(t, devCfg, app.WithDevKeyring())
+	require.NoError(t, err)
+	info := dev.DevInfo("")
+	require.Equal(t, dev.Keyring.ActiveKeyID().String(), info.KeyID, "dev.json names the dev stack's key")
+	b.writeDevJSON(t, info)
+	raw, err := os.ReadFile(app.DevInfoPath(b.dataDir))
+	require.NoError(t, err)
+	fileKey, err := os.ReadFile(devCfg.KeyFile())
+	require.NoError(t, err)
+	require.NotContains(t, string(raw), strings.TrimSpace(string(fileKey)), "an ID, never the key")
+
+	// The dev stack's key, from its file or the environment: accepted.
+	cfg, err := b.load(t, nil)
+	require.NoError(t, err)
+	_, err = service(t, cfg, app.WithKeyring())
+	require.NoError(t, err)
+	b.env[credential.KeyEnv] = strings.TrimSpace(string(fileKey))
+	cfg, err = b.load(t, nil)
+	require.NoError(t, err)
+	_, err = service(t, cfg, app.WithKeyring())
+	require.NoError(t, err)
+
+	// Another key in the environment of a second terminal: refused.
+	other := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, credential.KeySize))
+	b.env[credential.KeyEnv] = other
+	cfg, err = b.load(t, nil)
+	require.NoError(t, err)
+	svc, err := service(t, cfg, app.WithKeyring())
+	require.ErrorIs(t, err, app.ErrNoKey)
+	require.Nil(t, svc)
+	require.ErrorContains(t, err, "unset "+credential.KeyEnv)
+	require.ErrorContains(t, err, info.KeyID)
+	require.NotContains(t, err.Error(), other)
+	// Off the dev stack (another Temporal), the environment's key is the
+	// process's own business.
+	b.env["TEMPORAL_ADDRESS"] = "127.0.0.1:7111"
+	cfg, err = b.load(t, nil)
+	require.NoError(t, err)
+	_, err = service(t, cfg, app.WithKeyring())
+	require.NoError(t, err)
+	delete(b.env, "TEMPORAL_ADDRESS")
+	delete(b.env, credential.KeyEnv)
+
+	// dev started with a key from the environment: the key file is not
+	// what it runs with.
+	info.KeyID = credential.KeyIDOf(bytes.Repeat([]byte{7}, credential.KeySize)).String()
+	b.writeDevJSON(t, info)
+	cfg, err = b.load(t, nil)
+	require.NoError(t, err)
+	_, err = service(t, cfg, app.WithKeyring())
+	require.ErrorIs(t, err, app.ErrNoKey)
+	require.ErrorContains(t, err, "set "+credential.KeyEnv+" to the key dev runs with")
+	b.env[credential.KeyEnv] = other
+	cfg, err = b.load(t, nil)
+	require.NoError(t, err)
+	_, err = service(t, cfg, app.WithKeyring())
+	require.NoError(t, err, "with that key set, accepted")
+	delete(b.env, credential.KeyEnv)
+
+	// dev.json of an older dev names no key: nothing to compare.
+	info.KeyID = ""
+	b.writeDevJSON(t, info)
+	cfg, err = b.load(t, nil)
+	require.NoError(t, err)
+	_, err = service(t, cfg, app.WithKeyring())
+	require.NoError(t, err)
 }

@@ -50,7 +50,26 @@ func TestCredentialsRewrap(t *testing.T) {
 
 			t.Setenv(credential.KeyEnv, newB64)
 			t.Setenv(credential.OldKeysEnv, strings.TrimSpace(string(oldKey)))
-			r := b.run(t, "credentials", "rewrap", "-o", "json")
+			// On the dev stack of the data dir, whose worker seals with
+			// the old key, a process with another active key refuses to
+			// start: what it sealed, that worker could not open.
+			r := b.run(t, "credentials", "rewrap")
+			require.Equal(t, cli.ExitError, r.code, r.stdout)
+			require.Contains(t, r.stderr, "unset "+credential.KeyEnv)
+			for _, id := range ids {
+				cred, err := b.stack.Store.CurrentCredential(context.Background(), id)
+				require.NoError(t, err)
+				_, err = b.stack.Keyring.Open(cred.Ciphertext, id, cred.Version)
+				require.NoError(t, err, "a refused rewrap changes nothing")
+			}
+			// Rotation as production does it: a process with the keys in
+			// its environment, against the database, apart from the dev
+			// stack of a data dir.
+			apart := t.TempDir()
+			rewrap := func(args ...string) result {
+				return runIn(t, apart, append([]string{"--database-url", b.stack.DB.URL, "credentials", "rewrap"}, args...)...)
+			}
+			r = rewrap("-o", "json")
 			require.Equal(t, cli.ExitOK, r.code, r.stderr)
 			var report starter.RewrapReport
 			require.NoError(t, json.Unmarshal([]byte(r.stdout), &report), r.stdout)
@@ -63,7 +82,9 @@ func TestCredentialsRewrap(t *testing.T) {
 			// The old key removed: everything opens with the new key alone,
 			// and a second rewrap has nothing to do.
 			t.Setenv(credential.OldKeysEnv, "")
-			text := b.ok(t, "credentials", "rewrap")
+			r = rewrap()
+			require.Equal(t, cli.ExitOK, r.code, r.stderr)
+			text := r.stdout
 			require.Regexp(t, `(?m)^already current\s+2$`, text)
 			require.Regexp(t, `(?m)^resealed\s+0$`, text)
 			require.Regexp(t, `(?m)^failed\s+0$`, text)
@@ -82,7 +103,7 @@ func TestCredentialsRewrap(t *testing.T) {
 			// version, exit 1, nothing changed.
 			other := make([]byte, credential.KeySize)
 			t.Setenv(credential.KeyEnv, base64.StdEncoding.EncodeToString(other))
-			r = b.run(t, "credentials", "rewrap")
+			r = rewrap()
 			require.Equal(t, cli.ExitError, r.code, r.stdout)
 			require.Regexp(t, `(?m)^failed\s+2$`, r.stdout)
 			require.Contains(t, r.stdout, credential.KeyIDOf(newKey).String(), "names the key that is missing")
@@ -94,7 +115,7 @@ func TestCredentialsRewrap(t *testing.T) {
 				require.NoError(t, err, "left as it was")
 			}
 
-			r = b.run(t, "credentials", "rewrap", "extra")
+			r = rewrap("extra")
 			require.Equal(t, cli.ExitUsage, r.code)
 		})
 	}

@@ -58,10 +58,13 @@ func hubspotActions() []fakeAction {
 					if c.IsSet("credentials-out") {
 						return nil, usagef("an OAuth portal has no private-app token: its credentials come from the consent (integrations authorize ID --oauth)")
 					}
+					if cfg.PublicURL == "" {
+						return nil, usagef("no public URL for the OAuth callback: run this against the dev stack (its dev.json in --data-dir), or set INTEGRATIONS_PUBLIC_URL")
+					}
 					// The fake answers an OAuth portal with a code for this
 					// callback; nothing exchanges it: the consent page
 					// gives the integration its own.
-					req.OAuth, req.RedirectURI = true, cfg.PublicURL+api.OAuthCallbackPath
+					req.OAuth, req.RedirectURI = true, strings.TrimRight(cfg.PublicURL, "/")+api.OAuthCallbackPath
 				}
 				if c.IsSet("scopes") {
 					req.Scopes = strings.FieldsFunc(c.String("scopes"), func(r rune) bool { return r == ',' })

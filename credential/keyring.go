@@ -19,7 +19,8 @@
 // (Rewrap re-seals each ciphertext under the active key), then drop the old
 // key. Ciphertexts sealed before key IDs existed (nonce || ciphertext, the
 // integration ID as associated data) still open with any key of the ring,
-// and Rewrap turns them into format 1.
+// for rows stored without a key ID only (OpenStored), and Rewrap turns them
+// into format 1.
 //
 // Production reads the keys from the environment variables KeyEnv and
 // OldKeysEnv (base64 of 32 random bytes each, e.g. `openssl rand -base64

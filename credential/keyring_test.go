@@ -205,14 +205,42 @@ func TestKeyringLegacyCiphertexts(t *testing.T) {
 		legacy := legacySeal(t, bundle.key, secret, "crm-1")
 		_, named := SealedWith(legacy)
 		for v := 1; v <= 3; v++ {
-			opened, err := bundle.keyring.Open(legacy, "crm-1", v)
+			opened, err := bundle.keyring.OpenStored(legacy, "", "crm-1", v)
 			require.NoError(t, err)
 			require.Equal(t, secret, string(opened))
 		}
-		_, err := bundle.keyring.Open(legacy, "crm-2", 1)
+		_, err := bundle.keyring.OpenStored(legacy, "", "crm-2", 1)
 		require.ErrorIs(t, err, ErrOpen)
 		if !named {
 			require.ErrorContains(t, err, "sealed before key IDs")
+		}
+	})
+
+	t.Run("OnlyOnRowsWithoutAKeyID", func(t *testing.T) {
+		t.Parallel()
+		// A legacy ciphertext copied onto a row sealed since key IDs (one
+		// that names a key), of another version, does not open there:
+		// neither with that row's key ID, nor through Open or Rewrap.
+		legacy := legacySeal(t, bundle.key, secret, "crm-1")
+		active := bundle.keyring.ActiveKeyID().String()
+		_, err := bundle.keyring.OpenStored(legacy, active, "crm-1", 2)
+		require.ErrorIs(t, err, ErrOpen)
+		if _, named := SealedWith(legacy); !named {
+			require.ErrorContains(t, err, "not sealed with a key ID")
+		}
+		_, err = bundle.keyring.Open(legacy, "crm-1", 2)
+		require.ErrorIs(t, err, ErrOpen)
+		out, changed, err := bundle.keyring.Rewrap(legacy, active, "crm-1", 2)
+		require.ErrorIs(t, err, ErrOpen)
+		require.False(t, changed)
+		require.Nil(t, out)
+		// What Seal made opens either way.
+		sealed, err := bundle.keyring.Seal([]byte(secret), "crm-1", 2)
+		require.NoError(t, err)
+		for _, keyID := range []string{active, ""} {
+			opened, err := bundle.keyring.OpenStored(sealed, keyID, "crm-1", 2)
+			require.NoError(t, err)
+			require.Equal(t, secret, string(opened))
 		}
 	})
 
@@ -220,7 +248,7 @@ func TestKeyringLegacyCiphertexts(t *testing.T) {
 		t.Parallel()
 		ring, err := NewKeyring(bundle.key, old.key)
 		require.NoError(t, err)
-		opened, err := ring.Open(legacySeal(t, old.key, secret, "crm-1"), "crm-1", 1)
+		opened, err := ring.OpenStored(legacySeal(t, old.key, secret, "crm-1"), "", "crm-1", 1)
 		require.NoError(t, err)
 		require.Equal(t, secret, string(opened))
 	})
@@ -232,7 +260,7 @@ func TestKeyringLegacyCiphertexts(t *testing.T) {
 		for legacy == nil || legacy[0] != 0x01 {
 			legacy = legacySeal(t, bundle.key, secret, "crm-1")
 		}
-		opened, err := bundle.keyring.Open(legacy, "crm-1", 1)
+		opened, err := bundle.keyring.OpenStored(legacy, "", "crm-1", 1)
 		require.NoError(t, err)
 		require.Equal(t, secret, string(opened))
 	})
@@ -243,7 +271,7 @@ func TestKeyringLegacyCiphertexts(t *testing.T) {
 		for i := range legacy {
 			tampered := bytes.Clone(legacy)
 			tampered[i] ^= 0x80
-			_, err := bundle.keyring.Open(tampered, "crm-1", 1)
+			_, err := bundle.keyring.OpenStored(tampered, "", "crm-1", 1)
 			require.ErrorIs(t, err, ErrOpen, "byte %d", i)
 		}
 	})
@@ -251,7 +279,7 @@ func TestKeyringLegacyCiphertexts(t *testing.T) {
 	t.Run("RewrapTurnsThemIntoFormat1", func(t *testing.T) {
 		t.Parallel()
 		legacy := legacySeal(t, bundle.key, secret, "crm-1")
-		out, changed, err := bundle.keyring.Rewrap(legacy, "crm-1", 4)
+		out, changed, err := bundle.keyring.Rewrap(legacy, "", "crm-1", 4)
 		require.NoError(t, err)
 		require.True(t, changed)
 		named, ok := SealedWith(out)
@@ -275,6 +303,9 @@ func TestKeyringRotation(t *testing.T) {
 	v2, err := oldKey.keyring.Seal([]byte(`{"api_key":"second"}`), "crm-1", 2)
 	require.NoError(t, err)
 
+	// The key IDs their rows name: none for the legacy v1.
+	keyIDs := map[int]string{1: "", 2: KeyIDOf(oldKey.key).String(), 3: KeyIDOf(newKey.key).String()}
+
 	// Rotation: the new key is active, the old one opens only.
 	rotated, err := NewKeyring(newKey.key, oldKey.key)
 	require.NoError(t, err)
@@ -285,14 +316,14 @@ func TestKeyringRotation(t *testing.T) {
 	named, _ := SealedWith(fresh)
 	require.Equal(t, KeyIDOf(newKey.key), named, "new seals use the active key")
 	for v, ct := range map[int][]byte{1: v1, 2: v2, 3: fresh} {
-		_, err := rotated.Open(ct, "crm-1", v)
+		_, err := rotated.OpenStored(ct, keyIDs[v], "crm-1", v)
 		require.NoError(t, err, "version %d", v)
 	}
 
 	// Rewrap: everything under the new key; what already is stays as it is.
 	rewrapped := map[int][]byte{}
 	for v, ct := range map[int][]byte{1: v1, 2: v2, 3: fresh} {
-		out, changed, err := rotated.Rewrap(ct, "crm-1", v)
+		out, changed, err := rotated.Rewrap(ct, keyIDs[v], "crm-1", v)
 		require.NoError(t, err, "version %d", v)
 		require.Equal(t, v != 3, changed, "version %d", v)
 		if v == 3 {
@@ -315,7 +346,7 @@ func TestKeyringRotation(t *testing.T) {
 	require.ErrorContains(t, err, KeyIDOf(oldKey.key).String())
 
 	// A rewrap that cannot open says so and returns nothing.
-	out, changed, err := alone.Rewrap(v2, "crm-1", 2)
+	out, changed, err := alone.Rewrap(v2, keyIDs[2], "crm-1", 2)
 	require.ErrorIs(t, err, ErrOpen)
 	require.False(t, changed)
 	require.Nil(t, out)

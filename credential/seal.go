@@ -54,21 +54,34 @@ func (k *Keyring) Sealer(plaintext []byte, integrationID string) func(version in
 }
 
 // Open decrypts a ciphertext that Seal made for the same integration and
-// version with any key of the keyring, or a legacy one (sealed before key
-// IDs, bound to the integration only). Failures wrap ErrOpen, and also
-// ErrUnknownKey when the ciphertext names a key the keyring lacks; no error
-// contains plaintext or key material.
+// version with any key of the keyring. It never tries the legacy format
+// (sealed before key IDs, bound to the integration only, so it would open
+// on any version row): a stored row's ciphertext opens with OpenStored,
+// which tries that format for rows stored without a key ID only. Failures
+// wrap ErrOpen, and also ErrUnknownKey when the ciphertext names a key the
+// keyring lacks; no error contains plaintext or key material.
 func (k *Keyring) Open(ciphertext []byte, integrationID string, version int) ([]byte, error) {
-	plaintext, _, err := k.open(ciphertext, integrationID, version)
+	plaintext, _, err := k.open(ciphertext, false, integrationID, version)
 	return plaintext, err
 }
 
-// Rewrap opens ciphertext (as Open does) and seals it again under the
-// active key for the same integration and version, unless it is already
-// format 1 under the active key; changed reports whether out is a new
-// ciphertext. It never returns the plaintext.
-func (k *Keyring) Rewrap(ciphertext []byte, integrationID string, version int) (out []byte, changed bool, err error) {
-	plaintext, opened, err := k.open(ciphertext, integrationID, version)
+// OpenStored decrypts a stored row's ciphertext, as Open does; keyID is
+// the row's key ID (store.Credential.KeyID). Only a row without one,
+// stored before key IDs existed, may hold the legacy format, so only then
+// is it tried: a legacy ciphertext copied onto a row sealed since, of
+// another version, does not open.
+func (k *Keyring) OpenStored(ciphertext []byte, keyID, integrationID string, version int) ([]byte, error) {
+	plaintext, _, err := k.open(ciphertext, keyID == "", integrationID, version)
+	return plaintext, err
+}
+
+// Rewrap opens a stored row's ciphertext (as OpenStored does; keyID is
+// the row's key ID) and seals it again under the active key for the same
+// integration and version, unless it is already format 1 under the active
+// key; changed reports whether out is a new ciphertext. It never returns
+// the plaintext.
+func (k *Keyring) Rewrap(ciphertext []byte, keyID, integrationID string, version int) (out []byte, changed bool, err error) {
+	plaintext, opened, err := k.open(ciphertext, keyID == "", integrationID, version)
 	if err != nil {
 		return nil, false, err
 	}
@@ -102,7 +115,9 @@ type openedWith struct {
 	format1 bool
 }
 
-func (k *Keyring) open(ciphertext []byte, integrationID string, version int) ([]byte, openedWith, error) {
+// open opens a format 1 ciphertext, or, when legacy allows it, one sealed
+// before key IDs.
+func (k *Keyring) open(ciphertext []byte, legacy bool, integrationID string, version int) ([]byte, openedWith, error) {
 	if err := checkBinding(integrationID, version); err != nil {
 		return nil, openedWith{}, fmt.Errorf("open credentials: %w", err)
 	}
@@ -122,10 +137,12 @@ func (k *Keyring) open(ciphertext []byte, integrationID string, version int) ([]
 	}
 	// A legacy ciphertext starts with a random nonce, which looks like a
 	// header one time in 256; so whatever the first byte, try the legacy
-	// form before giving up.
-	for _, kid := range k.order {
-		if plaintext, err := k.keys[kid].Open(nil, ciphertext[:nonceSize], ciphertext[nonceSize:], []byte(integrationID)); err == nil {
-			return plaintext, openedWith{key: kid}, nil
+	// form before giving up, where it may be one.
+	if legacy {
+		for _, kid := range k.order {
+			if plaintext, err := k.keys[kid].Open(nil, ciphertext[:nonceSize], ciphertext[nonceSize:], []byte(integrationID)); err == nil {
+				return plaintext, openedWith{key: kid}, nil
+			}
 		}
 	}
 	switch {
@@ -135,6 +152,9 @@ func (k *Keyring) open(ciphertext []byte, integrationID string, version int) ([]
 	case headed:
 		return nil, openedWith{}, fmt.Errorf("%s: sealed with key ID %s, but not for this integration and version, or altered since; re-authorize the integration: %w",
 			what, id, ErrOpen)
+	case !legacy:
+		return nil, openedWith{}, fmt.Errorf("%s: not sealed with a key ID, yet stored since key IDs exist (its row names one), so altered or moved there; re-authorize the integration: %w",
+			what, ErrOpen)
 	}
 	return nil, openedWith{}, fmt.Errorf("%s: sealed before key IDs, and none of the configured keys (%s) opens it: put the key it was sealed with in %s, or re-authorize the integration: %w",
 		what, k.idList(), OldKeysEnv, ErrOpen)

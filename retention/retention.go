@@ -16,6 +16,10 @@
 // then at every interval, in batches of a bounded size, and logs counts
 // only. Several workers may run it at once: a lead is purged once.
 // `integrations leads purge` runs the same pass by hand.
+//
+// The same runs delete the OAuth consents (oauth_states) used or expired
+// more than OAuthStateRetention ago: a spent state opens nothing, and
+// would otherwise stay until its integration is deleted.
 package retention
 
 import (
@@ -37,6 +41,9 @@ const (
 	// DefaultBatch is how many leads one statement purges: small enough
 	// that a run never holds locks for long beside intake and delivery.
 	DefaultBatch = 500
+	// OAuthStateRetention is how long a used or expired OAuth consent is
+	// kept: long enough to tell why a callback was refused.
+	OAuthStateRetention = 24 * time.Hour
 )
 
 // Purger purges the payloads of leads past their retention.
@@ -94,8 +101,19 @@ func (p *Purger) RunOnce(ctx context.Context) (store.Purged, error) {
 	}
 }
 
-// Run purges at once and then every Interval, until ctx ends. A failed run
-// is logged and tried again at the next interval.
+// PurgeOAuthStates deletes the OAuth consents used or expired more than
+// OAuthStateRetention ago, and counts them.
+func (p *Purger) PurgeOAuthStates(ctx context.Context) (int64, error) {
+	n, err := p.Store.PurgeOAuthStates(ctx, p.now().Add(-OAuthStateRetention))
+	if err != nil {
+		return 0, fmt.Errorf("OAuth state retention (%s): %w", OAuthStateRetention, err)
+	}
+	return n, nil
+}
+
+// Run purges at once and then every Interval, until ctx ends: lead
+// payloads, then spent OAuth consents. A failed run is logged and tried
+// again at the next interval.
 func (p *Purger) Run(ctx context.Context) {
 	ticker := time.NewTicker(or(p.Interval, DefaultInterval))
 	defer ticker.Stop()
@@ -110,6 +128,15 @@ func (p *Purger) Run(ctx context.Context) {
 		case purged.Leads > 0:
 			p.logger().Info("lead payloads purged", "leads", purged.Leads, "lead_deliveries", purged.Deliveries,
 				"retention", p.retention().String())
+		}
+		states, err := p.PurgeOAuthStates(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			p.logger().Error("OAuth state retention run failed; the next run tries again", "error", err.Error())
+		case states > 0:
+			p.logger().Info("spent OAuth states purged", "oauth_states", states, "retention", OAuthStateRetention.String())
 		}
 		select {
 		case <-ctx.Done():

@@ -3,6 +3,7 @@ package retention_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -129,6 +130,57 @@ func TestRunPurgesAtStartAndLogsCountsOnly(t *testing.T) {
 		require.Contains(t, line, "leads=1")
 		require.NotContains(t, line, "Secret")
 		require.NotContains(t, line, "secret1@example.org")
+	})
+}
+
+// TestRunPurgesSpentOAuthStates: a run deletes the OAuth consents used or
+// expired more than a day ago, and keeps the others.
+func TestRunPurgesSpentOAuthStates(t *testing.T) {
+	t.Parallel()
+	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
+		b := setup(t, db)
+		add := func(name string, created time.Time, used bool) {
+			hash := sha256.Sum256([]byte(name))
+			require.NoError(t, b.store.AddOAuthState(b.ctx, store.OAuthState{
+				StateHash: hash[:], IntegrationID: b.crm, Provider: "sandbox", RedirectURL: "http://127.0.0.1:8080/oauth/callback",
+				CreatedAt: created, ExpiresAt: created.Add(10 * time.Minute),
+			}))
+			if used {
+				_, err := b.store.ConsumeOAuthState(b.ctx, hash[:], created.Add(time.Minute))
+				require.NoError(t, err)
+			}
+		}
+		add("expired two days ago", b.now.Add(-48*time.Hour), false)
+		add("used two days ago", b.now.Add(-48*time.Hour), true)
+		add("used an hour ago", b.now.Add(-time.Hour), true)
+		add("pending", b.now.Add(-time.Minute), false)
+
+		var logs syncBuffer
+		p := &retention.Purger{Store: b.store, Interval: time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil)), Now: func() time.Time { return b.now }}
+		ctx, cancel := context.WithCancel(b.ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			p.Run(ctx)
+		}()
+		deadline := time.Now().Add(30 * time.Second)
+		for !bytes.Contains(logs.Bytes(), []byte("spent OAuth states purged")) {
+			if time.Now().After(deadline) {
+				cancel()
+				t.Fatalf("the first run did not purge OAuth states within 30s; logs: %s", logs.Bytes())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+		<-done
+		require.Contains(t, string(logs.Bytes()), "oauth_states=2")
+		n, err := b.store.CountOAuthStates(b.ctx, b.crm)
+		require.NoError(t, err)
+		require.Equal(t, 2, n, "the one used an hour ago and the pending one stay")
+
+		again, err := p.PurgeOAuthStates(b.ctx)
+		require.NoError(t, err)
+		require.Zero(t, again)
 	})
 }
 

@@ -87,7 +87,7 @@ func (s *Starter) RewrapCredentials(ctx context.Context) (RewrapReport, error) {
 
 // rewrap re-seals one version and counts the outcome in report.
 func (s *Starter) rewrap(ctx context.Context, cred store.Credential, active string, report *RewrapReport) error {
-	out, changed, err := s.Keyring.Rewrap(cred.Ciphertext, cred.IntegrationID, cred.Version)
+	out, changed, err := s.Keyring.Rewrap(cred.Ciphertext, cred.KeyID, cred.IntegrationID, cred.Version)
 	if err != nil {
 		report.Failed++
 		report.Failures = append(report.Failures, RewrapFailure{IntegrationID: cred.IntegrationID, Version: cred.Version, Error: err.Error()})

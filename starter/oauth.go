@@ -23,6 +23,18 @@ const OAuthStateTTL = 10 * time.Minute
 // integration: nothing is stored for it.
 var ErrOAuthState = errors.New("this authorization link is invalid, already used or expired")
 
+// ErrOAuthDenied is wrapped by FinishOAuth's error (a rejection) for a
+// callback that says the customer did not grant access on the CRM's
+// consent page: the state is spent, nothing else happens.
+var ErrOAuthDenied = errors.New("the CRM did not grant access")
+
+// deniedError is the rejection of a denied consent, which errors.Is also
+// finds as ErrOAuthDenied.
+type deniedError struct{ rejection *integration.Rejection }
+
+func (e *deniedError) Error() string   { return e.rejection.Error() }
+func (e *deniedError) Unwrap() []error { return []error{e.rejection, ErrOAuthDenied} }
+
 // Consent is a consent URL handed out for an integration.
 type Consent struct {
 	IntegrationID string    `json:"id"`
@@ -34,7 +46,9 @@ type Consent struct {
 // random, single-use state bound to the integration (only its hash) and
 // returns the CRM's consent URL for it. sandbox asks for the CRM's test
 // environment (Salesforce sandbox orgs). The customer consents there; the
-// CRM redirects to the callback, which FinishOAuth completes.
+// CRM redirects to the callback, which FinishOAuth completes, recording
+// the authorize as by's, with the claim WithClaimedBy put in ctx (an HTTP
+// request's "by") beside it.
 func (s *Starter) StartOAuth(ctx context.Context, id, by string, sandbox bool) (Consent, error) {
 	current, err := s.current(ctx, id)
 	if err != nil {
@@ -72,7 +86,7 @@ func (s *Starter) StartOAuth(ctx context.Context, id, by string, sandbox bool) (
 	now := s.now()
 	if err := s.Store.AddOAuthState(ctx, store.OAuthState{
 		StateHash: hash, IntegrationID: id, Provider: current.Provider, Sandbox: sandbox,
-		RedirectURL: s.OAuthRedirectURL, RequestedBy: by, CreatedAt: now, ExpiresAt: now.Add(OAuthStateTTL),
+		RedirectURL: s.OAuthRedirectURL, RequestedBy: by, ClaimedBy: claimedBy(ctx), CreatedAt: now, ExpiresAt: now.Add(OAuthStateTTL),
 	}); err != nil {
 		return Consent{}, fmt.Errorf("connect %s: %w", id, err)
 	}
@@ -80,10 +94,11 @@ func (s *Starter) StartOAuth(ctx context.Context, id, by string, sandbox bool) (
 }
 
 // newOAuthState returns a state value for integration id and its hash.
-// The value names the integration before a dot, so a callback can say
-// which one it is about; the 256 random bits after it are what makes it
-// unguessable, and the stored hash covers both, so a state moved to
-// another integration is unknown.
+// The value names the integration before its last dot, so a callback can
+// say which one it is about (an ID may hold dots, base64url never does);
+// the 256 random bits after it are what makes it unguessable, and the
+// stored hash covers both, so a state moved to another integration is
+// unknown.
 func newOAuthState(id string) (state string, hash []byte, err error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
@@ -100,10 +115,18 @@ func newOAuthState(id string) (state string, hash []byte, err error) {
 // authorizes the integration with them exactly as Authorize does with a
 // credentials file (sealed, stored as a candidate, validated, promoted if
 // it passes). denied is the CRM's error parameter when the customer did
-// not consent: the state is spent, nothing else happens.
+// not consent: the state is spent, nothing else happens (a rejection that
+// wraps ErrOAuthDenied). The errors say what an operator does next; a
+// customer's browser is shown words of its own (package api).
 func (s *Starter) FinishOAuth(ctx context.Context, state, code, denied string) (integration.State, error) {
-	id, _, ok := strings.Cut(state, ".")
-	if !ok || integration.ValidateID("integration id", id) != nil {
+	// The random part is base64url, which has no dot: the ID, which may
+	// have dots (acme.hubspot), is everything before the last one.
+	dot := strings.LastIndexByte(state, '.')
+	id := ""
+	if dot >= 0 {
+		id = state[:dot]
+	}
+	if dot < 0 || integration.ValidateID("integration id", id) != nil {
 		return integration.State{}, invalid(fmt.Errorf("%w: start again with `integrations authorize ID --oauth`", ErrOAuthState))
 	}
 	sum := sha256.Sum256([]byte(state))
@@ -115,8 +138,8 @@ func (s *Starter) FinishOAuth(ctx context.Context, state, code, denied string) (
 		return integration.State{}, fmt.Errorf("finish OAuth connect of %s: %w", id, err)
 	}
 	if denied != "" {
-		return integration.State{}, &integration.Rejection{Command: integration.EventAuthorize,
-			Message: fmt.Sprintf("the CRM did not grant access to %s (%s): nothing changed; start again with `integrations authorize %s --oauth` and allow access", id, cleanParam(denied), id)}
+		return integration.State{}, &deniedError{&integration.Rejection{Command: integration.EventAuthorize,
+			Message: fmt.Sprintf("the CRM did not grant access to %s (%s): nothing changed; start again with `integrations authorize %s --oauth` and allow access", id, cleanParam(denied), id)}}
 	}
 	if code == "" {
 		return integration.State{}, invalid(fmt.Errorf("the callback for %s carries no code: start again with `integrations authorize %s --oauth`", id, id))
@@ -139,6 +162,12 @@ func (s *Starter) FinishOAuth(ctx context.Context, state, code, denied string) (
 	by := pending.RequestedBy
 	if by == "" {
 		by = "oauth"
+	}
+	// The claim of whoever asked for the consent URL, not of the browser
+	// that brings the callback: the authorize is theirs.
+	ctx, err = WithClaimedBy(ctx, pending.ClaimedBy)
+	if err != nil {
+		return integration.State{}, fmt.Errorf("finish OAuth connect of %s: %w", id, err)
 	}
 	return s.Authorize(ctx, id, raw, by)
 }

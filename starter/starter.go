@@ -10,8 +10,8 @@
 // first and a last name (a Salesforce Lead needs LastName). When the
 // partner sends first_name or last_name, they are stored as sent and the
 // name is not split; the name, when the partner sent none, is the parts
-// joined. When it sends only name, SplitName splits it the way a CRM user
-// reads a name:
+// joined. When it sends only name, integration.SplitName splits it the way
+// a CRM user reads a name:
 //   - spaces (any Unicode space, however many) separate words;
 //   - "Lovelace, Ada" (one comma) is last name, then first name;
 //   - otherwise the last word is the last name, with the lower-case
@@ -338,8 +338,25 @@ func commandError(id string, event integration.EventType, err error) error {
 	if errors.As(err, &notFound) {
 		return &integration.Rejection{Command: event, Message: fmt.Sprintf("integration %s is no longer running (deleted?): see `integrations status %s`", id, id)}
 	}
+	var noAnswer *client.WorkflowUpdateServiceTimeoutOrCanceledError
+	if errors.As(err, &noAnswer) {
+		return fmt.Errorf("%s %s: %w", event, id, &noAnswerError{err: err})
+	}
 	return fmt.Errorf("%s %s: %w", event, id, err)
 }
+
+// ErrNoAnswer is wrapped by the error of a command whose workflow did not
+// answer before the caller's deadline, or before the Temporal server gave
+// up waiting for it, which it does a little ahead of that deadline (or
+// the caller went away). The command may still take effect.
+var ErrNoAnswer = errors.New("the workflow did not answer in time")
+
+// noAnswerError is an update's error that errors.Is also finds as
+// ErrNoAnswer; its message is the update's.
+type noAnswerError struct{ err error }
+
+func (e *noAnswerError) Error() string   { return e.err.Error() }
+func (e *noAnswerError) Unwrap() []error { return []error{e.err, ErrNoAnswer} }
 
 // View reads an integration from the projection as the API and the CLI
 // show it: for a CRM integration, with its delivery counts.

@@ -21,7 +21,11 @@ type OAuthState struct {
 	// Sandbox: the CRM's test environment was asked for.
 	Sandbox     bool
 	RedirectURL string
+	// RequestedBy is who asked for the consent URL (an API key's name):
+	// the authorize's actor. ClaimedBy is who the request said acts (its
+	// "by"), kept beside it as a claim.
 	RequestedBy string
+	ClaimedBy   string
 	CreatedAt   time.Time
 	ExpiresAt   time.Time
 }
@@ -34,6 +38,7 @@ type oauthStateRow struct {
 	Sandbox       bool         `db:"sandbox"`
 	RedirectURL   string       `db:"redirect_url"`
 	RequestedBy   string       `db:"requested_by"`
+	ClaimedBy     string       `db:"claimed_by"`
 	CreatedAt     time.Time    `db:"created_at"`
 	ExpiresAt     time.Time    `db:"expires_at"`
 	UsedAt        sql.NullTime `db:"used_at"`
@@ -42,11 +47,11 @@ type oauthStateRow struct {
 func (r oauthStateRow) toOAuthState() OAuthState {
 	return OAuthState{
 		StateHash: r.StateHash, IntegrationID: r.IntegrationID, Provider: r.Provider, Sandbox: r.Sandbox,
-		RedirectURL: r.RedirectURL, RequestedBy: r.RequestedBy, CreatedAt: r.CreatedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(),
+		RedirectURL: r.RedirectURL, RequestedBy: r.RequestedBy, ClaimedBy: r.ClaimedBy, CreatedAt: r.CreatedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(),
 	}
 }
 
-const oauthStateColumns = `state_hash, integration_id, provider, sandbox, redirect_url, requested_by, created_at, expires_at, used_at`
+const oauthStateColumns = `state_hash, integration_id, provider, sandbox, redirect_url, requested_by, claimed_by, created_at, expires_at, used_at`
 
 // AddOAuthState stores a pending consent.
 func (s *Store) AddOAuthState(ctx context.Context, st OAuthState) error {
@@ -58,9 +63,9 @@ func (s *Store) AddOAuthState(ctx context.Context, st OAuthState) error {
 	case !st.ExpiresAt.After(st.CreatedAt):
 		return fmt.Errorf("add OAuth state for %s: it must expire after it is created", st.IntegrationID)
 	}
-	q := s.db.Rebind(`INSERT INTO oauth_states (` + oauthStateColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)`)
+	q := s.db.Rebind(`INSERT INTO oauth_states (` + oauthStateColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`)
 	if _, err := s.db.ExecContext(ctx, q, st.StateHash, st.IntegrationID, st.Provider, st.Sandbox, st.RedirectURL,
-		st.RequestedBy, dbTime(st.CreatedAt), dbTime(st.ExpiresAt)); err != nil {
+		st.RequestedBy, st.ClaimedBy, dbTime(st.CreatedAt), dbTime(st.ExpiresAt)); err != nil {
 		return fmt.Errorf("add OAuth state for %s: %w", st.IntegrationID, err)
 	}
 	return nil
@@ -92,6 +97,23 @@ func (s *Store) CountOAuthStates(ctx context.Context, integrationID string) (int
 	q := s.db.Rebind(`SELECT COUNT(*) FROM oauth_states WHERE integration_id = ?`)
 	if err := sqlx.GetContext(ctx, s.db, &n, q, integrationID); err != nil {
 		return 0, fmt.Errorf("count OAuth states of %s: %w", integrationID, err)
+	}
+	return n, nil
+}
+
+// PurgeOAuthStates deletes the consents that were used, or expired, before
+// before, and counts them: nothing needs them (a state opens nothing once
+// used or expired), and without it they would stay until their integration
+// is deleted. The retention job runs it with a margin (a day), so a
+// callback just refused still finds why in the table for a while.
+func (s *Store) PurgeOAuthStates(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM oauth_states WHERE used_at < ? OR expires_at < ?`), dbTime(before), dbTime(before))
+	if err != nil {
+		return 0, fmt.Errorf("purge OAuth states used or expired before %s: %w", before.UTC().Format(time.RFC3339), err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("purge OAuth states: %w", err)
 	}
 	return n, nil
 }

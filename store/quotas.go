@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/acme/integrations/integration"
 )
 
 // Quota is the API allowance a CRM last reported for a CRM integration.
@@ -19,16 +21,39 @@ type Quota struct {
 }
 
 // SaveQuota replaces the CRM integration's last reported quota, unless the
-// stored one was observed later (two rounds racing).
+// stored one was observed later (two rounds racing). An integration that is
+// not projected gets none (the error wraps ErrNotFound), and neither does
+// a deleted one (ErrDeleted): its delete removed its quota, and a round
+// that reports after it must not bring the row back.
 func (s *Store) SaveQuota(ctx context.Context, integrationID string, q Quota) error {
 	if integrationID == "" || q.Window == "" || q.ObservedAt.IsZero() {
 		return errors.New("save quota: it needs an integration, a window and when it was observed")
 	}
-	q1 := s.db.Rebind(`INSERT INTO crm_quotas (integration_id, remaining, call_limit, window_name, observed_at) VALUES (?, ?, ?, ?, ?)
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		// Takes turns with the delete of the integration's secrets (in
+		// Project), which removes its quota too: after it, the status
+		// read below is deleted.
+		if err := s.dialect.lockSecrets(ctx, tx, integrationID); err != nil {
+			return err
+		}
+		var status string
+		err := sqlx.GetContext(ctx, tx, &status, tx.Rebind(`SELECT status FROM integrations WHERE id = ?`), integrationID)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return ErrNotFound
+		case err != nil:
+			return fmt.Errorf("read status: %w", err)
+		case status == string(integration.StatusDeleted):
+			return ErrDeleted
+		}
+		upsert := tx.Rebind(`INSERT INTO crm_quotas (integration_id, remaining, call_limit, window_name, observed_at) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (integration_id) DO UPDATE SET remaining = excluded.remaining, call_limit = excluded.call_limit,
 	window_name = excluded.window_name, observed_at = excluded.observed_at
 WHERE crm_quotas.observed_at <= excluded.observed_at`)
-	if _, err := s.db.ExecContext(ctx, q1, integrationID, q.Remaining, q.Limit, q.Window, dbTime(q.ObservedAt)); err != nil {
+		_, err = tx.ExecContext(ctx, upsert, integrationID, q.Remaining, q.Limit, q.Window, dbTime(q.ObservedAt))
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("save quota of %s: %w", integrationID, err)
 	}
 	return nil

@@ -73,14 +73,20 @@ func (s *Store) PurgeLeads(ctx context.Context, before time.Time, limit int, at 
 	var out Purged
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		out = Purged{}
-		// NOT IN an uncorrelated subquery: both databases read the
-		// pending deliveries once, through their partial index, rather
-		// than once per candidate.
+		// NOT EXISTS, an anti join, probing each candidate's pending
+		// deliveries through the CRM integrations of its org (the primary
+		// key and the partial pending index lead with the integration):
+		// both databases plan it as a few index lookups per candidate,
+		// PostgreSQL may hash it instead. NOT IN, whose NULL semantics
+		// forbid the anti join, had PostgreSQL materialize every pending
+		// delivery and rescan that list per candidate once it outgrew
+		// work_mem.
 		var due []leadKey
-		q := tx.Rebind(`SELECT id, org_id FROM leads
-WHERE purged_at IS NULL AND received_at < ?
-AND id NOT IN (SELECT lead_id FROM lead_deliveries WHERE status = 'pending')
-ORDER BY received_at
+		q := tx.Rebind(`SELECT l.id, l.org_id FROM leads l
+WHERE l.purged_at IS NULL AND l.received_at < ?
+AND NOT EXISTS (SELECT 1 FROM integrations c JOIN lead_deliveries d ON d.crm_integration_id = c.id
+	WHERE c.org_id = l.org_id AND d.lead_id = l.id AND d.status = 'pending')
+ORDER BY l.received_at
 LIMIT ?`)
 		if err := sqlx.SelectContext(ctx, tx, &due, q, dbTime(before), limit); err != nil {
 			return fmt.Errorf("find leads due: %w", err)

@@ -799,7 +799,7 @@ func TestOAuthStates(t *testing.T) {
 		hash := func(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
 		st := store.OAuthState{
 			StateHash: hash("state-1"), IntegrationID: "crm-1", Provider: "hubspot", Sandbox: true,
-			RedirectURL: "http://127.0.0.1:8080/oauth/callback", RequestedBy: "alice",
+			RedirectURL: "http://127.0.0.1:8080/oauth/callback", RequestedBy: "ops-key", ClaimedBy: "alice",
 			CreatedAt: t0, ExpiresAt: t0.Add(10 * time.Minute),
 		}
 		require.NoError(t, b.store.AddOAuthState(b.ctx, st))
@@ -836,10 +836,54 @@ func TestOAuthStates(t *testing.T) {
 	})
 }
 
+// TestPurgeOAuthStates: consents used or expired before the cutoff go;
+// one still usable, or used or expired since, stays.
+func TestPurgeOAuthStates(t *testing.T) {
+	t.Parallel()
+	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
+		b := setup(t, db)
+		hash := func(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
+		add := func(name, id string, created time.Time) {
+			require.NoError(t, b.store.AddOAuthState(b.ctx, store.OAuthState{
+				StateHash: hash(name), IntegrationID: id, Provider: "hubspot", RedirectURL: "http://127.0.0.1:8080/oauth/callback",
+				CreatedAt: created, ExpiresAt: created.Add(10 * time.Minute),
+			}))
+		}
+		cutoff := t0.Add(24 * time.Hour)
+		add("expired-long-ago", "crm-old", t0)
+		add("used-long-ago", "crm-old", t0)
+		_, err := b.store.ConsumeOAuthState(b.ctx, hash("used-long-ago"), t0.Add(time.Minute))
+		require.NoError(t, err)
+		add("expired-since", "crm-new", cutoff.Add(-5*time.Minute))
+		add("used-since", "crm-new", cutoff.Add(time.Minute))
+		_, err = b.store.ConsumeOAuthState(b.ctx, hash("used-since"), cutoff.Add(2*time.Minute))
+		require.NoError(t, err)
+		add("usable", "crm-new", cutoff.Add(time.Hour))
+
+		n, err := b.store.PurgeOAuthStates(b.ctx, cutoff)
+		require.NoError(t, err)
+		require.Equal(t, int64(2), n)
+		old, err := b.store.CountOAuthStates(b.ctx, "crm-old")
+		require.NoError(t, err)
+		require.Zero(t, old)
+		kept, err := b.store.CountOAuthStates(b.ctx, "crm-new")
+		require.NoError(t, err)
+		require.Equal(t, 3, kept)
+		_, err = b.store.ConsumeOAuthState(b.ctx, hash("usable"), cutoff.Add(time.Hour+time.Minute))
+		require.NoError(t, err, "a usable state is kept usable")
+
+		n, err = b.store.PurgeOAuthStates(b.ctx, cutoff)
+		require.NoError(t, err)
+		require.Zero(t, n, "nothing more is due")
+	})
+}
+
 func TestQuotas(t *testing.T) {
 	t.Parallel()
 	testenv.EachDatabase(t, func(t *testing.T, db testenv.Database) {
 		b := setup(t, db)
+		crm := newCRM(t, "crm-1", "org")
+		require.True(t, project(t, b, crm, integration.Created(crm, "tester")))
 		_, err := b.store.QuotaOf(b.ctx, "crm-1")
 		require.ErrorIs(t, err, store.ErrNotFound)
 
@@ -859,5 +903,21 @@ func TestQuotas(t *testing.T) {
 		require.Error(t, b.store.SaveQuota(b.ctx, "crm-2", store.Quota{Remaining: 1, Limit: 2}))
 		_, err = b.store.QuotaOf(b.ctx, "crm-2")
 		require.ErrorIs(t, err, store.ErrNotFound, "a refused quota stores nothing")
+
+		// No quota for an integration that is not projected.
+		require.ErrorIs(t, b.store.SaveQuota(b.ctx, "crm-absent", q), store.ErrNotFound)
+		_, err = b.store.QuotaOf(b.ctx, "crm-absent")
+		require.ErrorIs(t, err, store.ErrNotFound, "nothing stored for an absent integration")
+
+		// Deleting the integration removes its quota, and a report that
+		// lands after the delete does not bring it back.
+		deleted, ch := at(crm, 2, integration.StatusDeleted, integration.ReasonNone)
+		require.True(t, project(t, b, deleted, ch))
+		_, err = b.store.QuotaOf(b.ctx, "crm-1")
+		require.ErrorIs(t, err, store.ErrNotFound, "the delete removed it")
+		late := store.Quota{Remaining: 5, Limit: 100000, Window: "24h", ObservedAt: t0.Add(time.Hour)}
+		require.ErrorIs(t, b.store.SaveQuota(b.ctx, "crm-1", late), store.ErrDeleted)
+		_, err = b.store.QuotaOf(b.ctx, "crm-1")
+		require.ErrorIs(t, err, store.ErrNotFound, "nothing stored for a deleted integration")
 	})
 }

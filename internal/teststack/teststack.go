@@ -108,7 +108,7 @@ func New(t *testing.T, db testenv.Database, opts Options) *Stack {
 	require.NoError(t, svc.Start(ctx))
 	svc.Starter.Config = opts.Config
 
-	require.NoError(t, app.WriteDevInfo(cfg.DataDir, app.DevInfoOf(cfg, svc.HTTP.URL(), "")))
+	require.NoError(t, app.WriteDevInfo(cfg.DataDir, svc.DevInfo("")))
 
 	httpClient := &http.Client{Timeout: 10 * time.Second}
 	return &Stack{

@@ -21,6 +21,9 @@ CREATE TABLE oauth_states (
     redirect_url   TEXT     NOT NULL,
     -- Who asked for the consent URL (recorded as the authorize's actor).
     requested_by   TEXT     NOT NULL DEFAULT '',
+    -- Who the request said acts (its "by"), kept beside the actor as the
+    -- authorize's claimed_by; never trusted.
+    claimed_by     TEXT     NOT NULL DEFAULT '',
     -- When the consent URL was handed out.
     created_at     DATETIME NOT NULL,
     -- After this the state is refused (starter.OAuthStateTTL).
