@@ -617,11 +617,17 @@ func FlagNames() []string {
 // cannot be told apart, and shown verbatim it would show the password.
 func RedactURL(u string) string {
 	parsed, err := url.Parse(u)
-	switch {
-	case err == nil && parsed.User != nil:
+	if err == nil && !strings.Contains(parsed.Fragment, "@") {
+		// lib/pq and pgx take a password as a query parameter too.
+		if q := parsed.Query(); q.Has("password") || q.Has("sslpassword") {
+			for _, k := range []string{"password", "sslpassword"} {
+				if q.Has(k) {
+					q.Set(k, "xxxxx")
+				}
+			}
+			parsed.RawQuery = q.Encode()
+		}
 		return parsed.Redacted()
-	case err == nil && !strings.Contains(parsed.Fragment, "@"):
-		return u
 	}
 	// Unparsable, or parsed with the user info cut off into a fragment
 	// ("postgres://u:1234#ss@h/db": host u, port 1234).

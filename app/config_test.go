@@ -202,6 +202,10 @@ func TestRedactURL(t *testing.T) {
 		"postgres://u:1234#ss@h/db": "postgres://xxxxx@h/db",
 		// Unparsable, and no user info to hide.
 		"postgres://h:port/db": "postgres://h:port/db",
+		// A password as a query parameter (lib/pq, pgx).
+		"postgres://app@h/db?sslmode=disable&password=secret": "postgres://app@h/db?password=xxxxx&sslmode=disable",
+		"postgres://h/db?sslpassword=secret":                  "postgres://h/db?sslpassword=xxxxx",
+		"file:/tmp/x.db?_pragma=busy_timeout(5000)":           "file:/tmp/x.db?_pragma=busy_timeout(5000)",
 	} {
 		got := app.RedactURL(in)
 		require.Equal(t, want, got, in)
