@@ -137,8 +137,14 @@ func (a *Activities) Validate(ctx context.Context, in ValidateInput) ([]integrat
 	}
 	checks, err := connector.Validate(ctx, creds.raw)
 	if err == nil && !candidate && credentialsRejected(checks) {
-		if fresh, ok := a.refresh(ctx, in.IntegrationID, connector, creds); ok {
+		fresh, ok, unavailable := a.refresh(ctx, in.IntegrationID, connector, creds)
+		switch {
+		case ok:
 			checks, err = connector.Validate(ctx, fresh.raw)
+		case unavailable != nil:
+			// The grant may be fine: the validation could not run, and
+			// is retried, rather than telling the customer to reconnect.
+			err = fmt.Errorf("refresh the access token: %w", unavailable)
 		}
 	}
 	if err != nil {

@@ -23,7 +23,7 @@ func (a *Activities) freshen(ctx context.Context, id string, connector crm.Conne
 	if !crm.ExpiresSoon(connector, creds.raw, time.Now()) {
 		return creds
 	}
-	if fresh, ok := a.refresh(ctx, id, connector, creds); ok {
+	if fresh, ok, _ := a.refresh(ctx, id, connector, creds); ok {
 		return fresh
 	}
 	return creds
@@ -56,15 +56,23 @@ type openCredentials struct {
 // the store keeps refusing are still what this call goes on with: the CRM
 // issued them, and one that rotates refresh tokens revoked the old ones
 // with it.
-func (a *Activities) refresh(ctx context.Context, id string, connector crm.Connector, creds openCredentials) (openCredentials, bool) {
+//
+// A refresh that failed for a reason other than the grant (the CRM's token
+// endpoint down or rate limited, our client misconfigured: any class but
+// crm.ClassAuth) is returned as unavailable: it says nothing about the
+// customer's grant, so the caller must not report expired credentials.
+func (a *Activities) refresh(ctx context.Context, id string, connector crm.Connector, creds openCredentials) (_ openCredentials, ok bool, unavailable error) {
 	refresher, ok := connector.(crm.Refresher)
 	if !ok {
-		return openCredentials{}, false
+		return openCredentials{}, false, nil
 	}
 	fresh, err := refresher.Refresh(ctx, creds.raw)
 	if err != nil {
 		a.logger().Warn("credential refresh failed", "integration", id, "class", crm.ClassOf(err), "error", err.Error())
-		return openCredentials{}, false
+		if crm.ClassOf(err) != crm.ClassAuth {
+			return openCredentials{}, false, err
+		}
+		return openCredentials{}, false, nil
 	}
 	stored, attempts, err := a.storeRefreshed(ctx, id, creds.version, fresh)
 	if errors.Is(err, store.ErrSuperseded) {
@@ -72,9 +80,9 @@ func (a *Activities) refresh(ctx context.Context, id string, connector crm.Conne
 		// use that one, and let this refresh go.
 		current, failure, err := a.credentials(ctx, id)
 		if err != nil || failure != nil {
-			return openCredentials{}, false
+			return openCredentials{}, false, nil
 		}
-		return *current, true
+		return *current, true, nil
 	}
 	if err != nil {
 		// Dropping them would lose the grant of a CRM that rotates
@@ -82,9 +90,9 @@ func (a *Activities) refresh(ctx context.Context, id string, connector crm.Conne
 		// refresh in this call may still store its own.
 		a.logger().Error("refreshed credentials not stored; this call uses them, later ones refresh again from the stored version",
 			"integration", id, "renews", creds.version, "attempts", attempts, "error", err.Error())
-		return openCredentials{raw: fresh, version: creds.version}, true
+		return openCredentials{raw: fresh, version: creds.version}, true, nil
 	}
-	return openCredentials{raw: fresh, version: stored.Version}, true
+	return openCredentials{raw: fresh, version: stored.Version}, true, nil
 }
 
 // Storing refreshed credentials is tried refreshStoreAttempts times, the

@@ -488,9 +488,16 @@ func (a *Activities) pushChunk(ctx context.Context, id string, connector crm.Con
 	if crm.ClassOf(err) == crm.ClassAuth {
 		// An expired access token of a refreshable grant (OAuth) is
 		// refreshed, re-stored, and the batch retried once.
-		if fresh, ok := a.refresh(ctx, id, connector, *creds); ok {
+		fresh, ok, unavailable := a.refresh(ctx, id, connector, *creds)
+		switch {
+		case ok:
 			*creds = fresh
 			results, err = connector.Push(ctx, fresh.raw, records)
+		case unavailable != nil:
+			// Not the grant's fault: fail as the token endpoint did
+			// (transient, rate limited), not as an auth failure that
+			// would validate and pause.
+			err = unavailable
 		}
 	}
 	if err != nil {

@@ -36,6 +36,8 @@ type fakeCRM struct {
 	// error (after script): the CRM's view of what it is sent.
 	fail      func(records []crm.Record) error
 	refreshTo []byte
+	// refreshErr, when set, is what Refresh fails with.
+	refreshErr error
 	// onRefresh runs while a refresh is under way.
 	onRefresh func()
 	// checks and validateErr are what Validate answers; validated the
@@ -100,6 +102,9 @@ func (f *fakeCRM) Push(_ context.Context, raw []byte, records []crm.Record) ([]c
 func (f *fakeCRM) Refresh(_ context.Context, raw []byte) ([]byte, error) {
 	if f.onRefresh != nil {
 		f.onRefresh()
+	}
+	if f.refreshErr != nil {
+		return nil, f.refreshErr
 	}
 	if f.refreshTo == nil {
 		return nil, &crm.Error{Class: crm.ClassAuth, Err: errors.New("refresh token revoked")}
@@ -265,6 +270,17 @@ func TestDeliverRefreshesExpiredCredentials(t *testing.T) {
 	res := b.deliver(t)
 	require.NotNil(t, res.Failure)
 	require.Equal(t, activities.FailureAuth, res.Failure.Class)
+
+	// A token endpoint that is down says nothing about the grant: a
+	// transient failure, retried, never an auth failure that pauses.
+	b.fake.script = append(b.fake.script, &crm.Error{Class: crm.ClassAuth, StatusCode: 401, Err: errors.New("HTTP 401")})
+	b.fake.refreshErr = &crm.Error{Class: crm.ClassTransient, StatusCode: 503, Err: errors.New("token endpoint answered 503")}
+	res = b.deliver(t)
+	require.NotNil(t, res.Failure)
+	require.Equal(t, activities.FailureTransient, res.Failure.Class, "%+v", res.Failure)
+	cred, err = b.store.CurrentCredential(b.ctx, b.crmID)
+	require.NoError(t, err)
+	require.Equal(t, 2, cred.Version, "nothing stored")
 }
 
 func TestDeliverRefreshLosesToAReauthorization(t *testing.T) {

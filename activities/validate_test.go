@@ -243,6 +243,16 @@ func TestValidateRefreshesAnExpiredGrant(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, expired, checks)
 	b.requireCurrent(t, 2, `{"token":"new"}`)
+
+	// A token endpoint that cannot be reached (or refuses our client)
+	// says nothing about the grant: the validation could not run and is
+	// retried; it does not report expired credentials.
+	b.fake.refreshErr = &crm.Error{Class: crm.ClassTransient, StatusCode: 503, Err: errors.New("token endpoint answered 503")}
+	checks, err = b.validate(t, 0)
+	require.Error(t, err)
+	require.Nil(t, checks)
+	require.Equal(t, crm.ClassTransient, crm.ClassOf(err))
+	b.requireCurrent(t, 2, `{"token":"new"}`)
 }
 
 // TestRefreshedCredentialsTheStoreRefuses: refreshed credentials the

@@ -122,7 +122,10 @@ type Connector interface {
 // document unchanged as success. A Refresh error of class ClassAuth means the
 // grant itself is gone (revoked, expired refresh token): the caller then
 // validates, which reports expired_credentials and asks the customer to
-// re-authorize. Like every connector error it never contains the tokens.
+// re-authorize; any other class (the token endpoint down or rate limited,
+// our OAuth client misconfigured) says nothing about the grant, and the
+// caller fails the call as that class (retried), never as expired
+// credentials. Like every connector error it never contains the tokens.
 type Refresher interface {
 	Refresh(ctx context.Context, raw []byte) (newRaw []byte, err error)
 }
