@@ -24,8 +24,11 @@
 //	system            Config.System
 //	message           Record.Message, then a blank line and "Company: ..." and one "key: value" line per
 //	                  attribute (sorted by key; values other than strings as JSON), when there are any
-//	person.firstName  Record.FirstName; without first and last name, the first word of Record.Name
-//	person.lastName   Record.LastName; without first and last name, the rest of Record.Name
+//	person.firstName  Record.FirstName; without first and last name, the first name integration.SplitName
+//	                  makes of Record.Name (the words before the last name; none for a single word)
+//	person.lastName   Record.LastName; without first and last name, the last name integration.SplitName
+//	                  makes of Record.Name (the last word, with particles such as "van" and a suffix
+//	                  such as "Jr."; a single word is the last name)
 //	person.emails     [{"value": Record.Email}] when there is one
 //	person.phones     [{"value": Record.Phone}] when there is one
 //	person.tags       ["lead-id:" + Record.Key] (KeyTag): our lead key on the contact

@@ -38,8 +38,9 @@
 //
 //	Key                    integrations_lead_key (a unique-value property) and the objectWriteTraceId
 //	Source                 integrations_lead_source (a text property)
-//	FirstName, LastName    firstname, lastname; when both are empty, Name is split at its first
-//	                       space (the first word firstname, the rest lastname; one word: firstname)
+//	FirstName, LastName    firstname, lastname; when both are empty, Name split by integration.SplitName
+//	                       (the last word, with particles such as "van" and a suffix such as "Jr.",
+//	                       lastname, the words before firstname; one word: lastname)
 //	Company, Email, Phone  company, email, phone
 //	Message, Attributes    message; the attributes follow it as "key: value" lines, sorted by key,
 //	                       under "Details from the lead partner:" (HubSpot refuses properties an

@@ -38,8 +38,11 @@
 // Each crm.Record becomes one Lead:
 //
 //	Integrations_Lead_Key__c  Record.Key, our lead ID: the External ID the upsert matches on (LeadKeyField)
-//	LastName                  Record.LastName; else the last word of Record.Name; else "[not provided]"
-//	FirstName                 Record.FirstName; else Record.Name without its last word (when LastName came from it)
+//	LastName                  Record.LastName; without first and last name, the last name integration.SplitName
+//	                          makes of Record.Name (its last word, with particles such as "van" and a suffix
+//	                          such as "Jr."; a single word is a last name); else "[not provided]"
+//	FirstName                 Record.FirstName; without first and last name, the words of Record.Name before
+//	                          that last name
 //	Company                   Record.Company; else "[not provided]"
 //	Email                     Record.Email
 //	Phone                     Record.Phone
