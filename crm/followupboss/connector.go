@@ -98,8 +98,11 @@
 // each context. Since every call counts against the one rate, no context
 // can be exceeded by our own calls. An answer with no calls remaining holds
 // the account for one pacing interval (window / limit); a 429 holds it for
-// its Retry-After and is crm.ClassRateLimited, never a failure. Quota
-// reports the last "global" numbers.
+// its Retry-After and is crm.ClassRateLimited, never a failure. While a
+// hold longer than crm.DefaultMaxHoldWait (or than the call's context has
+// left) lasts, the account's calls fail at once with crm.ClassRateLimited
+// and the time left as RetryAfter, rather than wait until their deadline.
+// Quota reports the last "global" numbers.
 //
 // # Errors
 //

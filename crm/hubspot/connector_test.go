@@ -567,6 +567,34 @@ func TestPushErrors(t *testing.T) {
 		b.requireNothingStored(t, hub)
 	})
 
+	t.Run("ALongHoldFailsAtOnce", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		hub, raw, token := b.privateAccount(t, nil, true)
+		one, hour := 1, 3600
+		b.faults(t, hub, hubspotfake.FaultsUpdate{RateLimitNext: &one, RetryAfterSeconds: &hour})
+		_, err := b.connector.Push(context.Background(), raw, []crm.Record{{Key: "a"}})
+		require.Equal(t, time.Hour, crmError(t, err, crm.ClassRateLimited).RetryAfter)
+		before := len(b.calls(t, hub))
+
+		// The account is held for an hour: the next push, and a
+		// validation, fail at once with the time left instead of waiting
+		// until their deadline (which would answer a transient timeout).
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err = b.connector.Push(ctx, raw, []crm.Record{{Key: "a"}})
+		ce := crmError(t, err, crm.ClassRateLimited)
+		require.Greater(t, ce.RetryAfter, 59*time.Minute, "what is left of the hold")
+		require.Contains(t, err.Error(), "the contacts batch upsert: the CRM's rate limit holds the account's calls for another 1h0m0s")
+		requireClean(t, err.Error(), token)
+		checks, err := b.connector.Validate(ctx, raw)
+		require.Nil(t, checks, "validation could not run")
+		require.Greater(t, crmError(t, err, crm.ClassRateLimited).RetryAfter, 59*time.Minute)
+		require.NoError(t, ctx.Err(), "neither waited for the deadline")
+		require.Len(t, b.calls(t, hub), before, "held without a call to HubSpot")
+		b.requireNothingStored(t, hub)
+	})
+
 	t.Run("RetryAfterOfTheDailyLimit", func(t *testing.T) {
 		t.Parallel()
 		c := New(Config{})

@@ -112,7 +112,11 @@
 // apps), else the 10 s window. A 429 is crm.ClassRateLimited after
 // Retry-After when HubSpot sends one (undocumented), else after the window
 // (-Interval-Milliseconds, 10 s by default), or an hour for the DAILY
-// policy.
+// policy, and holds the account that long. While a hold longer than
+// crm.DefaultMaxHoldWait (or than the call's context has left) lasts, the
+// account's calls (deliveries and validations alike) fail at once with
+// crm.ClassRateLimited and the time left as RetryAfter, rather than wait
+// until their deadline.
 package hubspot
 
 import (

@@ -108,6 +108,7 @@
 package salesforce
 
 import (
+	"math"
 	"net/http"
 	"regexp"
 	"strings"
@@ -256,9 +257,13 @@ func NewConnector(cfg Config) *Connector {
 	return &Connector{
 		cfg:        cfg,
 		httpClient: httpClient,
-		pacer:      crm.NewPacer(crm.Limit{Calls: cfg.Pacing.Published, Per: cfg.Pacing.Window}),
-		now:        time.Now,
-		orgs:       map[string]*orgPace{},
+		// The pacer's holds are the connector's pacing intervals (see
+		// observe), as long as the token bucket's own waits, so it sleeps
+		// them out within the call's deadline whatever their length; the
+		// long holds are the connector's own, bounded by Pacing.MaxWait.
+		pacer: crm.NewPacer(crm.Limit{Calls: cfg.Pacing.Published, Per: cfg.Pacing.Window}, crm.WithMaxHoldWait(math.MaxInt64)),
+		now:   time.Now,
+		orgs:  map[string]*orgPace{},
 	}
 }
 
