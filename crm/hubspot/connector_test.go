@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -959,4 +960,146 @@ func TestParseCredentialsDetails(t *testing.T) {
 	}
 	_, ok := c.ExpiresAt([]byte(good))
 	require.True(t, ok)
+}
+
+// TestPacingFollowsTheAccountHubSpotNames: a credentials document comes
+// from whoever authorizes, so the hub_id in an OAuth-shaped one is never
+// trusted. A document naming another customer's hub cannot hold that
+// customer's calls with its 429s, re-pace them with its rate-limit headers,
+// or read its quota.
+func TestPacingFollowsTheAccountHubSpotNames(t *testing.T) {
+	t.Parallel()
+
+	// attack returns the attacker's document: its own token, with an OAuth
+	// document's fields around it, naming the victim's hub.
+	attack := func(t *testing.T, token string, victimHub int64) []byte {
+		t.Helper()
+		doc, err := json.Marshal(credentialsDoc{AccessToken: token, RefreshToken: "x", ExpiresAt: "2099-01-01T00:00:00Z", HubID: victimHub})
+		require.NoError(t, err)
+		return doc
+	}
+	// requireNotHeld pushes for the victim, which must be delivered with
+	// nothing waiting: a held victim would fail as rate limited (or wait
+	// until the deadline).
+	requireNotHeld := func(t *testing.T, c *Connector, victim []byte, key string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		results, err := c.Push(ctx, victim, []crm.Record{{Key: key}})
+		require.NoError(t, err, "the victim's calls are not held")
+		require.Equal(t, crm.RecordDelivered, results[0].Status)
+	}
+	one, hour := 1, 3600
+
+	t.Run("APrivateAppTokenInAnOAuthDocument", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		victimHub, victim := b.oauthAccount(t)
+		attackerHub, _, token := b.privateAccount(t, nil, true)
+		doc := attack(t, token, victimHub)
+		require.NoError(t, b.connector.ParseCredentials(doc), "accepted: the OAuth callback authorizes with such documents too")
+
+		// Its validation names no account: HubSpot's OAuth introspection
+		// does not know a private app token.
+		checks, err := b.connector.Validate(context.Background(), doc)
+		require.NoError(t, err)
+		require.Equal(t, "HubSpot accepts the OAuth connection", checks[0].Message)
+		requireClean(t, checks[0].Message, strconv.FormatInt(victimHub, 10))
+
+		// The attacker's calls report its own daily allowance, then meet an
+		// hour's rate limit.
+		_, err = b.connector.Push(context.Background(), doc, []crm.Record{{Key: "a1"}})
+		require.NoError(t, err)
+		b.faults(t, attackerHub, hubspotfake.FaultsUpdate{RateLimitNext: &one, RetryAfterSeconds: &hour})
+		_, err = b.connector.Push(context.Background(), doc, []crm.Record{{Key: "a2"}})
+		require.Equal(t, time.Hour, crmError(t, err, crm.ClassRateLimited).RetryAfter)
+
+		requireNotHeld(t, b.connector, victim, "v1")
+		q, ok := b.connector.Quota(victim)
+		require.True(t, ok)
+		require.Equal(t, "10s", q.Window, "the victim's own OAuth window, not the attacker's daily allowance")
+		q, ok = b.connector.Quota(doc)
+		require.True(t, ok)
+		require.Equal(t, "24h", q.Window, "the attacker sees its own allowance")
+		_, err = b.connector.Push(context.Background(), doc, []crm.Record{{Key: "a3"}})
+		crmError(t, err, crm.ClassRateLimited)
+	})
+
+	t.Run("AnotherAccountsOAuthTokenNamingTheVictim", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		victimHub, victim := b.oauthAccount(t)
+		attackerHub, attackerRaw := b.oauthAccount(t)
+		var own credentialsDoc
+		require.NoError(t, json.Unmarshal(attackerRaw, &own))
+		doc := attack(t, own.AccessToken, victimHub)
+
+		// A worker that has seen neither token (another process, or one
+		// restarted) asks HubSpot which account each belongs to.
+		fresh := New(Config{APIURL: b.fakeURL, HTTPClient: b.connector.httpClient})
+		b.faults(t, attackerHub, hubspotfake.FaultsUpdate{RateLimitNext: &one, RetryAfterSeconds: &hour})
+		_, err := fresh.Push(context.Background(), doc, []crm.Record{{Key: "a1"}})
+		require.Equal(t, time.Hour, crmError(t, err, crm.ClassRateLimited).RetryAfter)
+
+		requireNotHeld(t, fresh, victim, "v1")
+		_, err = fresh.Push(context.Background(), attackerRaw, []crm.Record{{Key: "a2"}})
+		crmError(t, err, crm.ClassRateLimited)
+		b.requireNothingStored(t, attackerHub)
+
+		checks, err := fresh.Validate(context.Background(), doc)
+		require.Error(t, err, "held")
+		require.Nil(t, checks)
+	})
+
+	t.Run("WithoutTheIntrospection", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		hub, raw := b.oauthAccount(t)
+		var doc credentialsDoc
+		require.NoError(t, json.Unmarshal(raw, &doc))
+		creds, err := parseCredentials(raw)
+		require.NoError(t, err)
+		fresh := New(Config{APIURL: b.fakeURL, HTTPClient: b.connector.httpClient})
+		fresh.now = b.clock
+		yes, no := true, false
+		b.faults(t, hub, hubspotfake.FaultsUpdate{IntrospectionUnavailable: &yes})
+
+		// HubSpot names no account: the calls go on, paced as the token's
+		// own, and the introspection is asked again a minute later.
+		requireNotHeld(t, fresh, raw, "k1")
+		key, known := fresh.knownPaceKey(creds)
+		require.True(t, known)
+		require.Equal(t, tokenKey(doc.AccessToken), key)
+		b.advance(unknownHubRetry)
+		_, known = fresh.knownPaceKey(creds)
+		require.False(t, known)
+
+		b.faults(t, hub, hubspotfake.FaultsUpdate{IntrospectionUnavailable: &no})
+		requireNotHeld(t, fresh, raw, "k2")
+		key, _ = fresh.knownPaceKey(creds)
+		require.Equal(t, hubKey(hub), key)
+	})
+
+	t.Run("ExpiredEntriesAreDropped", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		for i := range hubSweepAt {
+			b.connector.rememberHub("token-"+strconv.Itoa(i), int64(i+1), b.clock().Add(time.Minute))
+		}
+		b.advance(time.Minute)
+		b.connector.rememberHub("new", 7, b.clock().Add(time.Minute))
+		require.Len(t, b.connector.hubs, 1)
+	})
+
+	t.Run("TheVictimsQuotaStaysItsOwn", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		victimHub, victim := b.oauthAccount(t)
+		calls, window := 50, 5000
+		b.faults(t, victimHub, hubspotfake.FaultsUpdate{LimitCalls: &calls, LimitWindowMS: &window})
+		requireNotHeld(t, b.connector, victim, "v1")
+		_, _, token := b.privateAccount(t, nil, true)
+		_, ok := b.connector.Quota(attack(t, token, victimHub))
+		require.False(t, ok, "a document naming the victim's hub does not read its quota")
+	})
 }

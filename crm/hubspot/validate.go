@@ -41,7 +41,7 @@ func (c *Connector) Validate(ctx context.Context, raw []byte) ([]integration.Che
 	if err != nil {
 		return credentialsFailed(remediateCredentialsToken, "the stored credentials are unusable: "+err.Error()), nil
 	}
-	v := &validator{c: c, creds: creds, key: creds.paceKey()}
+	v := &validator{c: c, creds: creds}
 	checks, err := v.run(ctx)
 	var denied *authFailure
 	if errors.As(err, &denied) {
@@ -76,7 +76,9 @@ const (
 type validator struct {
 	c     *Connector
 	creds credentials
-	key   string
+	// key is the account the calls are paced as, known once the
+	// introspection has run.
+	key string
 }
 
 func (v *validator) remediateCredentials() string {
@@ -107,15 +109,18 @@ func (v *validator) run(ctx context.Context) ([]integration.Check, error) {
 		return nil, err
 	}
 
-	// HubSpot answered an authenticated call: the credentials work.
-	hub := v.creds.hubID
-	if info != nil && info.HubID > 0 {
+	// HubSpot answered an authenticated call: the credentials work. The
+	// account named is the one HubSpot named, never the document's.
+	var hub int64
+	if info != nil {
 		hub = info.HubID
 	}
 	credsCheck := integration.Check{Name: crm.CheckCredentials, OK: true}
 	switch {
-	case v.creds.oauth():
+	case v.creds.oauth() && hub > 0:
 		credsCheck.Message = fmt.Sprintf("HubSpot accepts the OAuth connection to account %d", hub)
+	case v.creds.oauth():
+		credsCheck.Message = "HubSpot accepts the OAuth connection"
 	case hub > 0:
 		credsCheck.Message = fmt.Sprintf("HubSpot accepts the private app token for account %d", hub)
 	default:
@@ -138,13 +143,18 @@ func (v *validator) run(ctx context.Context) ([]integration.Check, error) {
 }
 
 // introspect asks HubSpot which account and scopes the token has; nil when
-// the introspection cannot say (the authenticated calls then decide).
+// the introspection cannot say (the authenticated calls then decide). It
+// sets the validator's pacing key: the account HubSpot named for an OAuth
+// access token, else the token's own.
 func (v *validator) introspect(ctx context.Context) (*tokenInfo, error) {
 	if v.creds.oauth() {
 		// Not accepted (expired, revoked): nil, and the authenticated
 		// calls decide.
-		return v.c.oauthTokenInfo(ctx, v.creds.accessToken, v.key)
+		info, err := v.c.introspectHub(ctx, v.creds.accessToken)
+		v.key, _ = v.c.knownPaceKey(v.creds)
+		return info, err
 	}
+	v.key = tokenKey(v.creds.accessToken)
 	body, _ := json.Marshal(map[string]string{"tokenKey": v.creds.accessToken})
 	// The token goes in the body and, for EU tokens, the header too.
 	r := request{method: http.MethodPost, path: pathPrivateTokenInfo, what: "HubSpot's private app token introspection",
