@@ -2,10 +2,10 @@ package hubspot
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"strconv"
 	"time"
+
+	"github.com/acme/integrations/crm"
 )
 
 // Which account a call is paced as (and whose quota it reports) is never
@@ -16,34 +16,13 @@ import (
 // HubSpot itself gave for that token (the token endpoint's answer to an
 // exchange or refresh, or the token introspection), kept per token; a
 // token HubSpot named no account for, and every private-app or service-key
-// token (limited per app), by a hash of the token, which only its holder
-// can share.
+// token (limited per app), by a hash of the token (crm.TokenKey), which
+// only its holder can share.
 
-// unknownHubRetry is how long the connector keeps to a token's hash after
-// the introspection could not name the token's account (an outage, a
+// unknownHubRetry is how long the connector keeps to a token's own key
+// after the introspection could not name the token's account (an outage, a
 // withdrawn endpoint, a token it does not know), before asking again.
 const unknownHubRetry = time.Minute
-
-// hubSweepAt is how many tokens the connector keeps hub IDs for before it
-// drops those that have expired: access tokens live 30 minutes, so the
-// map holds a few per account.
-const hubSweepAt = 1024
-
-// verifiedHub is what HubSpot said about one access token: its account (0:
-// it named none) and until when to believe it.
-type verifiedHub struct {
-	hubID int64
-	until time.Time
-}
-
-// tokenHash identifies a token without keeping it.
-func tokenHash(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
-}
-
-// tokenKey is the pacing key of a token's own calls: its hash.
-func tokenKey(token string) string { return "token:" + tokenHash(token)[:32] }
 
 // hubKey is the pacing key of a HubSpot account.
 func hubKey(hubID int64) string { return "hub:" + strconv.FormatInt(hubID, 10) }
@@ -51,37 +30,26 @@ func hubKey(hubID int64) string { return "hub:" + strconv.FormatInt(hubID, 10) }
 // rememberHub records the account HubSpot named for an access token (0 for
 // none), believed until until.
 func (c *Connector) rememberHub(token string, hubID int64, until time.Time) {
-	now := c.now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.hubs) >= hubSweepAt {
-		for k, v := range c.hubs {
-			if !now.Before(v.until) {
-				delete(c.hubs, k)
-			}
-		}
+	key := ""
+	if hubID > 0 {
+		key = hubKey(hubID)
 	}
-	c.hubs[tokenHash(token)] = verifiedHub{hubID: hubID, until: until}
+	c.hubs.Remember(token, key, until, c.now())
 }
 
 // knownPaceKey is the pacing key of creds' calls as far as the connector
-// knows without a call: the hub ID HubSpot named for an OAuth access token,
-// else the token's hash. known is false for an OAuth token HubSpot has not
-// been asked about.
+// knows without a call: the hub HubSpot named for an OAuth access token,
+// else the token's own key. known is false for an OAuth token HubSpot has
+// not been asked about.
 func (c *Connector) knownPaceKey(creds credentials) (key string, known bool) {
 	if !creds.oauth() {
-		return tokenKey(creds.accessToken), true
+		return crm.TokenKey(creds.accessToken), true
 	}
-	c.mu.Lock()
-	v, ok := c.hubs[tokenHash(creds.accessToken)]
-	c.mu.Unlock()
-	switch {
-	case !ok || !c.now().Before(v.until):
-		return tokenKey(creds.accessToken), false
-	case v.hubID > 0:
-		return hubKey(v.hubID), true
+	key, known = c.hubs.Lookup(creds.accessToken, c.now())
+	if key == "" {
+		key = crm.TokenKey(creds.accessToken)
 	}
-	return tokenKey(creds.accessToken), true
+	return key, known
 }
 
 // paceKey is the pacing key of creds' calls, asking HubSpot's token
@@ -99,7 +67,7 @@ func (c *Connector) paceKey(ctx context.Context, creds credentials) string {
 }
 
 // introspectHub calls the OAuth token introspection for token and records
-// the account it names (or that it named none, for unknownHubRetry); its
+// the account it names (or, for unknownHubRetry, that it named none); its
 // answer and error are oauthTokenInfo's.
 func (c *Connector) introspectHub(ctx context.Context, token string) (*tokenInfo, error) {
 	info, err := c.oauthTokenInfo(ctx, token)

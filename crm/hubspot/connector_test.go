@@ -1069,7 +1069,7 @@ func TestPacingFollowsTheAccountHubSpotNames(t *testing.T) {
 		requireNotHeld(t, fresh, raw, "k1")
 		key, known := fresh.knownPaceKey(creds)
 		require.True(t, known)
-		require.Equal(t, tokenKey(doc.AccessToken), key)
+		require.Equal(t, crm.TokenKey(doc.AccessToken), key)
 		b.advance(unknownHubRetry)
 		_, known = fresh.knownPaceKey(creds)
 		require.False(t, known)
@@ -1078,17 +1078,6 @@ func TestPacingFollowsTheAccountHubSpotNames(t *testing.T) {
 		requireNotHeld(t, fresh, raw, "k2")
 		key, _ = fresh.knownPaceKey(creds)
 		require.Equal(t, hubKey(hub), key)
-	})
-
-	t.Run("ExpiredEntriesAreDropped", func(t *testing.T) {
-		t.Parallel()
-		b := setup(t)
-		for i := range hubSweepAt {
-			b.connector.rememberHub("token-"+strconv.Itoa(i), int64(i+1), b.clock().Add(time.Minute))
-		}
-		b.advance(time.Minute)
-		b.connector.rememberHub("new", 7, b.clock().Add(time.Minute))
-		require.Len(t, b.connector.hubs, 1)
 	})
 
 	t.Run("TheVictimsQuotaStaysItsOwn", func(t *testing.T) {

@@ -230,9 +230,9 @@ type Connector struct {
 	mu sync.Mutex
 	// daily is the last daily quota HubSpot reported, by pacer key.
 	daily map[string]crm.Quota
-	// hubs are the accounts HubSpot named for OAuth access tokens, by
-	// token hash (see paceKey).
-	hubs map[string]verifiedHub
+	// hubs are the accounts HubSpot named for OAuth access tokens (see
+	// paceKey).
+	hubs crm.TokenAccounts
 }
 
 var (
@@ -268,7 +268,6 @@ func New(cfg Config) *Connector {
 		pacer:        crm.NewPacer(limit),
 		now:          time.Now,
 		daily:        map[string]crm.Quota{},
-		hubs:         map[string]verifiedHub{},
 	}
 }
 

@@ -154,7 +154,7 @@ func (v *validator) introspect(ctx context.Context) (*tokenInfo, error) {
 		v.key, _ = v.c.knownPaceKey(v.creds)
 		return info, err
 	}
-	v.key = tokenKey(v.creds.accessToken)
+	v.key = crm.TokenKey(v.creds.accessToken)
 	body, _ := json.Marshal(map[string]string{"tokenKey": v.creds.accessToken})
 	// The token goes in the body and, for EU tokens, the header too.
 	r := request{method: http.MethodPost, path: pathPrivateTokenInfo, what: "HubSpot's private app token introspection",
