@@ -36,13 +36,18 @@ type tokenAccount struct {
 }
 
 // Remember records that the CRM named account for token ("" for none),
-// believed until until. now is the caller's clock, by which expired
-// entries are dropped.
+// believed until until. A "" does not replace an account still believed:
+// a later question the CRM could not answer (an outage) unlearns nothing.
+// now is the caller's clock, by which expired entries are dropped.
 func (t *TokenAccounts) Remember(token, account string, until, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.entries == nil {
 		t.entries = map[string]tokenAccount{}
+	}
+	hash := tokenHash(token)
+	if e, ok := t.entries[hash]; ok && account == "" && e.account != "" && now.Before(e.until) {
+		return
 	}
 	if len(t.entries) >= tokenAccountsSweepAt {
 		for k, e := range t.entries {
@@ -51,7 +56,7 @@ func (t *TokenAccounts) Remember(token, account string, until, now time.Time) {
 			}
 		}
 	}
-	t.entries[tokenHash(token)] = tokenAccount{account: account, until: until}
+	t.entries[hash] = tokenAccount{account: account, until: until}
 }
 
 // Lookup returns the account the CRM named for token ("" when it named

@@ -27,6 +27,14 @@ func TestTokenAccounts(t *testing.T) {
 		require.Empty(t, account)
 		_, known = accounts.Lookup("tok-a", now.Add(time.Minute))
 		require.False(t, known, "expired")
+
+		accounts.Remember("tok-a", "", now.Add(time.Minute), now)
+		account, _ = accounts.Lookup("tok-a", now)
+		require.Equal(t, "hub:1", account, "a question the CRM could not answer unlearns nothing")
+		accounts.Remember("tok-a", "", now.Add(2*time.Minute), now.Add(time.Minute))
+		account, known = accounts.Lookup("tok-a", now.Add(time.Minute))
+		require.True(t, known)
+		require.Empty(t, account, "once the account is no longer believed, none")
 	})
 
 	t.Run("DropsExpiredEntries", func(t *testing.T) {
