@@ -797,6 +797,26 @@ func TestValidate(t *testing.T) {
 		}
 	})
 
+	t.Run("TheConsentPagesRequiredScopesAlone", func(t *testing.T) {
+		t.Parallel()
+		// A customer who declines the optional scope grants what the
+		// consent page requires, oauth and crm.objects.contacts.write:
+		// HubSpot lets that scope read contact properties too, so every
+		// check runs (none is "not checked") and passes.
+		b := setup(t)
+		u, err := url.Parse(mustAuthCodeURL(t, b.connector))
+		require.NoError(t, err)
+		required := strings.Fields(u.Query().Get("scope"))
+		a, err := b.fake.CreateAccount(context.Background(), hubspotfake.CreateAccountRequest{OAuth: true, RedirectURI: callback,
+			Scopes: required, Properties: ourProperties()})
+		require.NoError(t, err)
+		raw, err := b.connector.Exchange(context.Background(), crm.ExchangeRequest{Code: a.Code, RedirectURL: callback})
+		require.NoError(t, err)
+		requireOK(t, validate(t, b, raw))
+		_, err = b.connector.Push(context.Background(), raw, []crm.Record{piiRecord("a")})
+		require.NoError(t, err)
+	})
+
 	t.Run("KeyPropertyNotUnique", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
@@ -1091,4 +1111,12 @@ func TestPacingFollowsTheAccountHubSpotNames(t *testing.T) {
 		_, ok := b.connector.Quota(attack(t, token, victimHub))
 		require.False(t, ok, "a document naming the victim's hub does not read its quota")
 	})
+}
+
+// mustAuthCodeURL is the connector's consent URL for the test callback.
+func mustAuthCodeURL(t *testing.T, c *Connector) string {
+	t.Helper()
+	consent, err := c.AuthCodeURL(crm.AuthRequest{State: "st", RedirectURL: callback})
+	require.NoError(t, err)
+	return consent
 }

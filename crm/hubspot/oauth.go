@@ -28,6 +28,14 @@ var errNoSandboxLogin = errors.New("HubSpot has no separate sandbox login: conne
 // oauthOptionalScopes those the customer may decline (then they create our
 // contact properties themselves). Our HubSpot app's settings must list the
 // same.
+//
+// crm.objects.contacts.read is not asked for: the connector reads no
+// contact, only our two contact properties' definitions, and HubSpot's
+// Properties API specification (PublicApiSpecs/CRM/Properties, GET
+// /crm/v3/properties/{objectType}/{propertyName}) lists
+// crm.objects.contacts.write among the scopes any one of which may read
+// them; the batch upsert needs crm.objects.contacts.write alone
+// (PublicApiSpecs/CRM/Contacts, batch/upsert).
 var (
 	oauthScopes         = []string{scopeOAuth, ScopeContactsWrite}
 	oauthOptionalScopes = []string{ScopeSchemasContactsWrite}
