@@ -908,6 +908,54 @@ func TestValidate(t *testing.T) {
 		require.Equal(t, remediateLeadSourceProperty, checks[3].Remediation)
 	})
 
+	t.Run("PropertiesTheTokenMayNotRead", func(t *testing.T) {
+		t.Parallel()
+		// A HubSpot whose introspection lists scopes, while reading our
+		// properties answers MISSING_SCOPES (the scopes changed between
+		// the calls, or HubSpot asks for more than it documents).
+		var mu sync.Mutex
+		scopes := `["crm.objects.contacts.write"]`
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			switch {
+			case r.URL.Path == pathPrivateTokenInfo:
+				mu.Lock()
+				listed := scopes
+				mu.Unlock()
+				_, _ = w.Write([]byte(`{"hubId":7,"scopes":` + listed + `}`))
+			case r.Method == http.MethodGet:
+				w.WriteHeader(http.StatusForbidden)
+				_, _ = w.Write([]byte(`{"status":"error","category":"MISSING_SCOPES","errors":[{"context":{"requiredScopes":["crm.schemas.contacts.read"]}}]}`))
+			default:
+				w.WriteHeader(http.StatusInternalServerError)
+			}
+		}))
+		t.Cleanup(srv.Close)
+		c := New(Config{APIURL: srv.URL, HTTPClient: srv.Client()})
+		checks, err := c.Validate(context.Background(), []byte(`{"access_token":"pat-na1-x"}`))
+		require.NoError(t, err)
+		require.True(t, checks[1].OK, "the introspection lists the scope upserts need")
+		for _, check := range checks[2:] {
+			require.False(t, check.OK)
+			require.Equal(t, integration.ReasonInsufficientPermissions, check.Code, "nothing else says what is wrong: %s", check.Name)
+			require.Contains(t, check.Message, "HubSpot asks for scope crm.schemas.contacts.read; crm.objects.contacts.write, which deliveries need, reads it too")
+			require.Equal(t, remediateScopesToken, check.Remediation)
+		}
+
+		// When the scopes check fails, it is the reason, and the
+		// properties are not checked.
+		mu.Lock()
+		scopes = `[]`
+		mu.Unlock()
+		checks, err = c.Validate(context.Background(), []byte(`{"access_token":"pat-na1-x"}`))
+		require.NoError(t, err)
+		require.Equal(t, integration.ReasonInsufficientPermissions, checks[1].Code)
+		for _, check := range checks[2:] {
+			require.True(t, strings.HasPrefix(check.Message, "not checked: "), check.Name)
+			require.Empty(t, check.Code)
+		}
+	})
+
 	t.Run("UnusableDocument", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

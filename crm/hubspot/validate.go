@@ -131,11 +131,11 @@ func (v *validator) run(ctx context.Context) ([]integration.Check, error) {
 	if err != nil {
 		return nil, err
 	}
-	keyCheck, err := v.propertyCheck(ctx, keyProp)
+	keyCheck, err := v.propertyCheck(ctx, keyProp, scopes.OK)
 	if err != nil {
 		return nil, err
 	}
-	sourceCheck, err := v.propertyCheck(ctx, sourceProp)
+	sourceCheck, err := v.propertyCheck(ctx, sourceProp, scopes.OK)
 	if err != nil {
 		return nil, err
 	}
@@ -277,8 +277,12 @@ func (v *validator) scopesCheck(ctx context.Context, info *tokenInfo) (integrati
 
 // propertyCheck reports one contact property, creating it when it is
 // missing. The creation is tried whatever the introspection listed: HubSpot's
-// 403 is the authority on what the token may do.
-func (v *validator) propertyCheck(ctx context.Context, p propertyState) (integration.Check, error) {
+// 403 is the authority on what the token may do. A property the token may
+// not read is not checked when the scopes check failed (that failure is the
+// reason), and fails as a missing scope when it passed: nothing else would
+// say what is wrong (the scopes changed between the calls, or HubSpot asks
+// for more than it documents).
+func (v *validator) propertyCheck(ctx context.Context, p propertyState, scopesOK bool) (integration.Check, error) {
 	name, remediation := CheckLeadSourceProperty, remediateLeadSourceProperty
 	purpose := "holds the lead partner's source"
 	if p.name == KeyProperty {
@@ -287,8 +291,14 @@ func (v *validator) propertyCheck(ctx context.Context, p propertyState) (integra
 	}
 	ok := integration.Check{Name: name, OK: true, Message: fmt.Sprintf("the contact property %s %s", p.name, purpose)}
 	switch {
-	case len(p.unreadable) > 0:
+	case len(p.unreadable) > 0 && !scopesOK:
 		return crm.NotChecked(name, fmt.Sprintf("the token may not read contact properties (it lacks scope %s)", strings.Join(p.unreadable, ", "))), nil
+	case len(p.unreadable) > 0:
+		// HubSpot names one of the scopes that read properties; the one
+		// to grant is ours, which reads them too.
+		return integration.Check{Name: name, Code: integration.ReasonInsufficientPermissions, Remediation: v.remediateScopes(),
+			Message: fmt.Sprintf("the token may not read the contact property %s (HubSpot asks for scope %s; %s, which deliveries need, reads it too)",
+				p.name, strings.Join(p.unreadable, ", "), ScopeContactsWrite)}, nil
 	case p.exists && p.name == KeyProperty && !p.unique:
 		return integration.Check{Name: name, Code: integration.ReasonInsufficientPermissions, Remediation: remediateLeadKeyNotUnique,
 			Message: fmt.Sprintf("the contact property %s exists but does not require unique values, so contacts cannot be upserted by it", p.name)}, nil
