@@ -71,13 +71,6 @@ func (t *TokenAccounts) Lookup(token string, now time.Time) (account string, kno
 	return e.account, true
 }
 
-// Len returns how many tokens are remembered, expired ones included.
-func (t *TokenAccounts) Len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.entries)
-}
-
 // TokenKey is the pacing key of a token's own calls, "token:" and a hash
 // of it: only the token's holder can share it.
 func TokenKey(token string) string { return "token:" + tokenHash(token)[:32] }

@@ -44,9 +44,9 @@ func TestTokenAccounts(t *testing.T) {
 			accounts.Remember("tok-"+strconv.Itoa(i), "a", now.Add(time.Minute), now)
 		}
 		accounts.Remember("kept", "b", now.Add(time.Hour), now)
-		require.Equal(t, tokenAccountsSweepAt+1, accounts.Len(), "nothing has expired yet")
+		require.Equal(t, tokenAccountsSweepAt+1, len(accounts.entries), "nothing has expired yet")
 		accounts.Remember("new", "c", now.Add(2*time.Hour), now.Add(time.Minute))
-		require.Equal(t, 2, accounts.Len())
+		require.Equal(t, 2, len(accounts.entries))
 	})
 
 	t.Run("TokenKey", func(t *testing.T) {
