@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"regexp"
 	"strings"
 )
 
@@ -36,7 +37,9 @@ type CredentialsFormat struct {
 // tokens, and the standard library's errors quote the offending character
 // of a syntax error and the literal of a mistyped number. They name the
 // field at fault (field names are not secret, and naming one catches
-// typos such as "apikey"), and end with the example to provide.
+// typos such as "apikey"), except an unknown field whose name does not
+// look like one (a token pasted where a name belongs), and end with the
+// example to provide.
 func (f CredentialsFormat) Decode(raw []byte, into any) error {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		next := f.IfEmpty
@@ -69,12 +72,26 @@ func (f CredentialsFormat) describe(err error) error {
 		return fmt.Errorf("%s credentials: field %s must be a %s, not a %s: provide %s", f.Product, typeErr.Field, jsonType(typeErr.Type), valueKind(typeErr), f.Example)
 	case errors.As(err, &typeErr):
 		return fmt.Errorf("%s credentials must be a JSON object, not a %s: provide %s", f.Product, valueKind(typeErr), f.Example)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		field := strings.TrimPrefix(err.Error(), "json: unknown field ")
-		return fmt.Errorf("%s credentials: unknown field %s: provide %s", f.Product, field, f.Example)
+	case strings.HasPrefix(err.Error(), unknownFieldPrefix):
+		// encoding/json quotes the key as the document spells it.
+		field := strings.TrimSuffix(strings.TrimPrefix(err.Error(), unknownFieldPrefix), `"`)
+		if !fieldNamePattern.MatchString(field) {
+			return fmt.Errorf("%s credentials have an unknown field, whose name is not shown as it does not look like a field name: provide %s", f.Product, f.Example)
+		}
+		return fmt.Errorf("%s credentials: unknown field %q: provide %s", f.Product, field, f.Example)
 	}
 	return fmt.Errorf("%s credentials are not valid JSON: provide %s", f.Product, f.Example)
 }
+
+// unknownFieldPrefix begins encoding/json's error for an unknown field,
+// which goes on with the key in quotes.
+const unknownFieldPrefix = `json: unknown field "`
+
+// fieldNamePattern is what an unknown field's name must look like to be
+// echoed: a typo of a field name ("apikey") is worth naming, while a key
+// or token pasted as a field name ({"pat-na1-...": ""}) must not come back
+// in an error.
+var fieldNamePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,40}$`)
 
 // jsonType names the JSON type a Go type takes: "number" for an int64
 // field, not Go's name for it.

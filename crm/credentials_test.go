@@ -20,6 +20,8 @@ type testCredentials struct {
 const (
 	credentialsSecret = "sk_live_9f8e7d6c5b4a"
 	numberSecret      = "987654321987654321"
+	// tokenSecret is a HubSpot-shaped token, pasted as a field name.
+	tokenSecret = "pat-na1-0b1c2d3e-4f56-7890-abcd-ef0123456789"
 )
 
 type credentialsBundle struct {
@@ -73,6 +75,14 @@ func TestCredentialsFormatDecode(t *testing.T) {
 			"JSON string":   {`"` + credentialsSecret + `"`, `Acme CRM credentials must be a JSON object, not a string: provide ` + example},
 			"JSON number":   {numberSecret, `Acme CRM credentials must be a JSON object, not a number: provide ` + example},
 			"unknown field": {`{"apikey": "` + credentialsSecret + `"}`, `Acme CRM credentials: unknown field "apikey": provide ` + example},
+			"token as a field name": {`{"` + tokenSecret + `": "x"}`,
+				`Acme CRM credentials have an unknown field, whose name is not shown as it does not look like a field name: provide ` + example},
+			"upper case field name": {`{"Sk_Live_9f8e": "x"}`,
+				`Acme CRM credentials have an unknown field, whose name is not shown as it does not look like a field name: provide ` + example},
+			"overlong field name": {`{"` + strings.Repeat("a", 42) + `": "x"}`,
+				`Acme CRM credentials have an unknown field, whose name is not shown as it does not look like a field name: provide ` + example},
+			"longest field name": {`{"` + strings.Repeat("a", 41) + `": "x"}`,
+				`Acme CRM credentials: unknown field "` + strings.Repeat("a", 41) + `": provide ` + example},
 			"trailing data": {`{"api_key": "` + credentialsSecret + `"} {"api_key": "` + credentialsSecret + `"}`, `Acme CRM credentials have data after the JSON object: provide exactly ` + example},
 			"trailing text": {`{"api_key": "k"}` + credentialsSecret, `Acme CRM credentials have data after the JSON object: provide exactly ` + example},
 		}
@@ -83,6 +93,8 @@ func TestCredentialsFormatDecode(t *testing.T) {
 			require.Equal(t, tc.want, err.Error(), name)
 			require.NotContains(t, err.Error(), credentialsSecret, name)
 			require.NotContains(t, err.Error(), numberSecret, name)
+			require.NotContains(t, err.Error(), tokenSecret, name)
+			require.NotContains(t, err.Error(), "Sk_Live", name)
 			require.NotContains(t, err.Error(), "\n", "%s: one line", name)
 		}
 	})

@@ -3,6 +3,7 @@ package crm
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -51,16 +52,39 @@ const pacedShare = 0.95
 // limit) gets at least this much. For 10 s windows 5% is more.
 const minPaceMargin = 250 * time.Millisecond
 
+// DefaultMaxHoldWait is the longest hold Pacer.Wait sleeps out unless
+// the pacer is made WithMaxHoldWait: a second, so a window that is spent
+// for a moment delays a call a little, while an hour's hold (HubSpot's
+// daily limit) fails it at once rather than holding a worker's activity,
+// a validation or an authorize until its deadline.
+const DefaultMaxHoldWait = time.Second
+
+// PacerOption changes a Pacer made by NewPacer.
+type PacerOption func(*Pacer)
+
+// WithMaxHoldWait makes Wait sleep out holds up to d (DefaultMaxHoldWait
+// otherwise); a longer one fails the call at once.
+func WithMaxHoldWait(d time.Duration) PacerOption {
+	return func(p *Pacer) {
+		if d >= 0 {
+			p.maxHoldWait = d
+		}
+	}
+}
+
 // Pacer paces a connector's calls per CRM account with a token bucket
 // (golang.org/x/time/rate) at a little under the account's limit: the
 // CRM's published limit to begin with, the limit its headers report once
 // known. A CRM that says the window is spent (no calls remaining) or
-// answers a rate limit holds the account until the time it names. A
-// connector keeps one Pacer for all its accounts; it is safe for
-// concurrent use.
+// answers a rate limit holds the account until the time it names; Wait
+// sleeps out a short hold and fails at once, with ClassRateLimited and the
+// hold's remaining time as RetryAfter, on a long one or one that outlasts
+// the caller's context. A connector keeps one Pacer for all its accounts;
+// it is safe for concurrent use.
 type Pacer struct {
-	published Limit
-	now       func() time.Time
+	published   Limit
+	maxHoldWait time.Duration
+	now         func() time.Time
 
 	mu       sync.Mutex
 	accounts map[string]*accountPace
@@ -76,11 +100,15 @@ type accountPace struct {
 }
 
 // NewPacer returns a pacer starting every account at the published limit.
-func NewPacer(published Limit) *Pacer {
+func NewPacer(published Limit, opts ...PacerOption) *Pacer {
 	if published.Calls <= 0 || published.Per <= 0 {
 		panic(fmt.Sprintf("crm.NewPacer: limit %+v must have calls and a period", published))
 	}
-	return &Pacer{published: published, now: time.Now, accounts: map[string]*accountPace{}}
+	p := &Pacer{published: published, maxHoldWait: DefaultMaxHoldWait, now: time.Now, accounts: map[string]*accountPace{}}
+	for _, opt := range opts {
+		opt(p)
+	}
+	return p
 }
 
 func limiterFor(l Limit) *rate.Limiter {
@@ -100,14 +128,27 @@ func (p *Pacer) account(key string) *accountPace {
 	return a
 }
 
-// Wait blocks until the account may make its next call, or ctx ends.
+// Wait blocks until the account may make its next call. It returns
+// ctx.Err() when ctx ends first, and fails at once with a ClassRateLimited
+// *Error whose RetryAfter is the time left when the account is held for
+// longer than the pacer sleeps out (DefaultMaxHoldWait, or
+// WithMaxHoldWait's) or than ctx has left, or when the token bucket's
+// next turn comes after ctx's deadline: sleeping until the deadline would
+// only turn a known delay into a timeout.
 func (p *Pacer) Wait(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	p.mu.Lock()
 	a := p.account(key)
 	hold := a.holdUntil.Sub(p.now())
 	limiter := a.limiter
 	p.mu.Unlock()
 	if hold > 0 {
+		if hold > p.maxHoldWait || hold > timeLeft(ctx) {
+			return &Error{Class: ClassRateLimited, RetryAfter: hold,
+				Err: fmt.Errorf("the CRM's rate limit holds the account's calls for another %s", roundDelay(hold))}
+		}
 		t := time.NewTimer(hold)
 		defer t.Stop()
 		select {
@@ -116,7 +157,35 @@ func (p *Pacer) Wait(ctx context.Context, key string) error {
 		case <-t.C:
 		}
 	}
-	return limiter.Wait(ctx)
+	if err := limiter.Wait(ctx); err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return ctxErr
+		}
+		// The limiter refuses at once a wait past ctx's deadline; the
+		// next turn is at most one interval away.
+		interval := time.Duration(float64(time.Second) / float64(limiter.Limit()))
+		return &Error{Class: ClassRateLimited, RetryAfter: interval,
+			Err: fmt.Errorf("the account's pacing would have delayed the call past its deadline (one call per %s)", roundDelay(interval))}
+	}
+	return nil
+}
+
+// timeLeft is how long ctx has until its deadline; without one, forever.
+func timeLeft(ctx context.Context) time.Duration {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return time.Duration(math.MaxInt64)
+	}
+	return time.Until(deadline)
+}
+
+// roundDelay rounds a delay for a message: to the second from a second
+// on, to the millisecond below.
+func roundDelay(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Millisecond)
 }
 
 // Observe records what the CRM reported for the account in an answer.

@@ -67,3 +67,84 @@ func TestPacerHoldsAnAccountWhoseWindowIsSpent(t *testing.T) {
 	cancel()
 	require.ErrorIs(t, b.pacer.Wait(ctx, "acct"), context.Canceled, "a held account waits, and the wait ends with its context")
 }
+
+func TestPacerFailsALongHoldAtOnce(t *testing.T) {
+	t.Parallel()
+	limited := func(t *testing.T, err error) *Error {
+		t.Helper()
+		var crmErr *Error
+		require.ErrorAs(t, err, &crmErr)
+		require.Equal(t, ClassRateLimited, crmErr.Class, "%v", err)
+		return crmErr
+	}
+
+	t.Run("LongerThanTheMaxWait", func(t *testing.T) {
+		t.Parallel()
+		b := setupPacer(t, Limit{Calls: 100, Per: 10 * time.Second})
+		// The context has a minute: a pacer that slept the 3 s hold out
+		// would answer nil.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		b.pacer.Hold("acct", b.now.Add(3*time.Second))
+		err := limited(t, b.pacer.Wait(ctx, "acct"))
+		require.Equal(t, 3*time.Second, err.RetryAfter, "the hold's remaining time")
+		require.Equal(t, "crm rate_limited, retry after 3s: the CRM's rate limit holds the account's calls for another 3s", err.Error())
+
+		b.now = b.now.Add(1500 * time.Millisecond)
+		require.Equal(t, 1500*time.Millisecond, limited(t, b.pacer.Wait(ctx, "acct")).RetryAfter, "what is left of it")
+		require.NoError(t, b.pacer.Wait(ctx, "another"), "another account is not held")
+	})
+
+	t.Run("LongerThanTheContextHasLeft", func(t *testing.T) {
+		t.Parallel()
+		b := setupPacer(t, Limit{Calls: 100, Per: 10 * time.Second})
+		b.pacer.Hold("acct", b.now.Add(800*time.Millisecond))
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		// A pacer that slept until the deadline would answer
+		// context.DeadlineExceeded instead.
+		err := limited(t, b.pacer.Wait(ctx, "acct"))
+		require.Equal(t, 800*time.Millisecond, err.RetryAfter)
+	})
+
+	t.Run("AShortHoldIsSleptOut", func(t *testing.T) {
+		t.Parallel()
+		b := setupPacer(t, Limit{Calls: 100, Per: 10 * time.Second})
+		b.pacer.Hold("acct", b.now.Add(20*time.Millisecond))
+		require.NoError(t, b.pacer.Wait(context.Background(), "acct"))
+	})
+
+	t.Run("WithMaxHoldWait", func(t *testing.T) {
+		t.Parallel()
+		b := setupPacer(t, Limit{Calls: 100, Per: 10 * time.Second})
+		b.pacer = NewPacer(Limit{Calls: 100, Per: 10 * time.Second}, WithMaxHoldWait(time.Minute))
+		b.pacer.now = func() time.Time { return b.now }
+		short := NewPacer(Limit{Calls: 100, Per: 10 * time.Second}, WithMaxHoldWait(10*time.Millisecond))
+		short.now = b.pacer.now
+		short.Hold("acct", b.now.Add(50*time.Millisecond))
+		require.Equal(t, 50*time.Millisecond, limited(t, short.Wait(context.Background(), "acct")).RetryAfter,
+			"a hold the default would sleep out is longer than this pacer's")
+
+		b.pacer.Hold("acct", b.now.Add(2*time.Minute))
+		long, cancelLong := context.WithTimeout(context.Background(), time.Hour)
+		defer cancelLong()
+		require.Equal(t, 2*time.Minute, limited(t, b.pacer.Wait(long, "acct")).RetryAfter)
+
+		// 30 s is within the minute, but not within the context's time.
+		b.pacer.Hold("other", b.now.Add(30*time.Second))
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		require.Equal(t, 30*time.Second, limited(t, b.pacer.Wait(ctx, "other")).RetryAfter)
+	})
+
+	t.Run("TheBucketsTurnPastTheDeadline", func(t *testing.T) {
+		t.Parallel()
+		// One call per hour: the second call's turn is an hour away.
+		b := setupPacer(t, Limit{Calls: 1, Per: time.Hour})
+		require.NoError(t, b.pacer.Wait(context.Background(), "acct"))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		err := limited(t, b.pacer.Wait(ctx, "acct"))
+		require.Greater(t, err.RetryAfter, time.Hour, "one interval of the paced rate")
+	})
+}

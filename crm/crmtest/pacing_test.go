@@ -8,8 +8,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestCheckPacing pins the check the Pacing subtest makes on a fake's call
-// timestamps; no connector paces yet, so nothing else exercises it.
+// TestCheckPacing pins the checks the Pacing subtest makes on a fake's
+// call timestamps: never over the limit (checkPacing), not far under it
+// (checkDrainRate).
 func TestCheckPacing(t *testing.T) {
 	t.Parallel()
 
@@ -60,5 +61,22 @@ func TestCheckPacing(t *testing.T) {
 		b := setup(t)
 		require.ErrorContains(t, checkPacing(calls(b, 0), 0, time.Second), "not a limit")
 		require.ErrorContains(t, checkPacing(calls(b, 0), 1, 0), "not a limit")
+		require.ErrorContains(t, checkDrainRate(calls(b, 0, ms), 0, time.Second, 0.5), "not a limit")
+		require.ErrorContains(t, checkDrainRate(calls(b, 0, ms), 1, 0, 0.5), "not a limit")
+	})
+
+	t.Run("DrainRate", func(t *testing.T) {
+		b := setup(t)
+		// Two calls per second allowed; half of it is one call per second:
+		// 5 calls may span 4 s.
+		require.NoError(t, checkDrainRate(calls(b, 0, 500*ms, 1000*ms, 1500*ms, 2000*ms), 2, time.Second, 0.5), "the full rate")
+		require.NoError(t, checkDrainRate(calls(b, 0, 1000*ms, 2000*ms, 3000*ms, 4000*ms), 2, time.Second, 0.5), "exactly half")
+		require.NoError(t, checkDrainRate(calls(b, 4000*ms, 0, 2000*ms, 1000*ms, 3000*ms), 2, time.Second, 0.5), "recorded out of order")
+
+		err := checkDrainRate(calls(b, 0, 1000*ms, 2000*ms, 3000*ms, 4010*ms), 2, time.Second, 0.5)
+		require.ErrorContains(t, err, "5 calls took 4.01s, 49.9% of the allowed 2 per 1s; at least 50% would take at most 4s")
+		// A pacer that waited a whole window before one call.
+		require.Error(t, checkDrainRate(calls(b, 0, 500*ms, 1000*ms, 6000*ms), 2, time.Second, 0.5))
+		require.ErrorContains(t, checkDrainRate(calls(b, 0), 2, time.Second, 0.5), "1 calls make no rate")
 	})
 }

@@ -36,6 +36,13 @@ type answer struct {
 func (c *Connector) call(ctx context.Context, creds credentials, method, path, query string, body []byte) (answer, error) {
 	acct := account(creds)
 	if err := c.pacer.Wait(ctx, acct); err != nil {
+		var held *crm.Error
+		if errors.As(err, &held) {
+			// A hold longer than the pacer sleeps out (a long
+			// Retry-After) fails at once, with the time left.
+			return answer{}, &crm.Error{Class: held.Class, RetryAfter: held.RetryAfter,
+				Err: &callError{msg: fmt.Sprintf("%s %s: %s", method, path, held.Err), cause: held}}
+		}
 		return answer{}, &crm.Error{Class: crm.ClassTransient,
 			Err: &callError{msg: fmt.Sprintf("%s %s: cancelled while waiting for the account's rate limit", method, path), cause: err}}
 	}

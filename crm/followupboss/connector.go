@@ -24,8 +24,11 @@
 //	system            Config.System
 //	message           Record.Message, then a blank line and "Company: ..." and one "key: value" line per
 //	                  attribute (sorted by key; values other than strings as JSON), when there are any
-//	person.firstName  Record.FirstName; without first and last name, the first word of Record.Name
-//	person.lastName   Record.LastName; without first and last name, the rest of Record.Name
+//	person.firstName  Record.FirstName; without first and last name, the first name integration.SplitName
+//	                  makes of Record.Name (the words before the last name; none for a single word)
+//	person.lastName   Record.LastName; without first and last name, the last name integration.SplitName
+//	                  makes of Record.Name (the last word, with particles such as "van" and a suffix
+//	                  such as "Jr."; a single word is the last name)
 //	person.emails     [{"value": Record.Email}] when there is one
 //	person.phones     [{"value": Record.Phone}] when there is one
 //	person.tags       ["lead-id:" + Record.Key] (KeyTag): our lead key on the contact
@@ -95,8 +98,11 @@
 // each context. Since every call counts against the one rate, no context
 // can be exceeded by our own calls. An answer with no calls remaining holds
 // the account for one pacing interval (window / limit); a 429 holds it for
-// its Retry-After and is crm.ClassRateLimited, never a failure. Quota
-// reports the last "global" numbers.
+// its Retry-After and is crm.ClassRateLimited, never a failure. While a
+// hold longer than crm.DefaultMaxHoldWait (or than the call's context has
+// left) lasts, the account's calls fail at once with crm.ClassRateLimited
+// and the time left as RetryAfter, rather than wait until their deadline.
+// Quota reports the last "global" numbers.
 //
 // # Errors
 //

@@ -25,15 +25,19 @@ func rateHeaders(limit, remaining, window, context string) http.Header {
 	return h
 }
 
-// requireHeld fails unless the account's next call is held far beyond a
-// short deadline (the holds tested are an hour long).
+// requireHeld fails unless the account's next call is held for about an
+// hour (the holds tested are an hour long), which the pacer answers at
+// once as a rate limit with the time left.
 func requireHeld(t *testing.T, c *Connector, acct string, held bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	err := c.pacer.Wait(ctx, acct)
 	if held {
-		require.ErrorIs(t, err, context.DeadlineExceeded, "the account is held")
+		var crmErr *crm.Error
+		require.ErrorAs(t, err, &crmErr, "the account is held")
+		require.Equal(t, crm.ClassRateLimited, crmErr.Class)
+		require.Greater(t, crmErr.RetryAfter, 59*time.Minute, "the hold's remaining time")
 	} else {
 		require.NoError(t, err, "the account is not held")
 	}

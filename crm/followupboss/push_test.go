@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -274,6 +275,34 @@ func TestPushOutcomes(t *testing.T) {
 			require.Equal(t, tc.status, err.StatusCode, name)
 			require.Contains(t, err.Error(), "POST /v1/events", name)
 		}
+	})
+
+	t.Run("ALongRetryAfterFailsTheNextCallsAtOnce", func(t *testing.T) {
+		b := setup(t)
+		one, hour := 1, 3600
+		_, err := b.fake.UpdateFaults(context.Background(), b.account.APIKey, followupbossfake.FaultsUpdate{RateLimitNext: &one, RetryAfterSeconds: &hour})
+		require.NoError(t, err)
+		first := b.pushError(t, lead("h"))
+		require.Equal(t, crm.ClassRateLimited, first.Class)
+		require.Equal(t, time.Hour, first.RetryAfter)
+		calls := len(b.apiCalls())
+
+		// The account is held for the hour Follow Up Boss asked for: a push
+		// and a validation fail at once with the time left, rather than
+		// wait until their deadline and fail as a timeout.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err = b.connector.Push(ctx, b.creds, []crm.Record{lead("h")})
+		var held *crm.Error
+		require.ErrorAs(t, err, &held)
+		require.Equal(t, crm.ClassRateLimited, held.Class, "%v", err)
+		require.Greater(t, held.RetryAfter, 59*time.Minute)
+		b.requireClean(t, err.Error(), leadData(lead("h"))...)
+		_, err = b.connector.Validate(ctx, b.creds)
+		require.Equal(t, crm.ClassRateLimited, crm.ClassOf(err), "%v", err)
+		require.NoError(t, ctx.Err(), "neither waited for the deadline")
+		require.Len(t, b.apiCalls(), calls, "held without a call to Follow Up Boss")
+		require.Empty(t, b.events(t))
 	})
 
 	t.Run("SuccessWithoutID", func(t *testing.T) {

@@ -70,6 +70,12 @@ type answer struct {
 func (c *Connector) send(ctx context.Context, r request) (answer, error) {
 	if r.paceKey != "" {
 		if err := c.pacer.Wait(ctx, r.paceKey); err != nil {
+			var held *crm.Error
+			if errors.As(err, &held) {
+				// A long hold (the daily limit) fails at once, with the
+				// time left as RetryAfter.
+				return answer{}, &crm.Error{Class: held.Class, RetryAfter: held.RetryAfter, Err: fmt.Errorf("%s: %w", r.what, held.Err)}
+			}
 			return answer{}, &crm.Error{Class: crm.ClassTransient, Err: fmt.Errorf("waiting to call %s: %w", r.what, err)}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -567,6 +568,34 @@ func TestPushErrors(t *testing.T) {
 		b.requireNothingStored(t, hub)
 	})
 
+	t.Run("ALongHoldFailsAtOnce", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		hub, raw, token := b.privateAccount(t, nil, true)
+		one, hour := 1, 3600
+		b.faults(t, hub, hubspotfake.FaultsUpdate{RateLimitNext: &one, RetryAfterSeconds: &hour})
+		_, err := b.connector.Push(context.Background(), raw, []crm.Record{{Key: "a"}})
+		require.Equal(t, time.Hour, crmError(t, err, crm.ClassRateLimited).RetryAfter)
+		before := len(b.calls(t, hub))
+
+		// The account is held for an hour: the next push, and a
+		// validation, fail at once with the time left instead of waiting
+		// until their deadline (which would answer a transient timeout).
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err = b.connector.Push(ctx, raw, []crm.Record{{Key: "a"}})
+		ce := crmError(t, err, crm.ClassRateLimited)
+		require.Greater(t, ce.RetryAfter, 59*time.Minute, "what is left of the hold")
+		require.Contains(t, err.Error(), "the contacts batch upsert: the CRM's rate limit holds the account's calls for another 1h0m0s")
+		requireClean(t, err.Error(), token)
+		checks, err := b.connector.Validate(ctx, raw)
+		require.Nil(t, checks, "validation could not run")
+		require.Greater(t, crmError(t, err, crm.ClassRateLimited).RetryAfter, 59*time.Minute)
+		require.NoError(t, ctx.Err(), "neither waited for the deadline")
+		require.Len(t, b.calls(t, hub), before, "held without a call to HubSpot")
+		b.requireNothingStored(t, hub)
+	})
+
 	t.Run("RetryAfterOfTheDailyLimit", func(t *testing.T) {
 		t.Parallel()
 		c := New(Config{})
@@ -768,6 +797,26 @@ func TestValidate(t *testing.T) {
 		}
 	})
 
+	t.Run("TheConsentPagesRequiredScopesAlone", func(t *testing.T) {
+		t.Parallel()
+		// A customer who declines the optional scope grants what the
+		// consent page requires, oauth and crm.objects.contacts.write:
+		// HubSpot lets that scope read contact properties too, so every
+		// check runs (none is "not checked") and passes.
+		b := setup(t)
+		u, err := url.Parse(mustAuthCodeURL(t, b.connector))
+		require.NoError(t, err)
+		required := strings.Fields(u.Query().Get("scope"))
+		a, err := b.fake.CreateAccount(context.Background(), hubspotfake.CreateAccountRequest{OAuth: true, RedirectURI: callback,
+			Scopes: required, Properties: ourProperties()})
+		require.NoError(t, err)
+		raw, err := b.connector.Exchange(context.Background(), crm.ExchangeRequest{Code: a.Code, RedirectURL: callback})
+		require.NoError(t, err)
+		requireOK(t, validate(t, b, raw))
+		_, err = b.connector.Push(context.Background(), raw, []crm.Record{piiRecord("a")})
+		require.NoError(t, err)
+	})
+
 	t.Run("KeyPropertyNotUnique", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
@@ -859,6 +908,54 @@ func TestValidate(t *testing.T) {
 		require.Equal(t, remediateLeadSourceProperty, checks[3].Remediation)
 	})
 
+	t.Run("PropertiesTheTokenMayNotRead", func(t *testing.T) {
+		t.Parallel()
+		// A HubSpot whose introspection lists scopes, while reading our
+		// properties answers MISSING_SCOPES (the scopes changed between
+		// the calls, or HubSpot asks for more than it documents).
+		var mu sync.Mutex
+		scopes := `["crm.objects.contacts.write"]`
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			switch {
+			case r.URL.Path == pathPrivateTokenInfo:
+				mu.Lock()
+				listed := scopes
+				mu.Unlock()
+				_, _ = w.Write([]byte(`{"hubId":7,"scopes":` + listed + `}`))
+			case r.Method == http.MethodGet:
+				w.WriteHeader(http.StatusForbidden)
+				_, _ = w.Write([]byte(`{"status":"error","category":"MISSING_SCOPES","errors":[{"context":{"requiredScopes":["crm.schemas.contacts.read"]}}]}`))
+			default:
+				w.WriteHeader(http.StatusInternalServerError)
+			}
+		}))
+		t.Cleanup(srv.Close)
+		c := New(Config{APIURL: srv.URL, HTTPClient: srv.Client()})
+		checks, err := c.Validate(context.Background(), []byte(`{"access_token":"pat-na1-x"}`))
+		require.NoError(t, err)
+		require.True(t, checks[1].OK, "the introspection lists the scope upserts need")
+		for _, check := range checks[2:] {
+			require.False(t, check.OK)
+			require.Equal(t, integration.ReasonInsufficientPermissions, check.Code, "nothing else says what is wrong: %s", check.Name)
+			require.Contains(t, check.Message, "HubSpot asks for scope crm.schemas.contacts.read; crm.objects.contacts.write, which deliveries need, reads it too")
+			require.Equal(t, remediateScopesToken, check.Remediation)
+		}
+
+		// When the scopes check fails, it is the reason, and the
+		// properties are not checked.
+		mu.Lock()
+		scopes = `[]`
+		mu.Unlock()
+		checks, err = c.Validate(context.Background(), []byte(`{"access_token":"pat-na1-x"}`))
+		require.NoError(t, err)
+		require.Equal(t, integration.ReasonInsufficientPermissions, checks[1].Code)
+		for _, check := range checks[2:] {
+			require.True(t, strings.HasPrefix(check.Message, "not checked: "), check.Name)
+			require.Empty(t, check.Code)
+		}
+	})
+
 	t.Run("UnusableDocument", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
@@ -931,4 +1028,143 @@ func TestParseCredentialsDetails(t *testing.T) {
 	}
 	_, ok := c.ExpiresAt([]byte(good))
 	require.True(t, ok)
+}
+
+// TestPacingFollowsTheAccountHubSpotNames: a credentials document comes
+// from whoever authorizes, so the hub_id in an OAuth-shaped one is never
+// trusted. A document naming another customer's hub cannot hold that
+// customer's calls with its 429s, re-pace them with its rate-limit headers,
+// or read its quota.
+func TestPacingFollowsTheAccountHubSpotNames(t *testing.T) {
+	t.Parallel()
+
+	// attack returns the attacker's document: its own token, with an OAuth
+	// document's fields around it, naming the victim's hub.
+	attack := func(t *testing.T, token string, victimHub int64) []byte {
+		t.Helper()
+		doc, err := json.Marshal(credentialsDoc{AccessToken: token, RefreshToken: "x", ExpiresAt: "2099-01-01T00:00:00Z", HubID: victimHub})
+		require.NoError(t, err)
+		return doc
+	}
+	// requireNotHeld pushes for the victim, which must be delivered with
+	// nothing waiting: a held victim would fail as rate limited (or wait
+	// until the deadline).
+	requireNotHeld := func(t *testing.T, c *Connector, victim []byte, key string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		results, err := c.Push(ctx, victim, []crm.Record{{Key: key}})
+		require.NoError(t, err, "the victim's calls are not held")
+		require.Equal(t, crm.RecordDelivered, results[0].Status)
+	}
+	one, hour := 1, 3600
+
+	t.Run("APrivateAppTokenInAnOAuthDocument", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		victimHub, victim := b.oauthAccount(t)
+		attackerHub, _, token := b.privateAccount(t, nil, true)
+		doc := attack(t, token, victimHub)
+		require.NoError(t, b.connector.ParseCredentials(doc), "accepted: the OAuth callback authorizes with such documents too")
+
+		// Its validation names no account: HubSpot's OAuth introspection
+		// does not know a private app token.
+		checks, err := b.connector.Validate(context.Background(), doc)
+		require.NoError(t, err)
+		require.Equal(t, "HubSpot accepts the OAuth connection", checks[0].Message)
+		requireClean(t, checks[0].Message, strconv.FormatInt(victimHub, 10))
+
+		// The attacker's calls report its own daily allowance, then meet an
+		// hour's rate limit.
+		_, err = b.connector.Push(context.Background(), doc, []crm.Record{{Key: "a1"}})
+		require.NoError(t, err)
+		b.faults(t, attackerHub, hubspotfake.FaultsUpdate{RateLimitNext: &one, RetryAfterSeconds: &hour})
+		_, err = b.connector.Push(context.Background(), doc, []crm.Record{{Key: "a2"}})
+		require.Equal(t, time.Hour, crmError(t, err, crm.ClassRateLimited).RetryAfter)
+
+		requireNotHeld(t, b.connector, victim, "v1")
+		q, ok := b.connector.Quota(victim)
+		require.True(t, ok)
+		require.Equal(t, "10s", q.Window, "the victim's own OAuth window, not the attacker's daily allowance")
+		q, ok = b.connector.Quota(doc)
+		require.True(t, ok)
+		require.Equal(t, "24h", q.Window, "the attacker sees its own allowance")
+		_, err = b.connector.Push(context.Background(), doc, []crm.Record{{Key: "a3"}})
+		crmError(t, err, crm.ClassRateLimited)
+	})
+
+	t.Run("AnotherAccountsOAuthTokenNamingTheVictim", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		victimHub, victim := b.oauthAccount(t)
+		attackerHub, attackerRaw := b.oauthAccount(t)
+		var own credentialsDoc
+		require.NoError(t, json.Unmarshal(attackerRaw, &own))
+		doc := attack(t, own.AccessToken, victimHub)
+
+		// A worker that has seen neither token (another process, or one
+		// restarted) asks HubSpot which account each belongs to.
+		fresh := New(Config{APIURL: b.fakeURL, HTTPClient: b.connector.httpClient})
+		b.faults(t, attackerHub, hubspotfake.FaultsUpdate{RateLimitNext: &one, RetryAfterSeconds: &hour})
+		_, err := fresh.Push(context.Background(), doc, []crm.Record{{Key: "a1"}})
+		require.Equal(t, time.Hour, crmError(t, err, crm.ClassRateLimited).RetryAfter)
+
+		requireNotHeld(t, fresh, victim, "v1")
+		_, err = fresh.Push(context.Background(), attackerRaw, []crm.Record{{Key: "a2"}})
+		crmError(t, err, crm.ClassRateLimited)
+		b.requireNothingStored(t, attackerHub)
+
+		checks, err := fresh.Validate(context.Background(), doc)
+		require.Error(t, err, "held")
+		require.Nil(t, checks)
+	})
+
+	t.Run("WithoutTheIntrospection", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		hub, raw := b.oauthAccount(t)
+		var doc credentialsDoc
+		require.NoError(t, json.Unmarshal(raw, &doc))
+		creds, err := parseCredentials(raw)
+		require.NoError(t, err)
+		fresh := New(Config{APIURL: b.fakeURL, HTTPClient: b.connector.httpClient})
+		fresh.now = b.clock
+		yes, no := true, false
+		b.faults(t, hub, hubspotfake.FaultsUpdate{IntrospectionUnavailable: &yes})
+
+		// HubSpot names no account: the calls go on, paced as the token's
+		// own, and the introspection is asked again a minute later.
+		requireNotHeld(t, fresh, raw, "k1")
+		key, known := fresh.knownPaceKey(creds)
+		require.True(t, known)
+		require.Equal(t, crm.TokenKey(doc.AccessToken), key)
+		b.advance(unknownHubRetry)
+		_, known = fresh.knownPaceKey(creds)
+		require.False(t, known)
+
+		b.faults(t, hub, hubspotfake.FaultsUpdate{IntrospectionUnavailable: &no})
+		requireNotHeld(t, fresh, raw, "k2")
+		key, _ = fresh.knownPaceKey(creds)
+		require.Equal(t, hubKey(hub), key)
+	})
+
+	t.Run("TheVictimsQuotaStaysItsOwn", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		victimHub, victim := b.oauthAccount(t)
+		calls, window := 50, 5000
+		b.faults(t, victimHub, hubspotfake.FaultsUpdate{LimitCalls: &calls, LimitWindowMS: &window})
+		requireNotHeld(t, b.connector, victim, "v1")
+		_, _, token := b.privateAccount(t, nil, true)
+		_, ok := b.connector.Quota(attack(t, token, victimHub))
+		require.False(t, ok, "a document naming the victim's hub does not read its quota")
+	})
+}
+
+// mustAuthCodeURL is the connector's consent URL for the test callback.
+func mustAuthCodeURL(t *testing.T, c *Connector) string {
+	t.Helper()
+	consent, err := c.AuthCodeURL(crm.AuthRequest{State: "st", RedirectURL: callback})
+	require.NoError(t, err)
+	return consent
 }

@@ -1,12 +1,9 @@
 package hubspot
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/acme/integrations/crm"
@@ -34,23 +31,17 @@ type credentials struct {
 	accessToken  string
 	refreshToken string
 	expiresAt    time.Time
-	hubID        int64
+	// hubID is the document's: what Exchange or Refresh wrote, or what the
+	// sender of the document claims. It is stored back, never trusted:
+	// pacing and quotas follow the account HubSpot names (see paceKey).
+	hubID int64
+	// pace is the account the calls are paced as, once Push resolved it.
+	pace string
 }
 
 // oauth reports whether the credentials are an OAuth connection (refreshable)
 // rather than a static token.
 func (c credentials) oauth() bool { return c.refreshToken != "" }
-
-// paceKey is the account the credentials' calls are paced as: the hub ID of
-// an OAuth connection (HubSpot limits OAuth apps per account), a hash of a
-// static token (a private app's own limit).
-func (c credentials) paceKey() string {
-	if c.oauth() && c.hubID > 0 {
-		return "hub:" + strconv.FormatInt(c.hubID, 10)
-	}
-	sum := sha256.Sum256([]byte(c.accessToken))
-	return "token:" + hex.EncodeToString(sum[:8])
-}
 
 // document returns the credentials as the JSON document.
 func (c credentials) document() []byte {
@@ -65,6 +56,13 @@ func (c credentials) document() []byte {
 // ParseCredentials checks that raw is a HubSpot credentials document (see
 // the package documentation). Its errors name the field at fault and never
 // echo a value.
+//
+// It accepts an OAuth document from anyone, not only the ones Exchange
+// writes: the OAuth callback hands Exchange's document to the same
+// authorize as a credentials file, so it cannot tell them apart. Such a
+// document's hub_id is never trusted (see paceKey): a document naming
+// another customer's account paces and reports its calls as its own
+// token's, and its refresh token works only if HubSpot issued it.
 func (c *Connector) ParseCredentials(raw []byte) error {
 	_, err := parseCredentials(raw)
 	return err

@@ -14,6 +14,12 @@
 //	{"access_token": "...", "refresh_token": "...", "expires_at": "2026-12-01T12:30:00Z", "hub_id": 123}
 //	                                                 an OAuth connection (Exchange and Refresh write it)
 //
+// ParseCredentials accepts an OAuth document from a file or the API too
+// (the OAuth callback authorizes with Exchange's document the same way),
+// but its hub_id is only stored back, never believed: the account a
+// token's calls are paced and reported as is the one HubSpot names for the
+// token (see Pacing).
+//
 // OAuth access tokens live 30 minutes (expires_in 1800). The connector is a
 // crm.Expirer (the document's expires_at) so the caller refreshes ahead of
 // expiry, and a crm.Refresher for when a call answers 401 anyway (HubSpot
@@ -38,8 +44,9 @@
 //
 //	Key                    integrations_lead_key (a unique-value property) and the objectWriteTraceId
 //	Source                 integrations_lead_source (a text property)
-//	FirstName, LastName    firstname, lastname; when both are empty, Name is split at its first
-//	                       space (the first word firstname, the rest lastname; one word: firstname)
+//	FirstName, LastName    firstname, lastname; when both are empty, Name split by integration.SplitName
+//	                       (the last word, with particles such as "van" and a suffix such as "Jr.",
+//	                       lastname, the words before firstname; one word: lastname)
 //	Company, Email, Phone  company, email, phone
 //	Message, Attributes    message; the attributes follow it as "key: value" lines, sorted by key,
 //	                       under "Details from the lead partner:" (HubSpot refuses properties an
@@ -104,14 +111,22 @@
 //
 // # Pacing
 //
-// One crm.Pacer for all accounts, keyed by hub ID (OAuth) or by a hash of
-// the static token, starts at HubSpot's published 100 calls per 10 s and
+// One crm.Pacer for all accounts, keyed by the hub ID HubSpot named for an
+// OAuth access token (its token endpoint's answer, or the token
+// introspection, which Push asks once per token it has not seen; never the
+// document's hub_id, which whoever authorizes writes) or else by a hash of
+// the token (private apps and service keys: their own limit), starts at
+// HubSpot's published 100 calls per 10 s and
 // follows X-HubSpot-RateLimit-Max / -Remaining / -Interval-Milliseconds;
 // Quota reports -Daily-Remaining of -Daily when HubSpot sends it (private
 // apps), else the 10 s window. A 429 is crm.ClassRateLimited after
 // Retry-After when HubSpot sends one (undocumented), else after the window
 // (-Interval-Milliseconds, 10 s by default), or an hour for the DAILY
-// policy.
+// policy, and holds the account that long. While a hold longer than
+// crm.DefaultMaxHoldWait (or than the call's context has left) lasts, the
+// account's calls (deliveries and validations alike) fail at once with
+// crm.ClassRateLimited and the time left as RetryAfter, rather than wait
+// until their deadline.
 package hubspot
 
 import (
@@ -215,6 +230,9 @@ type Connector struct {
 	mu sync.Mutex
 	// daily is the last daily quota HubSpot reported, by pacer key.
 	daily map[string]crm.Quota
+	// hubs are the accounts HubSpot named for OAuth access tokens (see
+	// paceKey).
+	hubs crm.TokenAccounts
 }
 
 var (
@@ -261,13 +279,14 @@ func (c *Connector) BatchLimit() int { return MaxBatchSize }
 
 // Quota returns what HubSpot last reported for the account of raw: the
 // daily allowance when HubSpot sends one (private apps), else the 10 s
-// window.
+// window. The account is the one HubSpot named for the token (never the
+// document's hub_id), so a document cannot read another account's quota.
 func (c *Connector) Quota(raw []byte) (crm.Quota, bool) {
 	creds, err := parseCredentials(raw)
 	if err != nil {
 		return crm.Quota{}, false
 	}
-	key := creds.paceKey()
+	key, _ := c.knownPaceKey(creds)
 	c.mu.Lock()
 	q, ok := c.daily[key]
 	c.mu.Unlock()

@@ -28,6 +28,14 @@ var errNoSandboxLogin = errors.New("HubSpot has no separate sandbox login: conne
 // oauthOptionalScopes those the customer may decline (then they create our
 // contact properties themselves). Our HubSpot app's settings must list the
 // same.
+//
+// crm.objects.contacts.read is not asked for: the connector reads no
+// contact, only our two contact properties' definitions, and HubSpot's
+// Properties API specification (PublicApiSpecs/CRM/Properties, GET
+// /crm/v3/properties/{objectType}/{propertyName}) lists
+// crm.objects.contacts.write among the scopes any one of which may read
+// them; the batch upsert needs crm.objects.contacts.write alone
+// (PublicApiSpecs/CRM/Contacts, batch/upsert).
 var (
 	oauthScopes         = []string{scopeOAuth, ScopeContactsWrite}
 	oauthOptionalScopes = []string{ScopeSchemasContactsWrite}
@@ -88,7 +96,7 @@ func (c *Connector) Exchange(ctx context.Context, req crm.ExchangeRequest) ([]by
 	}
 	if creds.hubID <= 0 {
 		// The token answer is documented to carry hub_id; ask the
-		// introspection when it does not.
+		// introspection when it does not (which records it for pacing).
 		hub, err := c.tokenHubID(ctx, creds.accessToken)
 		if err != nil {
 			return nil, fmt.Errorf("hubspot exchange: %w", err)
@@ -201,6 +209,9 @@ func (c *Connector) token(ctx context.Context, form url.Values, prev credentials
 	next.expiresAt = c.now().Add(lifetime).UTC().Truncate(time.Second)
 	if t.HubID > 0 {
 		next.hubID = t.HubID
+		// HubSpot's own answer to our client: the new token's account,
+		// which its calls are paced as.
+		c.rememberHub(next.accessToken, t.HubID, c.now().Add(lifetime))
 	}
 	return next, nil
 }
@@ -208,7 +219,7 @@ func (c *Connector) token(ctx context.Context, form url.Values, prev credentials
 // tokenHubID asks the OAuth introspection which account an access token
 // belongs to.
 func (c *Connector) tokenHubID(ctx context.Context, token string) (int64, error) {
-	info, err := c.oauthTokenInfo(ctx, token, "")
+	info, err := c.introspectHub(ctx, token)
 	if err != nil {
 		return 0, err
 	}
@@ -228,8 +239,10 @@ type tokenInfo struct {
 // oauthTokenInfo calls GET /oauth/v1/access-tokens/{token}: nil info (and
 // no error) when HubSpot does not accept the token there (expired, revoked,
 // unknown); an error when the call could not be made or answered 429/5xx.
-func (c *Connector) oauthTokenInfo(ctx context.Context, token, paceKey string) (*tokenInfo, error) {
-	r := request{method: http.MethodGet, path: pathAccessTokenInfo + url.PathEscape(token), what: "HubSpot's token introspection", paceKey: paceKey}
+// Not paced: like the token endpoint it is HubSpot's OAuth service, not a
+// CRM API call, and it is what names the account the calls are paced as.
+func (c *Connector) oauthTokenInfo(ctx context.Context, token string) (*tokenInfo, error) {
+	r := request{method: http.MethodGet, path: pathAccessTokenInfo + url.PathEscape(token), what: "HubSpot's token introspection"}
 	a, err := c.send(ctx, r)
 	if err != nil {
 		return nil, err

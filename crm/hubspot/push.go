@@ -147,6 +147,7 @@ func (c *Connector) Push(ctx context.Context, raw []byte, records []crm.Record) 
 		return nil, fmt.Errorf("hubspot push: %w", &crm.Error{Class: crm.ClassAuth,
 			Err: errors.New("the OAuth access token has expired: refresh it")})
 	}
+	creds.pace = c.paceKey(ctx, creds)
 
 	// One input per key: a key twice in a batch is one lead.
 	var inputs []upsertInput
@@ -271,7 +272,7 @@ func (c *Connector) upsert(ctx context.Context, creds credentials, inputs []upse
 		return errors.New("encoding the contacts failed")
 	}
 	r := request{method: http.MethodPost, path: pathBatchUpsert, what: "the contacts batch upsert", token: creds.accessToken,
-		body: body, contentType: "application/json", paceKey: creds.paceKey()}
+		body: body, contentType: "application/json", paceKey: creds.pace}
 	a, err := c.send(ctx, r)
 	if err != nil {
 		return err

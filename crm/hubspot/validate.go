@@ -41,7 +41,7 @@ func (c *Connector) Validate(ctx context.Context, raw []byte) ([]integration.Che
 	if err != nil {
 		return credentialsFailed(remediateCredentialsToken, "the stored credentials are unusable: "+err.Error()), nil
 	}
-	v := &validator{c: c, creds: creds, key: creds.paceKey()}
+	v := &validator{c: c, creds: creds}
 	checks, err := v.run(ctx)
 	var denied *authFailure
 	if errors.As(err, &denied) {
@@ -76,7 +76,9 @@ const (
 type validator struct {
 	c     *Connector
 	creds credentials
-	key   string
+	// key is the account the calls are paced as, known once the
+	// introspection has run.
+	key string
 }
 
 func (v *validator) remediateCredentials() string {
@@ -107,15 +109,18 @@ func (v *validator) run(ctx context.Context) ([]integration.Check, error) {
 		return nil, err
 	}
 
-	// HubSpot answered an authenticated call: the credentials work.
-	hub := v.creds.hubID
-	if info != nil && info.HubID > 0 {
+	// HubSpot answered an authenticated call: the credentials work. The
+	// account named is the one HubSpot named, never the document's.
+	var hub int64
+	if info != nil {
 		hub = info.HubID
 	}
 	credsCheck := integration.Check{Name: crm.CheckCredentials, OK: true}
 	switch {
-	case v.creds.oauth():
+	case v.creds.oauth() && hub > 0:
 		credsCheck.Message = fmt.Sprintf("HubSpot accepts the OAuth connection to account %d", hub)
+	case v.creds.oauth():
+		credsCheck.Message = "HubSpot accepts the OAuth connection"
 	case hub > 0:
 		credsCheck.Message = fmt.Sprintf("HubSpot accepts the private app token for account %d", hub)
 	default:
@@ -126,11 +131,11 @@ func (v *validator) run(ctx context.Context) ([]integration.Check, error) {
 	if err != nil {
 		return nil, err
 	}
-	keyCheck, err := v.propertyCheck(ctx, keyProp)
+	keyCheck, err := v.propertyCheck(ctx, keyProp, scopes.OK)
 	if err != nil {
 		return nil, err
 	}
-	sourceCheck, err := v.propertyCheck(ctx, sourceProp)
+	sourceCheck, err := v.propertyCheck(ctx, sourceProp, scopes.OK)
 	if err != nil {
 		return nil, err
 	}
@@ -138,13 +143,18 @@ func (v *validator) run(ctx context.Context) ([]integration.Check, error) {
 }
 
 // introspect asks HubSpot which account and scopes the token has; nil when
-// the introspection cannot say (the authenticated calls then decide).
+// the introspection cannot say (the authenticated calls then decide). It
+// sets the validator's pacing key: the account HubSpot named for an OAuth
+// access token, else the token's own.
 func (v *validator) introspect(ctx context.Context) (*tokenInfo, error) {
 	if v.creds.oauth() {
 		// Not accepted (expired, revoked): nil, and the authenticated
 		// calls decide.
-		return v.c.oauthTokenInfo(ctx, v.creds.accessToken, v.key)
+		info, err := v.c.introspectHub(ctx, v.creds.accessToken)
+		v.key, _ = v.c.knownPaceKey(v.creds)
+		return info, err
 	}
+	v.key = crm.TokenKey(v.creds.accessToken)
 	body, _ := json.Marshal(map[string]string{"tokenKey": v.creds.accessToken})
 	// The token goes in the body and, for EU tokens, the header too.
 	r := request{method: http.MethodPost, path: pathPrivateTokenInfo, what: "HubSpot's private app token introspection",
@@ -267,8 +277,12 @@ func (v *validator) scopesCheck(ctx context.Context, info *tokenInfo) (integrati
 
 // propertyCheck reports one contact property, creating it when it is
 // missing. The creation is tried whatever the introspection listed: HubSpot's
-// 403 is the authority on what the token may do.
-func (v *validator) propertyCheck(ctx context.Context, p propertyState) (integration.Check, error) {
+// 403 is the authority on what the token may do. A property the token may
+// not read is not checked when the scopes check failed (that failure is the
+// reason), and fails as a missing scope when it passed: nothing else would
+// say what is wrong (the scopes changed between the calls, or HubSpot asks
+// for more than it documents).
+func (v *validator) propertyCheck(ctx context.Context, p propertyState, scopesOK bool) (integration.Check, error) {
 	name, remediation := CheckLeadSourceProperty, remediateLeadSourceProperty
 	purpose := "holds the lead partner's source"
 	if p.name == KeyProperty {
@@ -277,8 +291,14 @@ func (v *validator) propertyCheck(ctx context.Context, p propertyState) (integra
 	}
 	ok := integration.Check{Name: name, OK: true, Message: fmt.Sprintf("the contact property %s %s", p.name, purpose)}
 	switch {
-	case len(p.unreadable) > 0:
+	case len(p.unreadable) > 0 && !scopesOK:
 		return crm.NotChecked(name, fmt.Sprintf("the token may not read contact properties (it lacks scope %s)", strings.Join(p.unreadable, ", "))), nil
+	case len(p.unreadable) > 0:
+		// HubSpot names one of the scopes that read properties; the one
+		// to grant is ours, which reads them too.
+		return integration.Check{Name: name, Code: integration.ReasonInsufficientPermissions, Remediation: v.remediateScopes(),
+			Message: fmt.Sprintf("the token may not read the contact property %s (HubSpot asks for scope %s; %s, which deliveries need, reads it too)",
+				p.name, strings.Join(p.unreadable, ", "), ScopeContactsWrite)}, nil
 	case p.exists && p.name == KeyProperty && !p.unique:
 		return integration.Check{Name: name, Code: integration.ReasonInsufficientPermissions, Remediation: remediateLeadKeyNotUnique,
 			Message: fmt.Sprintf("the contact property %s exists but does not require unique values, so contacts cannot be upserted by it", p.name)}, nil

@@ -19,9 +19,10 @@ type answer struct {
 
 // call makes one authenticated call to the org's instance and reads the
 // answer, whatever its status; every answer's Sforce-Limit-Info is
-// observed for the org. An error means there was no (whole) answer: a
-// *crm.Error of class crm.ClassTransient that names op, never the URL.
-func (c *Connector) call(ctx context.Context, creds credentials, op, method, endpoint string, body []byte) (answer, error) {
+// observed for the org of pacing key key ("": not observed). An error
+// means there was no (whole) answer: a *crm.Error of class
+// crm.ClassTransient that names op, never the URL.
+func (c *Connector) call(ctx context.Context, creds credentials, key, op, method, endpoint string, body []byte) (answer, error) {
 	var reader io.Reader
 	if body != nil {
 		reader = bytes.NewReader(body)
@@ -42,7 +43,9 @@ func (c *Connector) call(ctx context.Context, creds credentials, op, method, end
 		return answer{}, transportError(op, err)
 	}
 	defer resp.Body.Close()
-	c.observe(creds.account(), resp.Header)
+	if key != "" {
+		c.observe(key, resp.Header)
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
 		return answer{}, &crm.Error{Class: crm.ClassTransient, StatusCode: resp.StatusCode,

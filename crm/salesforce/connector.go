@@ -24,9 +24,15 @@
 // The credentials document is the token response, trimmed: {"access_token",
 // "refresh_token", "instance_url", "id", "issued_at", "environment"}, where
 // environment ("production" or "sandbox") says which login issued the
-// tokens and so refreshes them. Salesforce access tokens carry no expiry
-// (they last the org's session timeout, 2 hours by default), so the
-// connector is no crm.Expirer: an access token Salesforce no longer takes
+// tokens and so refreshes them. instance_url, where the access token and
+// every call go, must be on a Salesforce domain (or a configured login's),
+// over https; plain http and loopback only when a configured login is on
+// loopback itself (the fake, the dev stack). id is stored back but never
+// believed: pacing follows the org Salesforce names (see Pacing).
+//
+// Salesforce access tokens carry no expiry (they last the org's session
+// timeout, 2 hours by default), so the connector is no crm.Expirer: an
+// access token Salesforce no longer takes
 // answers INVALID_SESSION_ID (401), a crm.ClassAuth error on which the
 // caller refreshes (crm.Refresher). A refresh that Salesforce refuses
 // (invalid_grant: the connection was revoked, the refresh token expired)
@@ -38,8 +44,11 @@
 // Each crm.Record becomes one Lead:
 //
 //	Integrations_Lead_Key__c  Record.Key, our lead ID: the External ID the upsert matches on (LeadKeyField)
-//	LastName                  Record.LastName; else the last word of Record.Name; else "[not provided]"
-//	FirstName                 Record.FirstName; else Record.Name without its last word (when LastName came from it)
+//	LastName                  Record.LastName; without first and last name, the last name integration.SplitName
+//	                          makes of Record.Name (its last word, with particles such as "van" and a suffix
+//	                          such as "Jr."; a single word is a last name); else "[not provided]"
+//	FirstName                 Record.FirstName; without first and last name, the words of Record.Name before
+//	                          that last name
 //	Company                   Record.Company; else "[not provided]"
 //	Email                     Record.Email
 //	Phone                     Record.Phone
@@ -89,7 +98,11 @@
 //
 // Salesforce allots each org a number of API calls per rolling 24 hours
 // and reports the org's use on every REST answer, "Sforce-Limit-Info:
-// api-usage=N/M". The connector paces its calls per org with a crm.Pacer
+// api-usage=N/M". The org is the one Salesforce names for the access token
+// (the identity URL of its token response to our exchange or refresh, or
+// the identity service, which Push asks once for a token the connector has
+// not seen), never the document's id; a token Salesforce names no org for
+// is paced per grant. The connector paces its calls per org with a crm.Pacer
 // at a little under M per 24 hours (Pacing.Published before the org's
 // first answer), holds an org's deliveries for Pacing.Hold (or until an
 // answer shows room again) when what remains of the allocation falls to
@@ -105,6 +118,7 @@
 package salesforce
 
 import (
+	"math"
 	"net/http"
 	"regexp"
 	"strings"
@@ -226,6 +240,9 @@ type Connector struct {
 
 	mu   sync.Mutex
 	orgs map[string]*orgPace
+	// orgIDs are the orgs Salesforce named for access tokens (see
+	// account).
+	orgIDs crm.TokenAccounts
 }
 
 var (
@@ -253,9 +270,13 @@ func NewConnector(cfg Config) *Connector {
 	return &Connector{
 		cfg:        cfg,
 		httpClient: httpClient,
-		pacer:      crm.NewPacer(crm.Limit{Calls: cfg.Pacing.Published, Per: cfg.Pacing.Window}),
-		now:        time.Now,
-		orgs:       map[string]*orgPace{},
+		// The pacer's holds are the connector's pacing intervals (see
+		// observe), as long as the token bucket's own waits, so it sleeps
+		// them out within the call's deadline whatever their length; the
+		// long holds are the connector's own, bounded by Pacing.MaxWait.
+		pacer: crm.NewPacer(crm.Limit{Calls: cfg.Pacing.Published, Per: cfg.Pacing.Window}, crm.WithMaxHoldWait(math.MaxInt64)),
+		now:   time.Now,
+		orgs:  map[string]*orgPace{},
 	}
 }
 
@@ -273,7 +294,7 @@ func (c *Connector) Provider() string { return ProviderName }
 // (see the package documentation). Its errors name the field at fault and
 // never contain a token.
 func (c *Connector) ParseCredentials(raw []byte) error {
-	_, err := parseCredentials(raw)
+	_, err := c.parseCredentials(raw)
 	return err
 }
 
@@ -283,11 +304,13 @@ func (c *Connector) BatchLimit() int { return MaxBatchSize }
 // Quota returns what the org of raw last reported in Sforce-Limit-Info,
 // over Pacing.Window, and false before any answer.
 func (c *Connector) Quota(raw []byte) (crm.Quota, bool) {
-	creds, err := parseCredentials(raw)
+	creds, err := c.parseCredentials(raw)
 	if err != nil {
 		return crm.Quota{}, false
 	}
-	return c.pacer.Quota(creds.account())
+	// The org Salesforce named for the token, never the document's id.
+	key, _ := c.knownAccount(creds)
+	return c.pacer.Quota(key)
 }
 
 // loginURL is the login of an environment.

@@ -757,7 +757,6 @@ func TestParseCredentials(t *testing.T) {
 		return data
 	}
 	require.NoError(t, c.ParseCredentials(with("issued_at", "1")))
-	require.NoError(t, c.ParseCredentials(with("instance_url", "http://127.0.0.1:8091/instance/na1")), "the fake on loopback")
 	for value, says := range map[string]string{
 		"http://acme.my.salesforce.com":               "must use https",
 		"https://user:pw@acme.my.salesforce.com":      "plain URL",
@@ -769,6 +768,63 @@ func TestParseCredentials(t *testing.T) {
 		err := c.ParseCredentials(with("instance_url", value))
 		require.ErrorContains(t, err, says, value)
 	}
+
+	t.Run("InstanceURLsOnSalesforceDomainsOnly", func(t *testing.T) {
+		t.Parallel()
+		// The access token and every call go to the instance URL: a
+		// document must not point them at a server of its choosing.
+		for _, value := range []string{
+			"https://acme.my.salesforce.com",
+			"https://ACME.my.salesforce.com/",
+			"https://acme--uat.sandbox.my.salesforce.com",
+			"https://acme.develop.my.salesforce.com",
+			"https://na139.salesforce.com",
+			"https://acme.my.salesforce.mil",
+			"https://acme.lightning.force.com",
+			"https://acme.cloudforce.com",
+			"https://acme.my.salesforce.com:443",
+		} {
+			require.NoError(t, c.ParseCredentials(with("instance_url", value)), value)
+		}
+		for value, says := range map[string]string{
+			"https://attacker.example.com":              "on a Salesforce domain",
+			"https://acme.my.salesforce.com.evil.test":  "on a Salesforce domain",
+			"https://evilsalesforce.com":                "on a Salesforce domain",
+			"https://salesforce.com@evil.test":          "plain URL",
+			"https://10.0.0.7":                          "on a Salesforce domain",
+			"https://169.254.169.254/latest/meta-data/": "on a Salesforce domain",
+			"https://127.0.0.1:8091/instance/na1":       "on a Salesforce domain",
+			"http://127.0.0.1:8091/instance/na1":        "must use https",
+			"http://localhost:8091":                     "must use https",
+			"http://0.0.0.0:8092/instance/na1":          "must use https",
+			"https://acme.my.salesforce.com:8443":       "default https port",
+		} {
+			err := c.ParseCredentials(with("instance_url", value))
+			require.ErrorContains(t, err, says, value)
+			require.NotContains(t, err.Error(), strings.TrimPrefix(strings.TrimPrefix(value, "https://"), "http://"), "the URL is not echoed")
+		}
+	})
+
+	t.Run("TheConfiguredLoginsDomain", func(t *testing.T) {
+		t.Parallel()
+		corp := salesforce.NewConnector(salesforce.Config{LoginURL: "https://sf-login.corp.example", TestLoginURL: "https://sf-test.corp.example"})
+		require.NoError(t, corp.ParseCredentials(with("instance_url", "https://org1.corp.example")))
+		require.NoError(t, corp.ParseCredentials(with("instance_url", "https://acme.my.salesforce.com")), "Salesforce's own stay")
+		require.ErrorContains(t, corp.ParseCredentials(with("instance_url", "https://corp.example.evil.test")), "on a Salesforce domain")
+		require.ErrorContains(t, corp.ParseCredentials(with("instance_url", "http://org1.corp.example")), "must use https")
+	})
+
+	t.Run("LoopbackOnlyWithALoopbackLogin", func(t *testing.T) {
+		t.Parallel()
+		// The fake and the dev stack log in on loopback, and their
+		// instances are there too, over plain http.
+		dev := salesforce.NewConnector(salesforce.Config{LoginURL: "http://127.0.0.1:8092", TestLoginURL: "http://127.0.0.1:8092/test"})
+		for _, value := range []string{"http://127.0.0.1:8091/instance/na1", "http://localhost:9", "http://[::1]:8092/instance/x", "https://acme.my.salesforce.com"} {
+			require.NoError(t, dev.ParseCredentials(with("instance_url", value)), value)
+		}
+		require.ErrorContains(t, dev.ParseCredentials(with("instance_url", "http://10.0.0.7")), "must use https")
+		require.ErrorContains(t, dev.ParseCredentials(with("instance_url", "https://attacker.example.com")), "on a Salesforce domain")
+	})
 	require.ErrorContains(t, c.ParseCredentials(with("environment", "staging")), `environment must be "production" or "sandbox"`)
 	require.ErrorContains(t, c.ParseCredentials(with("environment", "")), "environment is missing")
 	require.ErrorContains(t, c.ParseCredentials(with("login_url", "https://evil.example.com")), "unknown field \"login_url\"",
@@ -776,4 +832,111 @@ func TestParseCredentials(t *testing.T) {
 	err := c.ParseCredentials(with("access_token", "00D!tok with space"))
 	require.ErrorContains(t, err, "access_token contains whitespace")
 	require.NotContains(t, err.Error(), "00D!tok")
+}
+
+// TestPacingFollowsTheOrgSalesforceNames: a credentials document comes from
+// whoever authorizes, so neither its id nor its instance_url is trusted
+// with another customer's org or with our calls.
+func TestPacingFollowsTheOrgSalesforceNames(t *testing.T) {
+	t.Parallel()
+
+	t.Run("AnotherOrgsTokenNamingTheVictim", func(t *testing.T) {
+		b := setup(t, options{realPacing: true})
+		var victim map[string]any
+		require.NoError(t, json.Unmarshal(b.raw, &victim))
+		// The attacker's own org and tokens, which the connector has never
+		// seen (issued to another client), with the victim's identity URL.
+		attacker, err := b.fake.CreateOrg(t.Context(), salesforcefake.OrgUpdate{})
+		require.NoError(t, err)
+		tok, err := b.fake.IssueTokens(t.Context(), attacker.ID)
+		require.NoError(t, err)
+		doc, err := json.Marshal(map[string]string{"access_token": tok.AccessToken, "refresh_token": tok.RefreshToken,
+			"instance_url": tok.InstanceURL, "id": victim["id"].(string), "environment": "production"})
+		require.NoError(t, err)
+		require.NoError(t, b.connector.ParseCredentials(doc), "the document is well formed; its id is just not believed")
+
+		// The attacker's org runs out of its allocation: Salesforce's
+		// REQUEST_LIMIT_EXCEEDED holds that org's deliveries for an hour.
+		_, err = b.fake.UpdateFaults(t.Context(), attacker.ID, salesforcefake.FaultsUpdate{LimitExceededNext: ptr(1)})
+		require.NoError(t, err)
+		_, err = b.connector.Push(t.Context(), doc, []crm.Record{{Key: "a1", Name: "A B"}})
+		var held *crm.Error
+		require.ErrorAs(t, err, &held)
+		require.Equal(t, crm.ClassRateLimited, held.Class)
+		require.Equal(t, "REQUEST_LIMIT_EXCEEDED", held.Code)
+
+		// The victim's deliveries are not held, and its quota is its own.
+		results := b.push(t, crm.Record{Key: "v1", Name: "C D"})
+		require.Equal(t, crm.RecordDelivered, results[0].Status)
+		q, ok := b.connector.Quota(b.raw)
+		require.True(t, ok)
+		require.Equal(t, int64(salesforcefake.DefaultAPILimit-1), q.Remaining, "the victim's one call, not the attacker's")
+
+		// The attacker's own org is held, whichever document it uses.
+		before, err := b.fake.Calls(t.Context(), attacker.ID)
+		require.NoError(t, err)
+		_, err = b.connector.Push(t.Context(), doc, []crm.Record{{Key: "a2", Name: "A B"}})
+		require.Equal(t, crm.ClassRateLimited, crm.ClassOf(err))
+		after, err := b.fake.Calls(t.Context(), attacker.ID)
+		require.NoError(t, err)
+		require.Len(t, after, len(before), "held without a call")
+		leads, err := b.fake.Leads(t.Context(), attacker.ID)
+		require.NoError(t, err)
+		require.Empty(t, leads.ByKey)
+	})
+
+	t.Run("WhenTheIdentityServiceCannotSay", func(t *testing.T) {
+		b := setup(t, options{})
+		b.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+			if !strings.HasSuffix(r.URL.Path, "/services/oauth2/userinfo") {
+				return false
+			}
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return true
+		})
+		// A worker that has not seen the token asks the identity service,
+		// which fails: the delivery goes on, paced per grant.
+		fresh := salesforce.NewConnector(salesforce.Config{LoginURL: b.fake.LoginURL(), TestLoginURL: b.fake.TestLoginURL(),
+			Pacing: salesforce.Pacing{Window: time.Second}})
+		results, err := fresh.Push(t.Context(), b.raw, []crm.Record{{Key: "g1", Name: "A B"}})
+		require.NoError(t, err)
+		require.Equal(t, crm.RecordDelivered, results[0].Status)
+		_, ok := fresh.Quota(b.raw)
+		require.True(t, ok, "the grant's quota")
+	})
+
+	t.Run("AnInstanceURLOutsideSalesforce", func(t *testing.T) {
+		t.Parallel()
+		// The attacker's server, where the document would send our calls
+		// (and the token): it must never hear from the connector.
+		var heard atomic.Int64
+		handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			heard.Add(1)
+			w.Header().Set("Sforce-Limit-Info", "api-usage=1/1")
+			w.WriteHeader(http.StatusOK)
+		})
+		plain := httptest.NewServer(handler)
+		t.Cleanup(plain.Close)
+		tls := httptest.NewTLSServer(handler)
+		t.Cleanup(tls.Close)
+		// A connector for real Salesforce (its logins are not on loopback).
+		c := salesforce.NewConnector(salesforce.Config{ClientID: testClientID, ClientSecret: testClientSecret, HTTPClient: tls.Client()})
+		for _, instance := range []string{plain.URL, tls.URL, "https://attacker.example.com"} {
+			doc, err := json.Marshal(map[string]string{"access_token": "00D000000000001!tok", "refresh_token": "5Aep-x",
+				"instance_url": instance, "id": "https://login.salesforce.com/id/00D000000000001AAA/005000000000001AAA", "environment": "production"})
+			require.NoError(t, err)
+			err = c.ParseCredentials(doc)
+			require.ErrorContains(t, err, "instance_url", instance)
+			require.NotContains(t, err.Error(), "00D000000000001!tok")
+
+			checks, err := c.Validate(t.Context(), doc)
+			require.NoError(t, err)
+			require.Equal(t, integration.ReasonExpiredCredentials, checks[0].Code, "unusable credentials, without a call")
+			_, err = c.Push(t.Context(), doc, []crm.Record{{Key: "a", Name: "A B"}})
+			require.Equal(t, crm.ClassAuth, crm.ClassOf(err))
+			_, err = c.Refresh(t.Context(), doc)
+			require.Equal(t, crm.ClassAuth, crm.ClassOf(err))
+		}
+		require.Zero(t, heard.Load(), "no call reached the document's server")
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/acme/integrations/crm"
@@ -54,9 +55,15 @@ type credentials struct {
 // sandbox reports whether the document is for a sandbox org.
 func (c credentials) sandbox() bool { return c.Environment == EnvironmentSandbox }
 
-// orgID returns the org's ID from the identity URL, or "".
-func (c credentials) orgID() string {
-	u, err := url.Parse(c.ID)
+// orgID returns the org's ID from the document's identity URL, or "". It
+// is what the document says, for messages only: pacing and quotas follow
+// the org Salesforce names (see account).
+func (c credentials) orgID() string { return orgIDOf(c.ID) }
+
+// orgIDOf returns the org's ID from an identity URL, .../id/{org ID}/{user
+// ID}, or "".
+func orgIDOf(identityURL string) string {
+	u, err := url.Parse(identityURL)
 	if err != nil {
 		return ""
 	}
@@ -67,15 +74,6 @@ func (c credentials) orgID() string {
 		}
 	}
 	return ""
-}
-
-// account names the org for pacing and quota: its ID when the document
-// knows it, else its instance.
-func (c credentials) account() string {
-	if id := c.orgID(); id != "" {
-		return id
-	}
-	return c.InstanceURL
 }
 
 // describeOrg names the org in messages: its ID, and "sandbox" for one.
@@ -92,7 +90,7 @@ func (c credentials) describeOrg() string {
 
 // parseCredentials checks a credentials document strictly. Its errors name
 // the field at fault and never quote a value.
-func parseCredentials(raw []byte) (credentials, error) {
+func (c *Connector) parseCredentials(raw []byte) (credentials, error) {
 	var creds credentials
 	if err := credentialsFormat.Decode(raw, &creds); err != nil {
 		return credentials{}, err
@@ -110,7 +108,7 @@ func parseCredentials(raw []byte) (credentials, error) {
 			return credentials{}, fmt.Errorf("salesforce credentials: %s contains whitespace or control characters: copy it again without spaces or line breaks", f.name)
 		}
 	}
-	if err := checkInstanceURL(creds.InstanceURL); err != nil {
+	if err := c.checkInstanceURL(creds.InstanceURL); err != nil {
 		return credentials{}, err
 	}
 	switch creds.Environment {
@@ -123,10 +121,22 @@ func parseCredentials(raw []byte) (credentials, error) {
 	return creds, nil
 }
 
-// checkInstanceURL accepts an absolute https URL (or http on a loopback
-// address, where the fake and dev stacks run) without credentials, query
-// or fragment: the access token is sent there.
-func checkInstanceURL(raw string) error {
+// salesforceDomains are the domains Salesforce serves orgs' APIs from:
+// My Domain hosts (yourdomain.my.salesforce.com, and its sandbox.,
+// develop. and scratch. forms), the older instance hosts (na1.salesforce.com,
+// cs42.salesforce.com), force.com and cloudforce.com hosts, and Government
+// Cloud Plus (yourdomain.my.salesforce.mil).
+var salesforceDomains = []string{"salesforce.com", "force.com", "cloudforce.com", "salesforce.mil"}
+
+// checkInstanceURL accepts the instance URL the access token is sent to: an
+// absolute https URL on a Salesforce domain, or on the domain of a
+// configured login (a login host's parent domain, e.g. example.com for
+// sf-login.example.com), on the default port, without credentials, query or
+// fragment. Only when a configured login is itself on a loopback address
+// (the fake, the dev stack) may it be http, or any loopback address and
+// port. Anything else would let a credentials document send our calls, and
+// the token, to a server of its choosing.
+func (c *Connector) checkInstanceURL(raw string) error {
 	if raw == "" {
 		return fmt.Errorf("salesforce credentials: instance_url is missing: it is the instance_url of Salesforce's token response, e.g. https://yourdomain.my.salesforce.com")
 	}
@@ -134,15 +144,64 @@ func checkInstanceURL(raw string) error {
 	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
 		return errors.New("salesforce credentials: instance_url must be a plain URL such as https://yourdomain.my.salesforce.com")
 	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		host := u.Hostname()
-		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return errors.New("salesforce credentials: instance_url must use https (http only on a loopback address, for the fake Salesforce)")
-		}
-	default:
+	host := strings.ToLower(u.Hostname())
+	dev := c.loopbackLogin()
+	switch {
+	case dev && isLoopback(host) && (u.Scheme == "http" || u.Scheme == "https"):
+		return nil
+	case u.Scheme == "http" && dev:
+		return errors.New("salesforce credentials: instance_url must use https (http only on a loopback address, for the fake Salesforce)")
+	case u.Scheme == "http":
+		return errors.New("salesforce credentials: instance_url must use https, e.g. https://yourdomain.my.salesforce.com")
+	case u.Scheme != "https":
 		return errors.New("salesforce credentials: instance_url must be an https URL such as https://yourdomain.my.salesforce.com")
+	case !slices.ContainsFunc(c.instanceDomains(), func(d string) bool { return host == d || strings.HasSuffix(host, "."+d) }):
+		return errors.New("salesforce credentials: instance_url must be on a Salesforce domain, such as https://yourdomain.my.salesforce.com: it is the instance_url of Salesforce's token response; connect Salesforce again")
+	case u.Port() != "" && u.Port() != "443":
+		return errors.New("salesforce credentials: instance_url must use the default https port, e.g. https://yourdomain.my.salesforce.com")
 	}
 	return nil
+}
+
+// instanceDomains are the domains an instance URL may be on: Salesforce's,
+// and those of the configured logins.
+func (c *Connector) instanceDomains() []string {
+	domains := slices.Clone(salesforceDomains)
+	for _, login := range []string{c.cfg.LoginURL, c.cfg.TestLoginURL} {
+		u, err := url.Parse(login)
+		if err != nil || u.Hostname() == "" || net.ParseIP(u.Hostname()) != nil {
+			continue
+		}
+		host := strings.ToLower(u.Hostname())
+		// The login host's parent domain, when that is more than a
+		// top-level domain: login.example.com gives example.com, and
+		// example.com stays itself.
+		if _, parent, ok := strings.Cut(host, "."); ok && strings.Contains(parent, ".") {
+			host = parent
+		}
+		domains = append(domains, host)
+	}
+	return domains
+}
+
+// loopbackLogin reports whether a configured login is on a loopback
+// address: the fake Salesforce, or the dev stack.
+func (c *Connector) loopbackLogin() bool {
+	for _, login := range []string{c.cfg.LoginURL, c.cfg.TestLoginURL} {
+		if u, err := url.Parse(login); err == nil && isLoopback(strings.ToLower(u.Hostname())) {
+			return true
+		}
+	}
+	return false
+}
+
+// isLoopback reports whether host is this machine: localhost, a loopback
+// address, or the unspecified address a dev server bound to all
+// interfaces names itself by (0.0.0.0, ::).
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
 }

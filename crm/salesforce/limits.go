@@ -116,10 +116,16 @@ func (c *Connector) admit(ctx context.Context, key, op string) (release func(), 
 }
 
 // paceError is a delivery that its context ended while it waited for its
-// turn: not a failure of Salesforce's, so it is a short rate limit.
+// turn, or that the pacer refused at once (a hold or a turn past the
+// call's deadline, with the time left): not a failure of Salesforce's, so
+// it is a rate limit.
 func paceError(op string, err error) error {
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("salesforce %s: %w", op, err)
+	}
+	var held *crm.Error
+	if errors.As(err, &held) && held.Class == crm.ClassRateLimited {
+		return &crm.Error{Class: crm.ClassRateLimited, RetryAfter: held.RetryAfter, Err: fmt.Errorf("salesforce %s: %w", op, held.Err)}
 	}
 	return &crm.Error{Class: crm.ClassRateLimited, RetryAfter: time.Second,
 		Err: fmt.Errorf("salesforce %s: the org's pacing would have waited past the call's deadline", op)}

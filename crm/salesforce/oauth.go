@@ -95,10 +95,11 @@ func (c *Connector) Exchange(ctx context.Context, req crm.ExchangeRequest) ([]by
 	if req.Sandbox {
 		env = EnvironmentSandbox
 	}
-	creds, err := fromToken(op, tok, credentials{Environment: env})
+	creds, err := c.fromToken(op, tok, credentials{Environment: env})
 	if err != nil {
 		return nil, err
 	}
+	c.rememberIssuedOrg(tok)
 	return json.Marshal(creds)
 }
 
@@ -110,7 +111,7 @@ func (c *Connector) Exchange(ctx context.Context, req crm.ExchangeRequest) ([]by
 // 5xx and no answer are crm.ClassTransient.
 func (c *Connector) Refresh(ctx context.Context, raw []byte) ([]byte, error) {
 	const op = "token refresh"
-	creds, err := parseCredentials(raw)
+	creds, err := c.parseCredentials(raw)
 	if err != nil {
 		return nil, &crm.Error{Class: crm.ClassAuth, Err: fmt.Errorf("salesforce %s: the stored credentials are unusable: connect Salesforce again", op)}
 	}
@@ -125,7 +126,7 @@ func (c *Connector) Refresh(ctx context.Context, raw []byte) ([]byte, error) {
 	if err != nil {
 		return nil, tokenError(op, err, "the connection was revoked or its refresh token expired: connect Salesforce again")
 	}
-	fresh, err := fromToken(op, tok, creds)
+	fresh, err := c.fromToken(op, tok, creds)
 	if err != nil {
 		return nil, err
 	}
@@ -133,14 +134,26 @@ func (c *Connector) Refresh(ctx context.Context, raw []byte) ([]byte, error) {
 		return nil, &crm.Error{Class: crm.ClassTransient,
 			Err: fmt.Errorf("salesforce %s: Salesforce answered the same access token it refused", op)}
 	}
+	c.rememberIssuedOrg(tok)
 	return json.Marshal(fresh)
+}
+
+// rememberIssuedOrg records the org of a token response's access token, as
+// the response's own identity URL names it: Salesforce's answer at our
+// configured login to our OAuth client, unlike the id of a document
+// (which a refresh answer without one would leave as the document had it).
+func (c *Connector) rememberIssuedOrg(tok *oauth2.Token) {
+	id, _ := tok.Extra("id").(string)
+	if org := orgIDOf(id); org != "" {
+		c.rememberOrg(tok.AccessToken, org)
+	}
 }
 
 // fromToken is base with what a token response says: the access token,
 // and the refresh token, instance URL, identity URL and issue time where
 // it gives them. A response without a refresh token (an exchange's) or a
 // usable instance URL is refused.
-func fromToken(op string, tok *oauth2.Token, base credentials) (credentials, error) {
+func (c *Connector) fromToken(op string, tok *oauth2.Token, base credentials) (credentials, error) {
 	bad := func(why string) error {
 		return &crm.Error{Class: crm.ClassTransient, Err: fmt.Errorf("salesforce %s: the token response %s", op, why)}
 	}
@@ -169,7 +182,7 @@ func fromToken(op string, tok *oauth2.Token, base credentials) (credentials, err
 	if err != nil {
 		return credentials{}, bad("could not be stored")
 	}
-	if _, err := parseCredentials(raw); err != nil {
+	if _, err := c.parseCredentials(raw); err != nil {
 		// The error names the field at fault, never its value.
 		return credentials{}, bad("is not usable: " + strings.TrimPrefix(err.Error(), "salesforce credentials: "))
 	}

@@ -103,7 +103,7 @@ func (c *Connector) Push(ctx context.Context, raw []byte, records []crm.Record) 
 		return nil, fmt.Errorf("salesforce push: %d records: %w (at most %d)", len(records), crm.ErrBatchTooLarge, MaxBatchSize)
 	}
 	op := fmt.Sprintf("upsert of %d leads", len(records))
-	creds, err := parseCredentials(raw)
+	creds, err := c.parseCredentials(raw)
 	if err != nil {
 		// Unusable stored credentials need re-authorization, which an auth
 		// error leads to (validation reports the details).
@@ -120,13 +120,13 @@ func (c *Connector) Push(ctx context.Context, raw []byte, records []crm.Record) 
 		return nil, fmt.Errorf("salesforce %s: the records could not be encoded", op)
 	}
 
-	key := creds.account()
+	key := c.account(ctx, creds)
 	release, err := c.admit(ctx, key, op)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	a, err := c.call(ctx, creds, op, http.MethodPatch, c.dataURL(creds, "/composite/sobjects/Lead/"+LeadKeyField), data)
+	a, err := c.call(ctx, creds, key, op, http.MethodPatch, c.dataURL(creds, "/composite/sobjects/Lead/"+LeadKeyField), data)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +149,7 @@ func (c *Connector) Push(ctx context.Context, raw []byte, records []crm.Record) 
 	// Every lead was refused for the user's access: the user has lost a
 	// permission on Lead (the call fails, and validation names it), or each
 	// lead is one it may not edit (they are rejected, one by one).
-	if lost, err := c.lostLeadAccess(ctx, creds); err != nil || lost {
+	if lost, err := c.lostLeadAccess(ctx, creds, key); err != nil || lost {
 		if err == nil {
 			err = &crm.Error{Class: crm.ClassPermission, StatusCode: http.StatusOK, Code: accessCode,
 				Err: fmt.Errorf("salesforce %s: Salesforce refused every lead: the integration user lacks a permission on Leads", op)}
@@ -162,9 +162,9 @@ func (c *Connector) Push(ctx context.Context, raw []byte, records []crm.Record) 
 // lostLeadAccess asks the Lead describe whether the user can still create
 // and edit Leads. Its call is not paced: it follows a refused delivery,
 // and answers a question validation would ask anyway.
-func (c *Connector) lostLeadAccess(ctx context.Context, creds credentials) (bool, error) {
+func (c *Connector) lostLeadAccess(ctx context.Context, creds credentials, key string) (bool, error) {
 	const op = "Lead describe"
-	a, err := c.call(ctx, creds, op, http.MethodGet, c.dataURL(creds, "/sobjects/Lead/describe"), nil)
+	a, err := c.call(ctx, creds, key, op, http.MethodGet, c.dataURL(creds, "/sobjects/Lead/describe"), nil)
 	if err != nil {
 		return false, err
 	}

@@ -54,21 +54,29 @@ var mappedFields = []string{"FirstName", "LastName", "Company", "Email", "Phone"
 // could not run: no answer, 5xx, REQUEST_LIMIT_EXCEEDED, an answer that is
 // not Salesforce's.
 func (c *Connector) Validate(ctx context.Context, raw []byte) ([]integration.Check, error) {
-	creds, err := parseCredentials(raw)
+	creds, err := c.parseCredentials(raw)
 	if err != nil {
 		return credentialsFailed("the stored credentials are unusable: " + err.Error()), nil
 	}
 
-	identity, err := c.userinfo(ctx, creds)
+	// The identity service's answer counts for the org only when the
+	// connector already knows which it is.
+	key, known := c.knownAccount(creds)
+	if !known {
+		key = ""
+	}
+	identity, err := c.userinfo(ctx, creds, key)
 	if err != nil {
 		return nil, err
 	}
 	if identity.refused {
 		return credentialsFailed(fmt.Sprintf("Salesforce's identity service refused the access token for %s (%s): the session expired or the connection was revoked", creds.describeOrg(), badOAuthToken)), nil
 	}
+	// The org the identity service named, or the grant.
+	key, _ = c.knownAccount(creds)
 
 	const op = "Lead describe"
-	a, err := c.call(ctx, creds, op, http.MethodGet, c.dataURL(creds, "/sobjects/Lead/describe"), nil)
+	a, err := c.call(ctx, creds, key, op, http.MethodGet, c.dataURL(creds, "/sobjects/Lead/describe"), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +97,7 @@ func (c *Connector) Validate(ctx context.Context, raw []byte) ([]integration.Che
 		because := "API access is disabled"
 		return []integration.Check{credsOK, apiAccessFailed(creds, code), crm.NotChecked(crm.CheckScopes, because), crm.NotChecked(CheckLeadKeyField, because)}, nil
 	case a.status == http.StatusForbidden && code == codeRequestLimitExceeded:
-		c.hold(creds.account(), c.now().Add(c.cfg.Pacing.Hold), code)
+		c.hold(key, c.now().Add(c.cfg.Pacing.Hold), code)
 		return nil, c.httpError(op, a.status, a.body)
 	case a.status == http.StatusForbidden, a.status == http.StatusNotFound:
 		// The user may not describe Lead at all: no Read on it, or an access
@@ -130,13 +138,25 @@ func (r identityResult) message(creds credentials) string {
 	return fmt.Sprintf("the Salesforce REST API accepts the access token for %s", creds.describeOrg())
 }
 
-// userinfo asks the identity service about the token. A 401, or its 403
-// "Bad_OAuth_Token", refuses it; another 4xx leaves the question to the
-// REST API (the token may lack the identity scope); 5xx and no answer are
-// errors.
-func (c *Connector) userinfo(ctx context.Context, creds credentials) (identityResult, error) {
+// userinfo asks the identity service about the token, and records the org
+// it names for the token's pacing (or that it named none). A 401, or its
+// 403 "Bad_OAuth_Token", refuses it; another 4xx leaves the question to
+// the REST API (the token may lack the identity scope); 5xx and no answer
+// are errors. key is the pacing key its answer is observed for ("": none
+// known yet).
+func (c *Connector) userinfo(ctx context.Context, creds credentials, key string) (identityResult, error) {
+	result, err := c.askUserinfo(ctx, creds, key)
+	org := ""
+	if err == nil && result.confirmed {
+		org = result.orgID
+	}
+	c.rememberOrg(creds.AccessToken, org)
+	return result, err
+}
+
+func (c *Connector) askUserinfo(ctx context.Context, creds credentials, key string) (identityResult, error) {
 	const op = "identity check"
-	a, err := c.call(ctx, creds, op, http.MethodGet, strings.TrimRight(creds.InstanceURL, "/")+"/services/oauth2/userinfo", nil)
+	a, err := c.call(ctx, creds, key, op, http.MethodGet, strings.TrimRight(creds.InstanceURL, "/")+"/services/oauth2/userinfo", nil)
 	if err != nil {
 		return identityResult{}, err
 	}

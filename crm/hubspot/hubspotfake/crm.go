@@ -292,10 +292,13 @@ const (
 	pathContactProperties = "/crm/v3/properties/contacts"
 )
 
-// handleGetProperty serves GET /crm/v3/properties/contacts/{name}, which
-// any contact or contact-schema scope may read.
+// handleGetProperty serves GET /crm/v3/properties/contacts/{name}. HubSpot's
+// Properties API specification lists the scopes that may read a contact
+// property as alternatives: crm.objects.contacts.read, crm.objects.contacts.write
+// and crm.schemas.contacts.read (and sensitive-data scopes the fake does not
+// know), but not crm.schemas.contacts.write.
 func (s *Server) handleGetProperty(req *crmRequest) crmReply {
-	if !req.portal.hasScope(ScopeContactsRead, ScopeContactsWrite, ScopeSchemasContactsRead, ScopeSchemasContactsWrite) {
+	if !req.portal.hasScope(ScopeContactsRead, ScopeContactsWrite, ScopeSchemasContactsRead) {
 		return missingScopes(ScopeSchemasContactsRead)
 	}
 	name := req.r.PathValue("name")

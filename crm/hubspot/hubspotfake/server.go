@@ -24,7 +24,8 @@
 // Authenticated with "Authorization: Bearer <token>" (a private-app token or
 // an OAuth access token):
 //
-//	GET  /crm/v3/properties/contacts/{name}       200 property; 404 OBJECT_NOT_FOUND
+//	GET  /crm/v3/properties/contacts/{name}       200 property; 404 OBJECT_NOT_FOUND; needs crm.objects.contacts.read,
+//	                                              crm.objects.contacts.write or crm.schemas.contacts.read
 //	POST /crm/v3/properties/contacts              body {name,label,type,fieldType,groupName,hasUniqueValue}
 //	                                              → 201 property; 409 OBJECT_ALREADY_EXISTS; needs crm.schemas.contacts.write
 //	POST /crm/v3/objects/contacts/batch/upsert    body {"inputs":[{"id","idProperty","objectWriteTraceId","properties"}]}

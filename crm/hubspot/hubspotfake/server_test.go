@@ -377,10 +377,19 @@ func TestCRMAPI(t *testing.T) {
 			`{"name":"x_y","label":"X","type":"string","fieldType":"text","groupName":"contactinformation"}`, acct.PrivateAppToken)
 		require.Equal(t, http.StatusForbidden, create.status)
 		require.Equal(t, []string{ScopeSchemasContactsWrite}, create.hubspotErr(t).Errors[0].Context["requiredScopes"])
-		// Reading a property needs any contact scope.
+		// Reading a property needs one of the scopes HubSpot's
+		// specification lists for it: a contact scope, or reading schemas.
 		require.Equal(t, http.StatusOK, b.do(t, http.MethodGet, pathContactProperties+"/email", "", "", acct.PrivateAppToken).status)
+		for _, scope := range []string{ScopeContactsWrite, ScopeSchemasContactsRead} {
+			one := b.privateAccount(t, []string{scope})
+			require.Equal(t, http.StatusOK, b.do(t, http.MethodGet, pathContactProperties+"/email", "", "", one.PrivateAppToken).status, scope)
+		}
 		none := b.privateAccount(t, []string{})
 		require.Equal(t, http.StatusForbidden, b.do(t, http.MethodGet, pathContactProperties+"/email", "", "", none.PrivateAppToken).status)
+		schemaWriter := b.privateAccount(t, []string{ScopeSchemasContactsWrite})
+		read := b.do(t, http.MethodGet, pathContactProperties+"/email", "", "", schemaWriter.PrivateAppToken)
+		require.Equal(t, http.StatusForbidden, read.status, "writing schemas is not among the scopes that read them")
+		require.Equal(t, "MISSING_SCOPES", read.hubspotErr(t).Category)
 	})
 
 	t.Run("RateLimits", func(t *testing.T) {
