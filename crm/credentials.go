@@ -90,8 +90,10 @@ const unknownFieldPrefix = `json: unknown field "`
 // fieldNamePattern is what an unknown field's name must look like to be
 // echoed: a typo of a field name ("apikey") is worth naming, while a key
 // or token pasted as a field name ({"pat-na1-...": ""}) must not come back
-// in an error.
-var fieldNamePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,40}$`)
+// in an error. No field of ours has a digit, and nearly every key or token
+// has one (a 32-digit hex key is all lower case), so a name with a digit is
+// not echoed either.
+var fieldNamePattern = regexp.MustCompile(`^[a-z][a-z_]{0,31}$`)
 
 // jsonType names the JSON type a Go type takes: "number" for an int64
 // field, not Go's name for it.
