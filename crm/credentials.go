@@ -22,8 +22,8 @@ type CredentialsFormat struct {
 	// Example is a valid document (or a description of one), shown as
 	// what to provide.
 	Example string
-	// IfEmpty is what to do when there is no document at all; "" means
-	// "provide " + Example.
+	// IfEmpty is what to do when there is no document at all, or a
+	// secret field is missing; "" means "provide " + Example.
 	IfEmpty string
 }
 
@@ -42,11 +42,7 @@ type CredentialsFormat struct {
 // example to provide.
 func (f CredentialsFormat) Decode(raw []byte, into any) error {
 	if len(bytes.TrimSpace(raw)) == 0 {
-		next := f.IfEmpty
-		if next == "" {
-			next = "provide " + f.Example
-		}
-		return fmt.Errorf("%s credentials are empty: %s", f.Product, next)
+		return fmt.Errorf("%s credentials are empty: %s", f.Product, f.next())
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
@@ -57,6 +53,29 @@ func (f CredentialsFormat) Decode(raw []byte, into any) error {
 		return fmt.Errorf("%s credentials have data after the JSON object: provide exactly %s", f.Product, f.Example)
 	}
 	return nil
+}
+
+// CheckSecret checks one secret field of a decoded document (a key or a
+// token, named field): it must be present, and free of whitespace and
+// control characters, since it goes into an HTTP header or form where they
+// are invalid (usually a copy-paste accident). The error names the field,
+// never the value, and says what to provide (IfEmpty, or the Example).
+func (f CredentialsFormat) CheckSecret(field, value string) error {
+	switch {
+	case value == "":
+		return fmt.Errorf("%s credentials: %s is missing or empty: %s", f.Product, field, f.next())
+	case HasSpaceOrControl(value):
+		return fmt.Errorf("%s credentials: %s contains whitespace or control characters: copy it again without spaces or line breaks", f.Product, field)
+	}
+	return nil
+}
+
+// next is what the customer should provide instead of what they did.
+func (f CredentialsFormat) next() string {
+	if f.IfEmpty != "" {
+		return f.IfEmpty
+	}
+	return "provide " + f.Example
 }
 
 // describe explains a decoding failure without quoting the document.

@@ -132,3 +132,22 @@ func TestHasSpaceOrControl(t *testing.T) {
 		require.Equal(t, want, HasSpaceOrControl(s), "%q", s)
 	}
 }
+
+func TestCredentialsFormatCheckSecret(t *testing.T) {
+	t.Parallel()
+	format := CredentialsFormat{Product: "Acme CRM", Example: `{"api_key": "..."}`}
+
+	require.NoError(t, format.CheckSecret("api_key", credentialsSecret))
+	require.EqualError(t, format.CheckSecret("api_key", ""),
+		`Acme CRM credentials: api_key is missing or empty: provide {"api_key": "..."}`)
+	for _, pasted := range []string{credentialsSecret + "\n", " " + credentialsSecret, "sk_live\t9f8e"} {
+		err := format.CheckSecret("api_key", pasted)
+		require.EqualError(t, err, "Acme CRM credentials: api_key contains whitespace or control characters: copy it again without spaces or line breaks")
+		require.NotContains(t, err.Error(), "9f8e", "the value is never quoted")
+	}
+
+	// IfEmpty, when set, says what to do about a missing secret too.
+	format.IfEmpty = "connect Acme CRM again"
+	require.EqualError(t, format.CheckSecret("refresh_token", ""),
+		"Acme CRM credentials: refresh_token is missing or empty: connect Acme CRM again")
+}

@@ -289,13 +289,10 @@ func parseCredentials(raw []byte) (credentials, error) {
 	if err := credentialsFormat.Decode(raw, &creds); err != nil {
 		return credentials{}, err
 	}
-	switch {
-	case creds.APIKey == "":
-		return credentials{}, fmt.Errorf("Follow Up Boss credentials: api_key is missing or empty: provide %s with the API key from Admin > API in Follow Up Boss", credentialsExample)
-	case crm.HasSpaceOrControl(creds.APIKey):
-		// Usually a copy-paste accident.
-		return credentials{}, errors.New("Follow Up Boss credentials: api_key contains whitespace or control characters: copy the key again without spaces or line breaks")
-	case strings.Contains(creds.APIKey, ":"):
+	if err := credentialsFormat.CheckSecret("api_key", creds.APIKey); err != nil {
+		return credentials{}, err
+	}
+	if strings.Contains(creds.APIKey, ":") {
 		// Basic auth ends the user name at the first colon.
 		return credentials{}, errors.New("Follow Up Boss credentials: api_key contains a colon, which no Follow Up Boss API key has: copy the key again from Admin > API")
 	}

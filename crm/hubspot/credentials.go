@@ -100,17 +100,9 @@ func parseCredentials(raw []byte) (credentials, error) {
 	return creds, nil
 }
 
-// checkToken checks a token field; it goes into an HTTP header, where
-// whitespace and control characters are invalid (usually a copy-paste
-// accident).
+// checkToken checks a token field (see crm.CredentialsFormat.CheckSecret).
 func checkToken(field, value string) error {
-	switch {
-	case value == "":
-		return fmt.Errorf("hubspot credentials: %s is missing or empty: provide %s", field, credentialsExample)
-	case crm.HasSpaceOrControl(value):
-		return fmt.Errorf("hubspot credentials: %s contains whitespace or control characters: copy the token again without spaces or line breaks", field)
-	}
-	return nil
+	return credentialsFormat.CheckSecret(field, value)
 }
 
 // ExpiresAt returns when the OAuth access token in raw expires; a static

@@ -99,13 +99,8 @@ func (c *Connector) parseCredentials(raw []byte) (credentials, error) {
 		{"access_token", creds.AccessToken},
 		{"refresh_token", creds.RefreshToken},
 	} {
-		switch {
-		case f.value == "":
-			return credentials{}, fmt.Errorf("salesforce credentials: %s is missing or empty: connect Salesforce again, or provide %s", f.name, credentialsExample)
-		case crm.HasSpaceOrControl(f.value):
-			// Tokens go into headers and forms, where whitespace and control
-			// characters break them; usually a copy-paste accident.
-			return credentials{}, fmt.Errorf("salesforce credentials: %s contains whitespace or control characters: copy it again without spaces or line breaks", f.name)
+		if err := credentialsFormat.CheckSecret(f.name, f.value); err != nil {
+			return credentials{}, err
 		}
 	}
 	if err := c.checkInstanceURL(creds.InstanceURL); err != nil {

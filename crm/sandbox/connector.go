@@ -84,7 +84,11 @@ const credentialsExample = `{"api_key": "sbx_..."}`
 
 // credentialsFormat decodes the credentials document strictly, without
 // quoting it in its errors.
-var credentialsFormat = crm.CredentialsFormat{Product: "sandbox", Example: credentialsExample}
+var credentialsFormat = crm.CredentialsFormat{
+	Product: "sandbox",
+	Example: credentialsExample,
+	IfEmpty: "provide " + credentialsExample + " with the key from the sandbox CRM",
+}
 
 // Remediation texts, shown to the customer next to a failed check.
 const (
@@ -135,11 +139,8 @@ func parseCredentials(raw []byte) (credentials, error) {
 	if err := credentialsFormat.Decode(raw, &creds); err != nil {
 		return credentials{}, err
 	}
-	switch {
-	case creds.APIKey == "":
-		return credentials{}, fmt.Errorf("sandbox credentials: api_key is missing or empty: provide %s with the key from the sandbox CRM", credentialsExample)
-	case crm.HasSpaceOrControl(creds.APIKey):
-		return credentials{}, errors.New("sandbox credentials: api_key contains whitespace or control characters: copy the key again without spaces or line breaks")
+	if err := credentialsFormat.CheckSecret("api_key", creds.APIKey); err != nil {
+		return credentials{}, err
 	}
 	return creds, nil
 }
