@@ -96,7 +96,10 @@ func FuzzRequestDecode(f *testing.F) {
 				if !strings.HasPrefix(token, apikey.Prefix) || !strings.Contains(token, "_"+id+"_") {
 					t.Fatalf("key %q parses to ID %q", token, id)
 				}
-			} else if err.Error() != apikey.ErrMalformed.Error() || strings.Contains(err.Error(), token) {
+			} else if err.Error() != apikey.ErrMalformed.Error() {
+				// One fixed message: it cannot echo the key. (A check that
+				// the message does not contain the token fails for a token
+				// such as "A", which "API" contains.)
 				t.Fatalf("a malformed key is refused with %q", err)
 			}
 		}
