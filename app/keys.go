@@ -36,6 +36,18 @@ func (c Config) KeySource() string {
 	return "none"
 }
 
+// CheckKey loads the credentials key as a worker, serve or authorize of
+// this configuration would (never creating one) and returns its key ID
+// (credential.KeyIDOf: safe to show, it is not the key), or the refusal
+// such a process would meet: no key, or one that is not the dev stack's.
+func (c Config) CheckKey() (keyID string, err error) {
+	ring, err := c.keyring(false)
+	if err != nil {
+		return "", err
+	}
+	return ring.ActiveKeyID().String(), nil
+}
+
 // keyring loads the credentials key: INTEGRATIONS_ENCRYPTION_KEY, else the
 // dev stack's DATA-DIR/encryption.key when this process runs against that
 // stack. Only dev (create) makes the file when it is missing; any other

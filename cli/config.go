@@ -54,7 +54,13 @@ func configCommand() *cli.Command {
 				for _, s := range settings {
 					byName[s.Name] = s
 				}
-				return printJSON(c, map[string]any{"settings": byName, "credentials_key": cfg.KeySource()})
+				out := map[string]any{"settings": byName, "credentials_key": cfg.KeySource()}
+				if keyID, err := cfg.CheckKey(); err != nil {
+					out["credentials_key_problem"] = err.Error()
+				} else {
+					out["credentials_key_id"] = keyID
+				}
+				return printJSON(c, out)
 			}
 			tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "SETTING\tVALUE\tSOURCE\tSET BY")
@@ -93,11 +99,23 @@ func setBy(s app.Setting) string {
 
 // keyText says which key a command that seals or opens credentials uses.
 func keyText(cfg app.Config) string {
+	var source string
 	switch cfg.KeySource() {
 	case "env":
-		return "INTEGRATIONS_ENCRYPTION_KEY"
+		source = "INTEGRATIONS_ENCRYPTION_KEY"
 	case "dev stack":
-		return "the dev stack's " + cfg.KeyFile()
+		source = "the dev stack's " + cfg.KeyFile()
+	default:
+		return noKeyText
 	}
-	return "none: worker, serve and authorize refuse to start until INTEGRATIONS_ENCRYPTION_KEY is set (or they run against the dev stack of the data dir)"
+	// The source alone could be a key the dev stack does not use: say
+	// what a process of this configuration would find.
+	keyID, err := cfg.CheckKey()
+	if err != nil {
+		return source + ", refused: " + err.Error()
+	}
+	return source + " (key ID " + keyID + ")"
 }
+
+// noKeyText is what config says without a key.
+const noKeyText = "none: worker, serve and authorize refuse to start until INTEGRATIONS_ENCRYPTION_KEY is set (or they run against the dev stack of the data dir)"

@@ -20,8 +20,10 @@ import (
 
 // configOutput is `integrations config --output json`.
 type configOutput struct {
-	Settings       map[string]app.Setting `json:"settings"`
-	CredentialsKey string                 `json:"credentials_key"`
+	Settings              map[string]app.Setting `json:"settings"`
+	CredentialsKey        string                 `json:"credentials_key"`
+	CredentialsKeyID      string                 `json:"credentials_key_id"`
+	CredentialsKeyProblem string                 `json:"credentials_key_problem"`
 }
 
 // runIn runs the CLI with a data dir of its own.
@@ -37,7 +39,8 @@ func TestConfigShowsSourcesAndRedacts(t *testing.T) {
 	// test cannot run in parallel with the others.
 	dir := t.TempDir()
 	t.Setenv("TEMPORAL_CONFIG_FILE", filepath.Join(dir, "no-temporal.toml"))
-	t.Setenv(credential.KeyEnv, "c2VjcmV0LWtleS1zZWNyZXQta2V5LXNlY3JldC1rZXk=")
+	const envKey = "c2VjcmV0LWtleS1zZWNyZXQta2V5LXNlY3JldC1rZXk="
+	t.Setenv(credential.KeyEnv, envKey)
 	t.Setenv("INTEGRATIONS_SALESFORCE_CLIENT_SECRET", "salesforce-secret-value")
 	t.Setenv("INTEGRATIONS_SETUP_REMINDER_AFTER", "2h")
 	require.NoError(t, app.WriteDevInfo(dir, app.DevInfo{
@@ -64,12 +67,36 @@ func TestConfigShowsSourcesAndRedacts(t *testing.T) {
 		require.Equal(t, want.Source, got.Settings[name].Source, name)
 	}
 	require.Equal(t, "env", got.CredentialsKey)
+	key, err := credential.ParseKey(envKey)
+	require.NoError(t, err)
+	keyID := credential.KeyIDOf(key).String()
+	require.Equal(t, keyID, got.CredentialsKeyID, "the key's ID, which is not the key, is shown")
+	require.Empty(t, got.CredentialsKeyProblem)
 
 	text := runIn(t, dir, "config")
 	require.Equal(t, cli.ExitOK, text.code, text.stderr)
 	require.Regexp(t, `(?m)^task_queue\s+dev-queue\s+dev\.json\s`, text.stdout)
 	require.Regexp(t, `(?m)^encryption_key\s+set \(redacted\)\s+env\s`, text.stdout)
-	for _, out := range []string{r.stdout, text.stdout} {
+	require.Contains(t, text.stdout, "credentials key: INTEGRATIONS_ENCRYPTION_KEY (key ID "+keyID+")")
+
+	// The same key against a dev stack that seals with another: the source
+	// is still the environment, and config says a worker would refuse it.
+	require.NoError(t, app.WriteDevInfo(dir, app.DevInfo{
+		TemporalAddress: "127.0.0.1:7999", Namespace: "default", TaskQueue: "dev-queue",
+		DatabaseURL: "postgres://dev:dev-db-password@127.0.0.1:5432/dev", KeyID: "k-not-this-one",
+	}))
+	mismatch := runIn(t, dir, "config", "--output", "json")
+	require.Equal(t, cli.ExitOK, mismatch.code, mismatch.stderr)
+	var mis configOutput
+	require.NoError(t, json.Unmarshal([]byte(mismatch.stdout), &mis), mismatch.stdout)
+	require.Equal(t, "env", mis.CredentialsKey)
+	require.Empty(t, mis.CredentialsKeyID)
+	require.Contains(t, mis.CredentialsKeyProblem, "is not the key of the dev stack")
+	mismatchText := runIn(t, dir, "config")
+	require.Equal(t, cli.ExitOK, mismatchText.code, mismatchText.stderr)
+	require.Contains(t, mismatchText.stdout, "credentials key: INTEGRATIONS_ENCRYPTION_KEY, refused: no encryption key: INTEGRATIONS_ENCRYPTION_KEY (key ID "+keyID+") is not the key of the dev stack")
+
+	for _, out := range []string{r.stdout, text.stdout, mismatch.stdout, mismatchText.stdout} {
 		for _, secret := range []string{"c2VjcmV0LWtleS1zZWNyZXQta2V5LXNlY3JldC1rZXk=", "salesforce-secret-value", "dev-db-password"} {
 			require.NotContains(t, out, secret)
 		}
