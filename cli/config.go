@@ -118,4 +118,4 @@ func keyText(cfg app.Config) string {
 }
 
 // noKeyText is what config says without a key.
-const noKeyText = "none: worker, serve and authorize refuse to start until INTEGRATIONS_ENCRYPTION_KEY is set (or they run against the dev stack of the data dir)"
+const noKeyText = "none: worker, serve, authorize and credentials rewrap refuse to start until INTEGRATIONS_ENCRYPTION_KEY is set (or they run against the dev stack of the data dir)"
