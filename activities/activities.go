@@ -17,6 +17,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -150,6 +152,7 @@ func (a *Activities) Validate(ctx context.Context, in ValidateInput) ([]integrat
 	if err != nil {
 		return nil, fmt.Errorf("validate %s with %s: %w", in.IntegrationID, in.Provider, err)
 	}
+	checks = withIntegrationID(checks, in.IntegrationID)
 	if len(checks) == 0 {
 		// No checks would read as "all passed": refuse instead.
 		return nil, temporal.NewNonRetryableApplicationError(
@@ -159,6 +162,18 @@ func (a *Activities) Validate(ctx context.Context, in ValidateInput) ([]integrat
 		return a.settleCandidate(ctx, in.IntegrationID, cred.Version, checks)
 	}
 	return checks, nil
+}
+
+// withIntegrationID fills the integration's ID into the commands the
+// connectors' remediation texts quote ("integrations authorize ID ..."),
+// which they write for any integration: status, notifications and the
+// authorize answer then show the command to run as it is.
+func withIntegrationID(checks []integration.Check, id string) []integration.Check {
+	out := slices.Clone(checks)
+	for i := range out {
+		out[i].Remediation = strings.ReplaceAll(out[i].Remediation, "integrations authorize ID ", "integrations authorize "+id+" ")
+	}
+	return out
 }
 
 // settleCandidate promotes a validated candidate to current if every check

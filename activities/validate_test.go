@@ -60,6 +60,21 @@ func TestValidateCurrentCredentials(t *testing.T) {
 	require.NoError(t, err, "the candidate is untouched")
 }
 
+// TestValidateFillsInTheIntegrationID: a connector writes its remediation
+// for any integration ("integrations authorize ID ..."); what status and
+// the notifications show is the command to run for this one.
+func TestValidateFillsInTheIntegrationID(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.fake.checks = []integration.Check{{Name: crm.CheckCredentials, Code: integration.ReasonExpiredCredentials,
+		Message: "rejected", Remediation: "Reconnect (integrations authorize ID --oauth); or with a key: integrations authorize ID --credentials-file FILE"}}
+
+	checks, err := b.validate(t, 0)
+	require.NoError(t, err)
+	require.Equal(t, "Reconnect (integrations authorize "+b.crmID+" --oauth); or with a key: integrations authorize "+b.crmID+" --credentials-file FILE", checks[0].Remediation)
+	require.Contains(t, b.fake.checks[0].Remediation, "authorize ID --oauth", "the connector's own checks are not changed")
+}
+
 func TestValidateCandidatePromotedWhenEveryCheckPasses(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

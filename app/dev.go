@@ -120,11 +120,11 @@ integrations dev stack is up (Ctrl-C stops everything)
                 Follow Up Boss %s
   Database:     %s
   Data dir:     %s
-From a second terminal in this directory: integrations list
+From a second terminal in this directory: integrations%s list
   or: curl -H "Authorization: Bearer $(cat %s)" %s/v1/integrations
 `, info.TemporalAddress, info.Namespace, cfg.TaskQueue, info.UIURL, info.HTTPURL, info.HTTPURL, keyLine,
 		info.SandboxURL, crmShown(cfg.HubSpot.APIURL, fakes.HubSpotURL), crmShown(cfg.Salesforce.LoginURL, fakes.SalesforceURL),
-		crmShown(cfg.FollowUpBoss.APIURL, fakes.FollowUpBossURL), RedactURL(cfg.DatabaseURL), cfg.DataDir, cfg.AdminKeyFile(), info.HTTPURL)
+		crmShown(cfg.FollowUpBoss.APIURL, fakes.FollowUpBossURL), RedactURL(cfg.DatabaseURL), cfg.DataDir, dataDirFlag(cfg.DataDir), cfg.AdminKeyFile(), info.HTTPURL)
 	err = svc.Wait(ctx)
 	fmt.Fprintln(o.Out, "\nshutting down...")
 	return err
@@ -156,4 +156,13 @@ func crmShown(configured, fake string) string {
 		return fake + " (fake)"
 	}
 	return configured + " (real: its client credentials are configured)"
+}
+
+// dataDirFlag is the --data-dir a second terminal's commands need to find
+// this stack, or nothing for the default data dir.
+func dataDirFlag(dir string) string {
+	if dir == DefaultDataDir {
+		return ""
+	}
+	return " --data-dir " + dir
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/acme/integrations/crm"
 	"github.com/acme/integrations/integration"
 )
 
@@ -92,8 +93,16 @@ func printText(w io.Writer, s integration.State) {
 		}
 		fmt.Fprintf(w, "  validation%s:\n", at)
 		for _, ch := range s.Validation.Checks {
-			if ch.OK {
-				fmt.Fprintf(w, "    ok   %s\n", ch.Name)
+			switch {
+			case ch.OK:
+				// What passed says whose access it is (the CRM account),
+				// which is worth seeing after a consent.
+				fmt.Fprintf(w, "    ok   %s%s\n", ch.Name, messageSuffix(ch.Message))
+				continue
+			case crm.IsNotChecked(ch):
+				// Not a failure of its own: an earlier check's failure
+				// kept it from running, and that one says what to fix.
+				fmt.Fprintf(w, "    --   %s: %s\n", ch.Name, ch.Message)
 				continue
 			}
 			code := ""
@@ -144,4 +153,12 @@ func statusText(s integration.Status, r integration.Reason) string {
 		return string(s)
 	}
 	return string(s) + "/" + string(r)
+}
+
+// messageSuffix is ": message", or nothing for no message.
+func messageSuffix(message string) string {
+	if message == "" {
+		return ""
+	}
+	return ": " + message
 }

@@ -210,7 +210,16 @@ const (
 // named in because, e.g. NotChecked(CheckScopes, "the credentials were
 // rejected").
 func NotChecked(name, because string) integration.Check {
-	return integration.Check{Name: name, OK: false, Message: "not checked: " + because}
+	return integration.Check{Name: name, OK: false, Message: notCheckedPrefix + because}
+}
+
+// notCheckedPrefix begins the message of a NotChecked check.
+const notCheckedPrefix = "not checked: "
+
+// IsNotChecked reports whether c is a NotChecked check: one an earlier
+// check's failure kept from running, not a failure of its own.
+func IsNotChecked(c integration.Check) bool {
+	return !c.OK && c.Code == "" && strings.HasPrefix(c.Message, notCheckedPrefix)
 }
 
 // CredentialsFailed is the validation of credentials the CRM refused (or

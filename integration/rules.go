@@ -383,7 +383,12 @@ func (s *State) applyCRM(ev Event, r Rules) ([]Effect, error) {
 	case EventResume:
 		switch {
 		case s.PausedByValidation():
-			return nil, reject(ev.Type, "%s was paused by validation (%s): %s; it resumes by itself once validation passes", s.ID, s.Reason, remediation(s.Validation))
+			// Resume is for a manual pause (design §2); the next
+			// validation that passes resumes this one, and an authorize
+			// validates at once, which is what a customer who just fixed
+			// the cause wants to know.
+			return nil, reject(ev.Type, "%s was paused by validation (%s), not by hand, so resume does not apply: %s; it resumes by itself at the next validation that passes, and authorizing it again validates at once",
+				s.ID, s.Reason, strings.TrimRight(remediation(s.Validation), ". "))
 		case s.Status != StatusPaused:
 			return nil, reject(ev.Type, "%s is not paused (status %s)", s.ID, s.Status)
 		}

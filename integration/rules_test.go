@@ -1359,7 +1359,7 @@ func TestApply_CRMPauseAndResume(t *testing.T) {
 		refusals = append(refusals, rejected{
 			name: "resume when " + fixture + " says it resumes by itself and how to fix it", given: fixture,
 			event:    resumeWith(passing()),
-			mentions: []string{testCRMID, "paused by validation", string(reason), catalogCheck(reason).Remediation, "resumes by itself once validation passes"},
+			mentions: []string{testCRMID, "paused by validation", string(reason), strings.TrimRight(catalogCheck(reason).Remediation, ". "), "resumes by itself at the next validation that passes", "authorizing it again validates at once"},
 		})
 	}
 	refusals = append(refusals,

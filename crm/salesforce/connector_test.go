@@ -469,7 +469,7 @@ func TestValidate(t *testing.T) {
 		scopes := checkNamed(t, b.validate(t), crm.CheckScopes)
 		require.False(t, scopes.OK)
 		require.Equal(t, integration.ReasonInsufficientPermissions, scopes.Code)
-		require.Equal(t, `the integration user's profile or permission sets lack the Lead object permission "Create" and "Edit"; `+
+		require.Equal(t, `the integration user's profile or permission sets lack the Lead object permissions "Create" and "Edit"; `+
 			"the integration user cannot see the Lead fields Phone, Description (field-level security)", scopes.Message)
 		require.Equal(t, salesforce.RemediatePermissions, scopes.Remediation)
 

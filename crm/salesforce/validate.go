@@ -255,7 +255,11 @@ func (c *Connector) permissionsCheck(d describe) integration.Check {
 	}
 	var problems []string
 	if len(missing) > 0 {
-		problems = append(problems, "the integration user's profile or permission sets lack the Lead object permission "+strings.Join(missing, " and "))
+		noun := "permission"
+		if len(missing) > 1 {
+			noun = "permissions"
+		}
+		problems = append(problems, "the integration user's profile or permission sets lack the Lead object "+noun+" "+strings.Join(missing, " and "))
 	}
 	if len(unseen) > 0 {
 		problems = append(problems, "the integration user cannot see the Lead fields "+strings.Join(unseen, ", ")+" (field-level security)")

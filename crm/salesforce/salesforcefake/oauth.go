@@ -250,7 +250,7 @@ func (s *Server) handleAuthorizeForm(sandbox bool) http.HandlerFunc {
 			} else {
 				var ok bool
 				if o, ok = s.orgs[orgID]; !ok || o.Sandbox != sandbox {
-					writePage(w, http.StatusBadRequest, errorPage, "no org with that ID logs in here (production orgs log in at the root, sandbox orgs under "+TestLoginPath+")")
+					writePage(w, http.StatusBadRequest, errorPage, "no org with that ID logs in here (production orgs log in at the root, sandbox orgs under "+TestLoginPath+"): for a sandbox org, start again with `integrations authorize ID --oauth --sandbox`")
 					return
 				}
 			}
