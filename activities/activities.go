@@ -176,6 +176,16 @@ func withIntegrationID(checks []integration.Check, id string) []integration.Chec
 	return out
 }
 
+// productName is the CRM's name for customers ("Follow Up Boss"), or the
+// provider ID when no connector of it is registered.
+func (a *Activities) productName(provider string) string {
+	connector, err := a.Connectors.Get(provider)
+	if err != nil {
+		return provider
+	}
+	return crm.DisplayName(connector)
+}
+
 // settleCandidate promotes a validated candidate to current if every check
 // passed, and discards it otherwise, and returns the checks to report. A
 // failed promotion is an error (the validation is retried: passing checks
@@ -234,7 +244,7 @@ func (a *Activities) Notify(ctx context.Context, in NotifyInput) error {
 		for _, channel := range []string{"email", "in_app"} {
 			n := base
 			n.Channel, n.Kind = channel, "paused"
-			n.Subject = fmt.Sprintf("Your %s integration %s is paused: %s", s.Provider, displayName(s), humanReason(e.Reason))
+			n.Subject = fmt.Sprintf("Your %s integration %s is paused: %s", a.productName(s.Provider), displayName(s), humanReason(e.Reason))
 			n.Body = pausedBody(e.Checks)
 			n.DedupeKey = fmt.Sprintf("%s:paused:%d:%s", s.ID, s.Version, channel)
 			notes = append(notes, n)

@@ -54,6 +54,7 @@ type fakeCRM struct {
 }
 
 func (f *fakeCRM) Provider() string              { return "fake" }
+func (f *fakeCRM) DisplayName() string           { return "Fake CRM" }
 func (f *fakeCRM) ParseCredentials([]byte) error { return nil }
 func (f *fakeCRM) BatchLimit() int               { return cmp.Or(f.limit, 2) }
 

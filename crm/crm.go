@@ -130,6 +130,20 @@ type Refresher interface {
 	Refresh(ctx context.Context, raw []byte) (newRaw []byte, err error)
 }
 
+// DisplayNamer is implemented by connectors whose CRM has a name to show
+// customers ("HubSpot") other than the provider ID ("hubspot").
+type DisplayNamer interface {
+	DisplayName() string
+}
+
+// DisplayName is connector's DisplayName, or its provider ID.
+func DisplayName(connector Connector) string {
+	if n, ok := connector.(DisplayNamer); ok {
+		return n.DisplayName()
+	}
+	return connector.Provider()
+}
+
 // Record is one lead as a CRM receives it. Key is our lead ID: deliveries
 // are idempotent on it. Every other field is lead PII and must never appear
 // in an error or a log line.

@@ -274,6 +274,9 @@ func NewConnector(cfg Config) *Connector {
 // Provider returns ProviderName.
 func (c *Connector) Provider() string { return ProviderName }
 
+// DisplayName returns the CRM's name as customers know it.
+func (c *Connector) DisplayName() string { return "Follow Up Boss" }
+
 // BatchLimit is 1: Follow Up Boss takes one lead per call.
 func (c *Connector) BatchLimit() int { return 1 }
 

@@ -274,6 +274,9 @@ func New(cfg Config) *Connector {
 // Provider returns ProviderName.
 func (c *Connector) Provider() string { return ProviderName }
 
+// DisplayName returns the CRM's name as customers know it.
+func (c *Connector) DisplayName() string { return "HubSpot" }
+
 // BatchLimit returns MaxBatchSize.
 func (c *Connector) BatchLimit() int { return MaxBatchSize }
 

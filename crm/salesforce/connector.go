@@ -290,6 +290,9 @@ func orDefault(v, def string) string {
 // Provider returns ProviderName.
 func (c *Connector) Provider() string { return ProviderName }
 
+// DisplayName returns the CRM's name as customers know it.
+func (c *Connector) DisplayName() string { return "Salesforce" }
+
 // ParseCredentials checks that raw is a Salesforce credentials document
 // (see the package documentation). Its errors name the field at fault and
 // never contain a token.

@@ -127,6 +127,9 @@ func NewConnector(baseURL string, httpClient *http.Client) *Connector {
 // Provider returns ProviderName.
 func (c *Connector) Provider() string { return ProviderName }
 
+// DisplayName returns the CRM's name as customers know it.
+func (c *Connector) DisplayName() string { return "sandbox CRM" }
+
 // ParseCredentials checks that raw is {"api_key": "..."} with a non-empty
 // key and no other fields. Its errors never contain the key.
 func (c *Connector) ParseCredentials(raw []byte) error {
