@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	sdkworker "go.temporal.io/sdk/worker"
@@ -159,10 +160,15 @@ func crmShown(configured, fake string) string {
 }
 
 // dataDirFlag is the --data-dir a second terminal's commands need to find
-// this stack, or nothing for the default data dir.
+// this stack, or nothing for the default data dir (Load makes dir
+// absolute, so the default is compared as such).
 func dataDirFlag(dir string) string {
-	if dir == DefaultDataDir {
+	if def, err := filepath.Abs(DefaultDataDir); err == nil && filepath.Clean(dir) == def {
 		return ""
+	}
+	if strings.ContainsAny(dir, " \t'\"$\\`") {
+		// Quoted for the shell it is pasted into.
+		return " --data-dir '" + strings.ReplaceAll(dir, "'", `'\''`) + "'"
 	}
 	return " --data-dir " + dir
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -56,7 +57,7 @@ func configCommand() *cli.Command {
 				}
 				out := map[string]any{"settings": byName, "credentials_key": cfg.KeySource()}
 				if keyID, err := cfg.CheckKey(); err != nil {
-					out["credentials_key_problem"] = err.Error()
+					out["credentials_key_problem"] = keyProblem(err)
 				} else {
 					out["credentials_key_id"] = keyID
 				}
@@ -112,9 +113,15 @@ func keyText(cfg app.Config) string {
 	// what a process of this configuration would find.
 	keyID, err := cfg.CheckKey()
 	if err != nil {
-		return source + ", refused: " + err.Error()
+		return source + ", refused: " + keyProblem(err)
 	}
 	return source + " (key ID " + keyID + ")"
+}
+
+// keyProblem is why a key is refused, without app.ErrNoKey's "no
+// encryption key" in front: beside a key that is set, that reads wrong.
+func keyProblem(err error) string {
+	return strings.TrimPrefix(err.Error(), app.ErrNoKey.Error()+": ")
 }
 
 // noKeyText is what config says without a key.

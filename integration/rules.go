@@ -387,8 +387,11 @@ func (s *State) applyCRM(ev Event, r Rules) ([]Effect, error) {
 			// validation that passes resumes this one, and an authorize
 			// validates at once, which is what a customer who just fixed
 			// the cause wants to know.
-			return nil, reject(ev.Type, "%s was paused by validation (%s), not by hand, so resume does not apply: %s; it resumes by itself at the next validation that passes, and authorizing it again validates at once",
-				s.ID, s.Reason, strings.TrimRight(remediation(s.Validation), ". "))
+			fix := strings.TrimRight(remediation(s.Validation), ". ")
+			if !strings.Contains(fix, "resumes by itself") {
+				fix += "; it resumes by itself at the next validation that passes"
+			}
+			return nil, reject(ev.Type, "%s was paused by validation (%s), not by hand, so resume does not apply: %s; authorizing it again validates at once", s.ID, s.Reason, fix)
 		case s.Status != StatusPaused:
 			return nil, reject(ev.Type, "%s is not paused (status %s)", s.ID, s.Status)
 		}

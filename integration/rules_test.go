@@ -1359,7 +1359,7 @@ func TestApply_CRMPauseAndResume(t *testing.T) {
 		refusals = append(refusals, rejected{
 			name: "resume when " + fixture + " says it resumes by itself and how to fix it", given: fixture,
 			event:    resumeWith(passing()),
-			mentions: []string{testCRMID, "paused by validation", string(reason), strings.TrimRight(catalogCheck(reason).Remediation, ". "), "resumes by itself at the next validation that passes", "authorizing it again validates at once"},
+			mentions: []string{testCRMID, "paused by validation", string(reason), strings.TrimRight(catalogCheck(reason).Remediation, ". "), "resumes by itself", "authorizing it again validates at once"},
 		})
 	}
 	refusals = append(refusals,
@@ -1367,7 +1367,15 @@ func TestApply_CRMPauseAndResume(t *testing.T) {
 			name: "resume when paused by a check without remediation text says to authorize again", given: "crm/active",
 			then:     []Event{validation([]Check{{Name: "webhooks", OK: false, Message: "webhook subscription missing"}})},
 			event:    resumeWith(passing()),
-			mentions: []string{"paused by validation", string(ReasonInsufficientPermissions), "authorize again"},
+			mentions: []string{"paused by validation", string(ReasonInsufficientPermissions), "authorize again", "it resumes by itself at the next validation that passes", "authorizing it again validates at once"},
+		},
+		rejected{
+			name: "resume when the fix already says it resumes by itself says so once", given: "crm/active",
+			then: []Event{validation([]Check{{Name: "token", Code: ReasonExpiredCredentials, Message: "rejected",
+				Remediation: "Reconnect the CRM; the integration resumes by itself once validation passes."}})},
+			event:    resumeWith(passing()),
+			mentions: []string{"Reconnect the CRM; the integration resumes by itself once validation passes; authorizing it again validates at once"},
+			omits:    []string{"it resumes by itself at the next validation that passes", ".;"},
 		},
 		rejected{
 			name: "pause when already paused manually", given: "crm/paused manual",

@@ -22,10 +22,11 @@ func TestGuide(t *testing.T) {
 	guide := string(data)
 
 	for name, text := range map[string]string{
-		"RemediateCredentials":  salesforce.RemediateCredentials,
-		"RemediateAPIAccess":    salesforce.RemediateAPIAccess,
-		"RemediatePermissions":  salesforce.RemediatePermissions,
-		"RemediateLeadKeyField": salesforce.RemediateLeadKeyField,
+		"RemediateCredentials":        salesforce.RemediateCredentials,
+		"RemediateCredentialsSandbox": salesforce.RemediateCredentialsSandbox,
+		"RemediateAPIAccess":          salesforce.RemediateAPIAccess,
+		"RemediatePermissions":        salesforce.RemediatePermissions,
+		"RemediateLeadKeyField":       salesforce.RemediateLeadKeyField,
 	} {
 		require.True(t, strings.Contains(guide, text), "the guide quotes %s verbatim: %q", name, text)
 	}

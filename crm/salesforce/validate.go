@@ -22,6 +22,9 @@ const CheckLeadKeyField = "lead_key_field"
 // guide (docs/crms/salesforce.md) quotes each verbatim.
 const (
 	RemediateCredentials  = "Reconnect Salesforce: authorize the integration again (integrations authorize ID --oauth) and sign in to Salesforce as the integration user; the integration resumes by itself once validation passes."
+	// RemediateCredentialsSandbox is RemediateCredentials for a sandbox
+	// org, which signs in only at the sandbox login.
+	RemediateCredentialsSandbox = "Reconnect your Salesforce sandbox: authorize the integration again (integrations authorize ID --oauth --sandbox) and sign in to the sandbox org as the integration user; the integration resumes by itself once validation passes."
 	RemediateAPIAccess    = "Turn API access on: your Salesforce edition must include the API (Enterprise, Unlimited, Performance or Developer Edition, or Professional Edition with API access), and the integration user's profile or a permission set must have the \"API Enabled\" permission. The integration resumes by itself at the next validation."
 	RemediatePermissions  = "In Salesforce Setup, give the integration user's profile or a permission set the Read, Create and Edit object permissions on Leads, and Edit access to the Lead fields the message names. The integration resumes by itself at the next validation."
 	RemediateLeadKeyField = "In Salesforce Setup, open Object Manager, then Lead, then Fields & Relationships, and click New: create a Text field of length 255 labelled \"Integrations Lead Key\" with the field name Integrations_Lead_Key__c, tick \"Unique\" and \"External ID\", and make it visible and editable for the integration user's profile. The integration resumes by itself at the next validation."
@@ -56,7 +59,7 @@ var mappedFields = []string{"FirstName", "LastName", "Company", "Email", "Phone"
 func (c *Connector) Validate(ctx context.Context, raw []byte) ([]integration.Check, error) {
 	creds, err := c.parseCredentials(raw)
 	if err != nil {
-		return credentialsFailed("the stored credentials are unusable: " + err.Error()), nil
+		return credentialsFailed("the stored credentials are unusable: "+err.Error(), false), nil
 	}
 
 	// The identity service's answer counts for the org only when the
@@ -70,7 +73,7 @@ func (c *Connector) Validate(ctx context.Context, raw []byte) ([]integration.Che
 		return nil, err
 	}
 	if identity.refused {
-		return credentialsFailed(fmt.Sprintf("Salesforce's identity service refused the access token for %s (%s): the session expired or the connection was revoked", creds.describeOrg(), badOAuthToken)), nil
+		return credentialsFailed(fmt.Sprintf("Salesforce's identity service refused the access token for %s (%s): the session expired or the connection was revoked", creds.describeOrg(), badOAuthToken), creds.sandbox()), nil
 	}
 	// The org the identity service named, or the grant.
 	key, _ = c.knownAccount(creds)
@@ -92,7 +95,7 @@ func (c *Connector) Validate(ctx context.Context, raw []byte) ([]integration.Che
 		return []integration.Check{credsOK, apiAccessOK(), c.permissionsCheck(d), c.leadKeyFieldCheck(d)}, nil
 	case a.status == http.StatusUnauthorized:
 		return credentialsFailed(fmt.Sprintf("Salesforce's REST API refused the access token for %s (%s): the session expired or the connection was revoked",
-			creds.describeOrg(), cmpOr(code, "HTTP 401"))), nil
+			creds.describeOrg(), cmpOr(code, "HTTP 401")), creds.sandbox()), nil
 	case a.status == http.StatusForbidden && (code == codeAPIDisabledForOrg || code == codeAPICurrentlyDisabled):
 		because := "API access is disabled"
 		return []integration.Check{credsOK, apiAccessFailed(creds, code), crm.NotChecked(crm.CheckScopes, because), crm.NotChecked(CheckLeadKeyField, because)}, nil
@@ -212,9 +215,14 @@ func (d describe) writable(f describeField) bool {
 }
 
 // credentialsFailed is the validation of credentials Salesforce (or our own
-// check) refused: the other checks cannot be observed.
-func credentialsFailed(message string) []integration.Check {
-	return crm.CredentialsFailed(message, RemediateCredentials, crm.CheckAPIAccess, crm.CheckScopes, CheckLeadKeyField)
+// check) refused: the other checks cannot be observed. A sandbox org's
+// remediation reconnects at the sandbox login.
+func credentialsFailed(message string, sandbox bool) []integration.Check {
+	remediation := RemediateCredentials
+	if sandbox {
+		remediation = RemediateCredentialsSandbox
+	}
+	return crm.CredentialsFailed(message, remediation, crm.CheckAPIAccess, crm.CheckScopes, CheckLeadKeyField)
 }
 
 func apiAccessOK() integration.Check {

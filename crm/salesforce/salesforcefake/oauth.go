@@ -250,7 +250,14 @@ func (s *Server) handleAuthorizeForm(sandbox bool) http.HandlerFunc {
 			} else {
 				var ok bool
 				if o, ok = s.orgs[orgID]; !ok || o.Sandbox != sandbox {
-					writePage(w, http.StatusBadRequest, errorPage, "no org with that ID logs in here (production orgs log in at the root, sandbox orgs under "+TestLoginPath+"): for a sandbox org, start again with `integrations authorize ID --oauth --sandbox`")
+					why := "no org with that ID logs in here (production orgs log in at the root, sandbox orgs under " + TestLoginPath + ")"
+					switch {
+					case ok && o.Sandbox:
+						why += ": it is a sandbox org; start again with `integrations authorize ID --oauth --sandbox`"
+					case ok:
+						why += ": it is a production org; start again with `integrations authorize ID --oauth`, without --sandbox"
+					}
+					writePage(w, http.StatusBadRequest, errorPage, why)
 					return
 				}
 			}
