@@ -21,13 +21,13 @@ const CheckLeadKeyField = "lead_key_field"
 // Remediation texts, shown to the customer next to a failed check; the
 // guide (docs/crms/salesforce.md) quotes each verbatim.
 const (
-	RemediateCredentials  = "Reconnect Salesforce: authorize the integration again (integrations authorize ID --oauth) and sign in to Salesforce as the integration user; the integration resumes by itself once validation passes."
+	RemediateCredentials = "Reconnect Salesforce: authorize the integration again (integrations authorize ID --oauth) and sign in to Salesforce as the integration user; the integration resumes by itself once validation passes."
 	// RemediateCredentialsSandbox is RemediateCredentials for a sandbox
 	// org, which signs in only at the sandbox login.
 	RemediateCredentialsSandbox = "Reconnect your Salesforce sandbox: authorize the integration again (integrations authorize ID --oauth --sandbox) and sign in to the sandbox org as the integration user; the integration resumes by itself once validation passes."
-	RemediateAPIAccess    = "Turn API access on: your Salesforce edition must include the API (Enterprise, Unlimited, Performance or Developer Edition, or Professional Edition with API access), and the integration user's profile or a permission set must have the \"API Enabled\" permission. The integration resumes by itself at the next validation."
-	RemediatePermissions  = "In Salesforce Setup, give the integration user's profile or a permission set the Read, Create and Edit object permissions on Leads, and Edit access to the Lead fields the message names. The integration resumes by itself at the next validation."
-	RemediateLeadKeyField = "In Salesforce Setup, open Object Manager, then Lead, then Fields & Relationships, and click New: create a Text field of length 255 labelled \"Integrations Lead Key\" with the field name Integrations_Lead_Key__c, tick \"Unique\" and \"External ID\", and make it visible and editable for the integration user's profile. The integration resumes by itself at the next validation."
+	RemediateAPIAccess          = "Turn API access on: your Salesforce edition must include the API (Enterprise, Unlimited, Performance or Developer Edition, or Professional Edition with API access), and the integration user's profile or a permission set must have the \"API Enabled\" permission. The integration resumes by itself at the next validation."
+	RemediatePermissions        = "In Salesforce Setup, give the integration user's profile or a permission set the Read, Create and Edit object permissions on Leads, and Edit access to the Lead fields the message names. The integration resumes by itself at the next validation."
+	RemediateLeadKeyField       = "In Salesforce Setup, open Object Manager, then Lead, then Fields & Relationships, and click New: create a Text field of length 255 labelled \"Integrations Lead Key\" with the field name Integrations_Lead_Key__c, tick \"Unique\" and \"External ID\", and make it visible and editable for the integration user's profile. The integration resumes by itself at the next validation."
 )
 
 // mappedFields are the standard Lead fields Push writes, besides the lead
