@@ -112,6 +112,8 @@ func pageText(page string) string {
 	if i := strings.Index(page, "<body>"); i >= 0 {
 		page = page[i:]
 	}
+	// A heading ends like a sentence, so it does not run into the text.
+	page = strings.ReplaceAll(page, "</h1>", ":</h1>")
 	text := html.UnescapeString(tagPattern.ReplaceAllString(page, " "))
 	return strings.TrimSpace(spacePattern.ReplaceAllString(text, " "))
 }

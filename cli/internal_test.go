@@ -32,3 +32,13 @@ func TestPrintChecks(t *testing.T) {
 	require.Contains(t, text, "    ok   api_access: the account is active\n")
 	require.Contains(t, text, "    ok   lead_key\n")
 }
+
+// TestPageText: what a fake's consent prints of the callback page reads as
+// a sentence, its heading kept apart from the text.
+func TestPageText(t *testing.T) {
+	t.Parallel()
+	page := `<!doctype html>
+<html><head><meta charset="utf-8"><title>Connected</title></head>
+<body><h1>Connected</h1><p>Integration sf-acme is connected: it is now active. You can close this page &amp; go.</p></body></html>`
+	require.Equal(t, "Connected: Integration sf-acme is connected: it is now active. You can close this page & go.", pageText(page))
+}
