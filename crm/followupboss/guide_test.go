@@ -1,57 +1,17 @@
 package followupboss
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/acme/integrations/crm/crmtest"
 )
 
 // guidePath is the customer guide, from this package's directory.
 var guidePath = filepath.Join("..", "..", "docs", "crms", "followupboss.md")
-
-// customerTexts returns every Remediate* and Reason* string constant
-// declared in the package's non-test files, by name: the texts a failed
-// check or a rejected lead shows the customer. Reading the source means a
-// new text cannot be forgotten here.
-func customerTexts(t *testing.T) map[string]string {
-	t.Helper()
-	fset := token.NewFileSet()
-	files, err := filepath.Glob("*.go")
-	require.NoError(t, err)
-	texts := map[string]string{}
-	for _, path := range files {
-		if strings.HasSuffix(path, "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(fset, path, nil, 0)
-		require.NoError(t, err)
-		ast.Inspect(f, func(n ast.Node) bool {
-			spec, ok := n.(*ast.ValueSpec)
-			if !ok {
-				return true
-			}
-			for i, name := range spec.Names {
-				if !strings.HasPrefix(name.Name, "Remediate") && !strings.HasPrefix(name.Name, "Reason") {
-					continue
-				}
-				lit, ok := spec.Values[i].(*ast.BasicLit)
-				require.True(t, ok && lit.Kind == token.STRING, "%s must be a plain string constant", name.Name)
-				text, err := strconv.Unquote(lit.Value)
-				require.NoError(t, err)
-				texts[name.Name] = text
-			}
-			return true
-		})
-	}
-	return texts
-}
 
 // TestGuide keeps the guide and the connector in step: every remediation
 // text a failed check shows and every reason a rejected lead gets appears
@@ -63,7 +23,9 @@ func TestGuide(t *testing.T) {
 	require.NoError(t, err)
 	guide := string(data)
 
-	texts := customerTexts(t)
+	// Every Remediate* and Reason* constant of the package: the texts a
+	// failed check or a rejected lead shows the customer.
+	texts := crmtest.StringConstants(t, "Remediate", "Reason")
 	require.Equal(t, map[string]string{
 		"RemediateCredentials":   RemediateCredentials,
 		"RemediateAPIAccess":     RemediateAPIAccess,
